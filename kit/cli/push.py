@@ -1,0 +1,5 @@
+"""CLI commands for push (filled in by its issue)."""
+
+
+def register(commands, common) -> None:
+    pass
