@@ -89,10 +89,10 @@ def db_url(make_db) -> str:
 
 @pytest.fixture
 def state_db(make_db):
-    """state_db('name') -> URL of a database built from tests/states/name.sql on top of Supabase's roles."""
+    """state_db('name') -> URL of a database in the plan's current state changed by tests/states/name.sql."""
 
     def make(name: str) -> str:
-        url = make_db("kit_tpl_supabase")
+        url = make_db("kit_tpl_before")
         _run_file(url, (STATES / f"{name}.sql").read_text())
         return url
 
