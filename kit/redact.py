@@ -4,6 +4,8 @@ import re
 from urllib.parse import quote, urlsplit
 
 MASK = "****"
+# Placeholders in the kit's own example URLs are not secrets.
+PLACEHOLDERS = {"PASSWORD", "YOUR-PASSWORD", MASK}
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)", re.I)
 _KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.I)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")
@@ -14,7 +16,7 @@ def mask_url(url: str | None) -> str:
     """The URL with its password replaced by ****."""
     if not url:
         return ""
-    return _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], url)
+    return _URL_PASSWORD.sub(_mask_password, url)
 
 
 def url_host(url: str | None) -> str:
@@ -31,7 +33,12 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, MASK).replace(quote(secret, safe=""), MASK)
-    text = _URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], text)
+    text = _URL_PASSWORD.sub(_mask_password, text)
     text = _KEYWORD_PASSWORD.sub(lambda m: m["head"] + MASK, text)
     text = _JWT.sub(MASK, text)
     return _TOKENS.sub(MASK, text)
+
+
+def _mask_password(match: re.Match) -> str:
+    password = match["pw"] if match["pw"] in PLACEHOLDERS else MASK
+    return match["head"] + password + match["at"]

@@ -23,6 +23,16 @@ ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUP
             "KIT_BACKUP_DIR", "KIT_REPORT_DIR", "PGOPTIONS", "PGPASSWORD")
 
 
+# A superuser that must log in with a password, for the wrong-password and secrets tests.
+PASSWORD_USER = "kit_secret_user"
+PASSWORD = "Pw-d0nt-Leak-7f3a9c"
+
+
+def _require_password_for(data_dir: Path, user: str) -> None:
+    hba = data_dir / "pg_hba.conf"
+    hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+
+
 @dataclass
 class Server:
     admin_url: str
@@ -31,6 +41,9 @@ class Server:
 
     def url(self, database: str) -> str:
         return self.admin_url.rsplit("/", 1)[0] + "/" + database
+
+    def password_url(self, database: str, password: str = PASSWORD) -> str:
+        return f"postgresql://{PASSWORD_USER}:{password}@127.0.0.1:{self.port}/{database}"
 
 
 def _baseline_sql() -> str:
@@ -50,8 +63,11 @@ def pg(tmp_path_factory) -> Server:
     s = settings_mod.load({"local_dir": str(folder), "pg_bin": os.environ.get("KIT_TEST_PG_BIN")},
                           environ={}, cwd=ROOT)
     server = local.up(s, prepare_db=False)
+    _require_password_for(server.data_dir, PASSWORD_USER)
     with psycopg.connect(server.url, autocommit=True) as conn:
         version = conn.info.server_version // 10000
+        conn.execute(f"create role {PASSWORD_USER} login superuser password '{PASSWORD}'")
+        conn.execute("select pg_reload_conf()")
         conn.execute("create database kit_tpl_supabase")
     srv = Server(server.url, server.port, version)
     _run_file(srv.url("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
