@@ -75,5 +75,5 @@ def supabase_cli(settings: Settings) -> str:
         candidate = folder / "node_modules" / ".bin" / "supabase"
         if candidate.exists():
             return str(candidate)
-    raise ToolMissing("the Supabase CLI is not installed: run `npm ci` in the kit's folder "
+    raise ToolMissing("the Supabase CLI is not installed: run `npm install` in the kit's folder "
                       "(package.json pins it) or set SUPABASE_CLI to its path")

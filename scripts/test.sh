@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
-npm ci --silent --no-audit --no-fund
+npm install --silent --no-audit --no-fund
 .venv/bin/python -m pytest "$@"
 PG15=/usr/lib/postgresql/15/bin
 if [ -x "$PG15/pg_ctl" ] && [ -x "$PG15/initdb" ]; then

@@ -164,7 +164,7 @@ def settings_for(clean_env):
 @pytest.fixture(scope="session")
 def supabase_cli() -> str:
     path = ROOT / "node_modules" / ".bin" / "supabase"
-    assert path.exists(), "the pinned Supabase CLI is missing: run `npm ci` (scripts/test.sh does)"
+    assert path.exists(), "the pinned Supabase CLI is missing: run `npm install` (scripts/test.sh does)"
     return str(path)
 
 
