@@ -24,3 +24,21 @@ def checks_text(checks: list) -> str:
     failed = sum(not c.ok for c in checks)
     summary = f"{len(checks) - failed} passed, {failed} failed"
     return table(rows, ("result", "check", "detail")) + "\n" + summary
+
+
+def confirm(settings, yes: bool, action: str) -> None:
+    """A database that is not local needs --yes, or the operator typing its host at a prompt."""
+    import sys
+
+    from kit.errors import Refused
+    from kit.redact import url_host
+
+    if settings.is_local or yes:
+        return
+    host = url_host(settings.db_url)
+    where = host + (f" (project {settings.project_ref})" if settings.project_ref else "")
+    if not sys.stdin.isatty():
+        raise Refused(f"{action} {where} needs confirmation: pass --yes")
+    answer = input(f"{action} {where}? Type the host name to go on: ").strip()
+    if answer not in (host, host.split(":")[0]):
+        raise Refused(f"not confirmed: nothing was done to {where}")

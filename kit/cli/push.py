@@ -1,5 +1,54 @@
-"""CLI commands for push (filled in by its issue)."""
+"""`kit push`: apply pending migrations through the Supabase CLI, psycopg or the Management API."""
+
+import sys
+
+from kit import local, push
+from kit.cli.output import Result, confirm, table
+from kit.redact import mask_url
 
 
 def register(commands, common) -> None:
-    pass
+    p = commands.add_parser(
+        "push", parents=[common], help="apply pending migrations (cli, direct or api), linted, one at a time",
+        description="Apply the migrations in supabase/migrations that the database's history table lacks. Every "
+                    "route writes the history rows `supabase db push` reads, each file with its row in one "
+                    "transaction. Pending files are linted with squawk first; a second push against the same "
+                    "database waits briefly, then refuses.\n\n"
+                    "routes:\n  cli     the pinned `supabase db push --remote=URL` (default when installed)\n"
+                    "  direct  psycopg, one transaction per file\n"
+                    "  api     Management API POST /v1/projects/REF/database/query "
+                    "(SUPABASE_ACCESS_TOKEN, SUPABASE_PROJECT_REF)\n\n"
+                    "examples:\n  kit push --dry-run\n  kit push --via direct --db-url \"$SUPABASE_DB_URL\" --yes\n"
+                    "  kit push --via api --yes --json")
+    p.add_argument("--via", choices=push.ROUTES, help="how to push (default: cli when the CLI is installed, else direct)")
+    p.add_argument("--dry-run", action="store_true", help="list what would run, lint it, change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before pushing to a database that is not local")
+    p.add_argument("--no-lint", action="store_true", help="skip squawk (findings otherwise stop the push)")
+    p.set_defaults(handler=cmd_push)
+
+
+def cmd_push(args, settings) -> Result:
+    if args.via != "api":
+        settings = local.resolve(settings)
+    if not args.dry_run:
+        confirm(settings, args.yes, "push migrations to")
+    show = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = push.run(settings, args.via, dry_run=args.dry_run, lint_files=not args.no_lint, output=show)
+    data = {**result.as_dict(), "database": mask_url(settings.db_url) if args.via != "api" else None}
+    return Result(data, text(result))
+
+
+def text(result: push.PushResult) -> str:
+    lines = []
+    if result.findings:
+        lines.append(table([(f.file, f.line, f.rule, f.message) for f in result.findings],
+                           ("file", "line", "rule", "finding")))
+    if result.dry_run:
+        lines.append(f"would apply via {result.via}: {', '.join(result.pending) or 'nothing, the database is up to date'}")
+        if result.include_all:
+            lines.append("(with --include-all: a pending file is older than the newest applied one)")
+        return "\n".join(lines)
+    if not result.pending:
+        return "nothing to push: every local migration is in the history table"
+    lines.append(f"applied via {result.via}: {', '.join(result.applied) or 'nothing'}")
+    return "\n".join(lines)

@@ -1,0 +1,61 @@
+"""The `cli` route: the pinned `supabase db push`, its output shown as it arrives."""
+
+import subprocess
+
+from kit import db, workdir
+from kit.errors import ConnectError, KitError, Refused
+from kit.process import child_env, url_without_password
+from kit.redact import redact
+from kit.settings import Settings
+
+# Lines of the CLI's output that name a known failure, and the kit error each becomes.
+CONNECT_HINTS = ("failed to connect", "password authentication failed", "connection refused", "dial error",
+                 "no such host", "i/o timeout")
+
+
+def argv(settings: Settings, include_all: bool) -> list[str]:
+    args = [workdir.supabase_cli(settings), "db", "push", f"--remote={url_without_password(settings.db_url)}",
+            "--yes", "--workdir", str(workdir.project_dir(settings))]
+    return args + (["--include-all"] if include_all else [])
+
+
+def run(settings: Settings, plan, output=None) -> list[str]:
+    """Run `supabase db push`; return its output lines, or raise a kit error that says what failed."""
+    lines: list[str] = []
+    process = subprocess.Popen(argv(settings, plan.include_all), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                               env=child_env(settings.db_url, {"SUPABASE_YES": "1"}))
+    try:
+        for line in process.stdout:
+            line = redact(line.rstrip("\n"), settings.secrets)
+            lines.append(line)
+            if output:
+                output(line)
+    finally:
+        code = process.wait()
+    if code != 0:
+        raise failure(settings, lines, code)
+    return lines
+
+
+def failure(settings: Settings, lines: list[str], code: int) -> KitError:
+    text = "\n".join(lines)
+    for marker in ("refusing to migrate", "could not lock the LLM tables", "llm name keys:"):
+        hit = next((line for line in lines if marker in line), None)
+        if hit:
+            return Refused(_from(hit, "llm name keys:"))
+    if "Remote migration versions not found" in text:
+        return Refused("the database's migration history has versions that are not in supabase/migrations: "
+                       "run `npx supabase migration list` to see them, then fetch or repair them")
+    if any(hint in text.lower() for hint in CONNECT_HINTS):
+        hit = next(line for line in lines if any(h in line.lower() for h in CONNECT_HINTS))
+        return ConnectError(db.describe_connect_error(settings.db_url, hit, settings.secrets))
+    errors = [line for line in lines if line.strip() and not line.startswith("Try rerunning")]
+    last = errors[-1].strip() if errors else "no output"
+    return KitError(f"supabase db push failed (exit {code}): {last}")
+
+
+def _from(line: str, marker: str) -> str:
+    at = line.find(marker)
+    text = line[at:] if at >= 0 else line
+    return text.split(" (SQLSTATE")[0].strip()
