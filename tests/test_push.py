@@ -260,3 +260,23 @@ def test_connection_problems_are_one_line_each(pg, db_url, run_kit, clean_env):
     assert hung.code == 3
     assert hung.err == (f"kit: error: no answer from 127.0.0.1:{port} within the connect timeout: check the host, "
                         "port and network (KIT_CONNECT_TIMEOUT)\n")
+
+
+@pytest.mark.parametrize("via", ["cli", "direct", "api"])
+def test_a_push_while_another_holds_the_lock_exits_4(via, request, db_url, run_kit):
+    import psycopg
+
+    if via == "api":
+        request.getfixturevalue("api_env")
+    with psycopg.connect(db_url, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", (push.PUSH_LOCK_KEY,))
+        pid = holder.info.backend_pid
+        run = run_kit(*push_args(via, db_url))
+    assert run.code == 4
+    if via == "api":
+        assert run.err == ("kit: error: kit push: another push is running against this database; "
+                           "20240101000000_llm_tables_baseline.sql rolled back, nothing of it was applied\n")
+    else:
+        assert run.err == (f"kit: error: another push is running against this database (pid {pid}); nothing was "
+                           "applied: wait for it to finish, then push again\n")
+    assert query(db_url, "select to_regclass('supabase_migrations.schema_migrations')") == [(None,)]
