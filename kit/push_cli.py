@@ -5,12 +5,13 @@ import subprocess
 from kit import db, workdir
 from kit.errors import ConnectError, KitError, Refused
 from kit.process import child_env, url_without_password
-from kit.redact import redact
+from kit.redact import redact, url_host
 from kit.settings import Settings
 
 # Lines of the CLI's output that name a known failure, and the kit error each becomes.
 CONNECT_HINTS = ("failed to connect", "password authentication failed", "connection refused", "dial error",
                  "no such host", "i/o timeout")
+LOST_HINTS = ("terminating connection", "server closed the connection", "unexpected EOF", "connection reset")
 
 
 def argv(settings: Settings, include_all: bool) -> list[str]:
@@ -50,9 +51,15 @@ def failure(settings: Settings, lines: list[str], code: int) -> KitError:
     if any(hint in text.lower() for hint in CONNECT_HINTS):
         hit = next(line for line in lines if any(h in line.lower() for h in CONNECT_HINTS))
         return ConnectError(db.describe_connect_error(settings.db_url, hit, settings.secrets))
-    errors = [line for line in lines if line.strip() and not line.startswith("Try rerunning")]
+    applying = [line.split("Applying migration ", 1)[1].rstrip(".") for line in lines if "Applying migration " in line]
+    where = f" while applying {applying[-1]}" if applying else ""
+    if any(hint in text for hint in LOST_HINTS):
+        return ConnectError(f"the connection to {url_host(settings.db_url)} was lost{where}; its transaction "
+                            "rolled back, so nothing of it was applied: run kit push again")
+    errors = [line for line in lines if "ERROR:" in line] or \
+             [line for line in lines if line.strip() and not line.startswith("Try rerunning")]
     last = errors[-1].strip() if errors else "no output"
-    return KitError(f"supabase db push failed (exit {code}): {last}")
+    return KitError(f"supabase db push failed{where} (exit {code}), that file rolled back: {last}")
 
 
 def _from(line: str, marker: str) -> str:
