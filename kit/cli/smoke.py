@@ -1,5 +1,39 @@
-"""CLI commands for smoke (filled in by its issue)."""
+"""`kit smoke`: LLM usage inserts the way agents make them, then cleaned up."""
+
+import sys
+
+from kit import local, smoke
+from kit.cli.output import Result, table
 
 
 def register(commands, common) -> None:
-    pass
+    p = commands.add_parser(
+        "smoke", parents=[common], help="insert, read back and delete LLM usage rows as the service role",
+        description="Insert a usage row for every registered model and one for an unregistered model, read them "
+                    "back, make concurrent inserts (median and p95 latency), try an old client's payload that "
+                    "still carries model_id, then delete every row this run wrote. Exits 5 if a check fails.\n\n"
+                    "routes:\n  rest  supabase-py (sync and async) against SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY"
+                    " (default when both are set)\n  sql   over the database connection, as PostgREST runs a "
+                    "request: one transaction, role service_role, JWT claims set\n\n"
+                    "examples:\n  kit smoke\n  kit smoke --via rest --json")
+    p.add_argument("--via", choices=["rest", "sql"], help="rest (supabase-py) or sql (default: rest when configured)")
+    p.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts to time (default 20)")
+    p.set_defaults(handler=cmd_smoke)
+
+
+def cmd_smoke(args, settings) -> Result:
+    via = args.via or smoke.default_route(settings)
+    if via == "sql":
+        settings = local.resolve(settings)
+    say = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
+    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say)
+    return Result(result.as_dict(), text(result), 0 if result.ok else 5)
+
+
+def text(result: smoke.SmokeResult) -> str:
+    rows = [("PASS" if c.ok else "FAIL", c.name, f"{c.seconds * 1000:.0f} ms", c.detail) for c in result.checks]
+    failed = sum(not c.ok for c in result.checks)
+    lines = [table(rows, ("result", "check", "time", "detail")),
+             f"{len(result.checks) - failed} passed, {failed} failed (via {result.via}, run id {result.run_id})"]
+    lines += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""A stand-in for PostgREST (the project's /rest/v1 API), backed by the real test database.
+
+PostgREST cannot run here. This serves the subset supabase-py uses for the smoke test and
+answers as PostgREST does: the `apikey` and `Authorization: Bearer` headers are checked (401
+"Invalid API key" otherwise), each request runs in one transaction as the service role with the
+JWT claims in request.jwt.claims, an unknown column in a body is 400 PGRST204, and a PostgreSQL
+error comes back as `{"code", "message", "details", "hint"}` with PostgREST's status for it.
+"""
+
+import json
+import re
+
+import psycopg
+import psycopg.sql as sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tests.standin import Reply, Request
+
+PATH = re.compile(r"^/rest/v1/(?P<table>[a-z_]+)$")
+FILTER = re.compile(r"^(?P<op>eq|neq)\.(?P<value>.*)$")
+STATUS = {"23502": 400, "23503": 409, "23505": 409, "42501": 403, "42703": 400, "42P01": 404}
+
+
+def postgrest_route(db_url: str, key: str):
+    def route(request: Request) -> Reply:
+        match = PATH.match(request.path)
+        if not match:
+            return Reply(404, {"message": "no Route matched with those values"})
+        if request.headers.get("apikey") != key or request.headers.get("authorization") != f"Bearer {key}":
+            return Reply(401, {"message": "Invalid API key",
+                               "hint": "Double check your Supabase `anon` or `service_role` API key."})
+        try:
+            return _handle(db_url, match["table"], request)
+        except psycopg.Error as exc:
+            d = exc.diag
+            return Reply(STATUS.get(d.sqlstate, 400), {"code": d.sqlstate, "message": d.message_primary,
+                                                       "details": d.message_detail, "hint": d.message_hint})
+
+    return route
+
+
+def _handle(db_url: str, table: str, request: Request) -> Reply:
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn, conn.transaction():
+        conn.execute("select set_config('role', 'service_role', true), "
+                     "set_config('request.jwt.claims', %s, true)", (json.dumps({"role": "service_role"}),))
+        columns = {r["column_name"] for r in conn.execute(
+            "select column_name from information_schema.columns where table_schema = 'public' and table_name = %s",
+            (table,))}
+        where, params = _filters(request.query)
+        target = sql.Identifier("public", table)
+        if request.method == "GET":
+            order = dict(request.query).get("order")
+            tail = sql.SQL(" order by {}").format(sql.Identifier(order.split(".")[0])) if order else sql.SQL("")
+            rows = conn.execute(sql.SQL("select * from {}{}{}").format(target, where, tail), params).fetchall()
+            return Reply(200, rows)
+        if request.method == "DELETE":
+            rows = conn.execute(sql.SQL("delete from {}{} returning *").format(target, where), params).fetchall()
+            return Reply(200 if "return=representation" in request.headers.get("prefer", "") else 204,
+                         rows if "return=representation" in request.headers.get("prefer", "") else None)
+        if request.method == "POST":
+            return _insert(conn, table, target, columns, request)
+    return Reply(405, {"message": "method not allowed"})
+
+
+def _insert(conn, table: str, target, columns: set[str], request: Request) -> Reply:
+    body = request.json
+    rows = body if isinstance(body, list) else [body]
+    for row in rows:
+        unknown = [c for c in row if c not in columns]
+        if unknown:
+            return Reply(400, {"code": "PGRST204", "details": None, "hint": None,
+                               "message": f"Could not find the '{unknown[0]}' column of '{table}' in the schema cache"})
+    out = []
+    for row in rows:
+        names = list(row)
+        statement = sql.SQL("insert into {} ({}) values ({}) returning *").format(
+            target, sql.SQL(", ").join(map(sql.Identifier, names)), sql.SQL(", ").join(sql.Placeholder() * len(names)))
+        out += conn.execute(statement, [Jsonb(v) if isinstance(v, (dict, list)) else v for v in row.values()]).fetchall()
+    return Reply(201, out if "return=representation" in request.headers.get("prefer", "") else None)
+
+
+def _filters(query: list[tuple[str, str]]):
+    parts, params = [], []
+    for name, value in query:
+        if name in ("select", "order", "columns", "limit"):
+            continue
+        match = FILTER.match(value)
+        if not match:
+            continue
+        if "->>" in name:
+            column, key = name.split("->>", 1)
+            left = sql.SQL("{} ->> {}").format(sql.Identifier(column), sql.Literal(key))
+        else:
+            left = sql.Identifier(name)
+        parts.append(sql.SQL("{} {} %s").format(left, sql.SQL("=" if match["op"] == "eq" else "<>")))
+        params.append(match["value"])
+    if not parts:
+        return sql.SQL(""), params
+    return sql.SQL(" where ") + sql.SQL(" and ").join(parts), params

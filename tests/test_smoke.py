@@ -1,0 +1,101 @@
+"""`kit smoke --via sql` on a real PostgreSQL, before and after the migration."""
+
+import pytest
+
+from kit import settings as settings_mod, smoke
+from kit.errors import ConfigError
+from tests.conftest import ROOT, query
+from tests.test_status_verify import migrate_direct
+
+CHECKS = ["registered models are readable", "insert a usage row for each of 9 registered model(s)",
+          "insert a usage row for a model that is not registered", "rows read back with every field intact",
+          "20 concurrent inserts", "legacy payload with model_id (reported, not failed)", "every smoke row deleted"]
+
+
+def usage_rows(url: str) -> int:
+    return query(url, "select count(*) from llm_usage")[0][0]
+
+
+def test_after_the_migration_every_check_passes_and_no_row_is_left(db_url, run_kit):
+    migrate_direct(db_url)
+    before = usage_rows(db_url)
+    run = run_kit("smoke", "--via", "sql", "--db-url", db_url, "--json")
+    assert run.code == 0, run.out
+    assert run.json["ok"] is True
+    assert [c["name"] for c in run.json["checks"]] == CHECKS
+    assert all(c["ok"] for c in run.json["checks"])
+    assert run.json["warnings"][0].startswith('42703 (undefined column): column "model_id" of relation "llm_usage" '
+                                              "does not exist: clients that still send model_id will break")
+    assert run.json["latency"]["inserts"] == 20 and run.json["latency"]["p95_ms"] >= run.json["latency"]["median_ms"]
+    assert usage_rows(db_url) == before
+
+
+def test_before_the_migration_the_names_work_and_model_id_is_still_accepted(db_url, run_kit):
+    before = usage_rows(db_url)
+    run = run_kit("smoke", "--via", "sql", "--db-url", db_url, "--json")
+    assert run.code == 0, run.out
+    legacy = next(c for c in run.json["checks"] if c["name"].startswith("legacy"))
+    assert legacy["detail"] == "accepted (the model_id column still exists)"
+    assert run.json["warnings"] == []
+    assert usage_rows(db_url) == before
+
+
+def test_inserts_run_as_service_role_so_a_missing_grant_fails_and_nothing_is_left(db_url, run_kit):
+    migrate_direct(db_url)
+    query(db_url, "revoke insert on public.llm_usage from service_role")
+    before = usage_rows(db_url)
+    run = run_kit("smoke", "--via", "sql", "--db-url", db_url, "--json")
+    assert run.code == 5
+    failed = [c for c in run.json["checks"] if not c["ok"]]
+    assert failed[0]["name"] == "insert a usage row for each of 9 registered model(s)"
+    assert failed[0]["detail"] == "42501: permission denied for table llm_usage"
+    assert usage_rows(db_url) == before
+
+
+def test_a_check_failing_halfway_leaves_no_row_behind(db_url, run_kit):
+    """A trigger refuses the third smoke insert: rows one and two must still be deleted."""
+    migrate_direct(db_url)
+    query(db_url, """
+        create sequence smoke_calls;
+        create function refuse_third() returns trigger language plpgsql as $$
+        begin
+          if new.agent_name = 'kit-smoke' and nextval('smoke_calls') = 3 then
+            raise exception 'third insert refused' using errcode = 'P0001';
+          end if;
+          return new;
+        end $$;
+        create trigger refuse_third before insert on llm_usage for each row execute function refuse_third();
+        grant usage on sequence smoke_calls to service_role""")
+    before = usage_rows(db_url)
+    run = run_kit("smoke", "--via", "sql", "--db-url", db_url)
+    assert run.code == 5
+    assert "P0001: third insert refused" in run.out
+    assert run.out.splitlines()[-1] != "" and "every smoke row deleted" in run.out
+    assert usage_rows(db_url) == before
+    assert query(db_url, "select count(*) from llm_usage where agent_name = 'kit-smoke'") == [(0,)]
+
+
+def test_an_empty_model_registry_is_a_failed_check(db_url, run_kit):
+    migrate_direct(db_url)
+    query(db_url, "truncate llm_models cascade")
+    run = run_kit("smoke", "--via", "sql", "--db-url", db_url, "--json")
+    assert run.code == 5
+    assert run.json["checks"][0] == {**run.json["checks"][0], "ok": False,
+                                     "detail": "llm_models is empty: load supabase/seed.sql (or register a model) first"}
+
+
+def test_supabase_url_without_a_key_is_one_line(run_kit, clean_env):
+    clean_env.setenv("SUPABASE_URL", "https://abcdefghijklmnopqrst.supabase.co")
+    run = run_kit("smoke")
+    assert run.code == 2
+    assert run.err == ("kit: error: SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: add the service_role "
+                       "key (Dashboard > Project Settings > API), or unset SUPABASE_URL to smoke-test over SQL\n")
+
+
+def test_the_default_route_is_rest_only_with_url_and_key(clean_env):
+    plain = settings_mod.load({}, environ={}, cwd=ROOT)
+    assert smoke.default_route(plain) == "sql"
+    both = settings_mod.load({}, environ={"SUPABASE_URL": "http://x", "SUPABASE_SERVICE_ROLE_KEY": "k"}, cwd=ROOT)
+    assert smoke.default_route(both) == "rest"
+    with pytest.raises(ConfigError):
+        smoke.default_route(settings_mod.load({}, environ={"SUPABASE_URL": "http://x"}, cwd=ROOT))
