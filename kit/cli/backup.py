@@ -1,5 +1,78 @@
-"""CLI commands for backup (filled in by its issue)."""
+"""`kit backup`, `kit backup verify` and `kit rollback`."""
+
+import sys
+from pathlib import Path
+
+from kit import backup, backup_verify, local, rollback, rollback_full
+from kit.cli.output import Result, checks_text, confirm, table
 
 
 def register(commands, common) -> None:
-    pass
+    p = commands.add_parser(
+        "backup", parents=[common], help="dump the database the way the dashboard's backup splits it",
+        description="Write DIR/<target>/<UTC time>/ with roles.sql, schema.sql, data.sql, history.sql (the split "
+                    "`supabase db dump` documents), database.dump (pg_restore archive) and manifest.json "
+                    "(versions, checksums, row counts, the LLM tables' UUID maps). Uses the kit's own "
+                    "PostgreSQL 18 pg_dump, so no Docker is needed.\n\n"
+                    "`kit backup verify PATH` checks the checksums and pg_restore --list, then restores into a "
+                    "throwaway local PostgreSQL and compares every table's row count.\n\n"
+                    "examples:\n  kit backup --db-url \"$SUPABASE_DB_URL\"\n  kit backup verify backups/local/20261124T120000Z")
+    p.add_argument("action", nargs="?", choices=["verify"], help="verify an existing backup instead")
+    p.add_argument("path", nargs="?", help="the backup folder to verify")
+    p.add_argument("--out", metavar="DIR", help="where backups go (default: KIT_BACKUP_DIR or ./backups)")
+    p.set_defaults(handler=cmd_backup)
+    p = commands.add_parser(
+        "rollback", parents=[common], help="undo the migration in place from a backup, losing no row",
+        description="In place (the default): bring back the UUID columns, keys and foreign keys with the UUIDs "
+                    "recorded in the backup, link every usage row (rows written after the migration too) "
+                    "through its names, and remove the migration's history row so the next push applies it "
+                    "again. Polite: 100 ms lock attempts, and the long update runs without the exclusive lock.\n\n"
+                    "--full restores the whole backup (roles, schema, data, history) into an empty database.\n\n"
+                    "examples:\n  kit rollback backups/local/20261124T120000Z --yes\n"
+                    "  kit rollback backups/prod/20261124T120000Z --full --db-url postgresql://postgres@127.0.0.1:5432/restore")
+    p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
+    p.add_argument("--full", action="store_true", help="restore the whole backup into an empty database")
+    p.add_argument("--yes", action="store_true", help="do not ask (needed for a database that is not local)")
+    p.set_defaults(handler=cmd_rollback)
+
+
+def _say(args):
+    return None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
+
+
+def cmd_backup(args, settings) -> Result:
+    if args.action == "verify":
+        if not args.path:
+            from kit.errors import ConfigError
+
+            raise ConfigError("kit backup verify needs the backup folder: kit backup verify PATH")
+        checks = backup_verify.verify(settings, Path(args.path), progress=_say(args))
+        ok = all(c.ok for c in checks)
+        return Result({"ok": ok, "path": args.path, "checks": [c.as_dict() for c in checks]}, checks_text(checks),
+                      0 if ok else 7)
+    settings = local.resolve(settings)
+    taken = backup.take(settings, Path(args.out) if args.out else None, progress=_say(args))
+    m = taken.manifest
+    rows = [(name, f"{f['bytes']:,}", f["sha256"][:16]) for name, f in m["files"].items()]
+    text = "\n".join([table(rows, ("file", "bytes", "sha256")),
+                      f"{m['bytes'] / 1e6:.1f} MB in {m['seconds']} s ({m['mb_per_s']} MB/s), "
+                      f"{len(m['files'])} files, UUID maps {'recorded' if m['maps'] else 'absent (already migrated)'}",
+                      f"backup: {taken.path}"])
+    return Result({"path": str(taken.path), **{k: m[k] for k in ("bytes", "seconds", "mb_per_s", "files")},
+                   "maps": bool(m["maps"])}, text)
+
+
+def cmd_rollback(args, settings) -> Result:
+    settings = local.resolve(settings)
+    if args.full:
+        outcome = rollback_full.restore(settings, Path(args.path), yes=args.yes, progress=_say(args))
+        return Result({"ok": True, **outcome}, f"restored {args.path} into {outcome['database']}")
+    confirm(settings, args.yes, "roll back the LLM name-key migration on")
+    outcome = rollback.in_place(settings, Path(args.path), progress=_say(args))
+    if not outcome["changed"]:
+        return Result({"ok": True, **outcome}, "nothing to roll back: the LLM tables are keyed by UUID already")
+    text = (f"rolled back: the LLM tables are {outcome['phase']}; {outcome['usage_rows']:,} usage rows, "
+            f"{outcome['linked_from_backup']:,} linked as the backup recorded, {outcome['linked_by_name']:,} "
+            f"through their names; history row {outcome['history_removed'] or '(none)'} removed, so the next "
+            "push applies the migration again")
+    return Result({"ok": True, **outcome}, text)

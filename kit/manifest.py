@@ -1,0 +1,117 @@
+"""manifest.json: what a backup holds, its checksums, row counts, and the LLM tables' UUID maps."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import psycopg
+import psycopg.sql
+
+from kit import catalog
+from kit.errors import BackupError
+from kit.redact import mask_url
+from kit.settings import Settings
+
+NAME = "manifest.json"
+LINKS = "llm_usage_links.csv"
+TABLES_SQL = """
+select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p') and n.nspname not like 'pg\\_%%' and n.nspname <> 'information_schema'
+  and n.nspname not in ('auth', 'storage', 'realtime', 'extensions', 'vault', 'graphql', 'pgsodium', 'net', 'cron')
+order by 1, 2
+"""
+SHAPE_SQL = """
+select 'constraint', conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid)
+from pg_constraint where conrelid = any(%(rels)s::regclass[]) and contype in ('p', 'u', 'f', 'c')
+union all
+select 'index', tablename, indexname, '', indexdef from pg_indexes
+where schemaname = 'public' and tablename = any(%(names)s)
+  and indexname not in (select conname from pg_constraint where conrelid = any(%(rels)s::regclass[]))
+union all
+select 'column', c.relname, a.attname, case when a.attnotnull then 'not null' else '' end,
+       format_type(a.atttypid, a.atttypmod) || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+where c.oid = any(%(rels)s::regclass[])
+order by 1, 2, 3
+"""
+
+
+def shape(conn: psycopg.Connection) -> list[list[str]]:
+    """Columns, constraints and indexes of the LLM tables: what a rollback rebuilds."""
+    present = [t for t in catalog.TABLES if conn.execute("select to_regclass(%s)", (f"public.{t}",)).fetchone()[0]]
+    rels = [f"public.{t}" for t in present]
+    return [list(r) for r in conn.execute(SHAPE_SQL, {"rels": rels, "names": present})]
+
+
+def collect(conn: psycopg.Connection, folder: Path) -> dict:
+    """Row counts, the shape of the LLM tables and, before the migration, their UUID maps."""
+    counts = {f"{s}.{t}": conn.execute(psycopg.sql.SQL("select count(*) from {}").format(
+        psycopg.sql.Identifier(s, t))).fetchone()[0] for s, t in conn.execute(TABLES_SQL).fetchall()}
+    cat = catalog.read(conn)
+    facts = {"row_counts": counts, "shape": shape(conn), "maps": None}
+    if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
+        facts["maps"] = _maps(conn, folder)
+    return facts
+
+
+def _maps(conn: psycopg.Connection, folder: Path) -> dict:
+    providers = {str(i): n for i, n in conn.execute("select id, name from public.llm_providers")}
+    models = {str(i): {"name": n, "provider_id": str(p) if p else None}
+              for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
+    path = folder / LINKS
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle, conn.cursor().copy(
+            "copy (select id, provider_id, model_id from public.llm_usage "
+            "where provider_id is not null or model_id is not null order by id) to stdout with (format csv)") as copy:
+        for chunk in copy:
+            handle.write(chunk)
+    return {"llm_providers": providers, "llm_models": models, "llm_usage": LINKS}
+
+
+def build(folder: Path, settings: Settings, facts: dict, **facts_more) -> dict:
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in sorted(folder.iterdir())
+             if p.is_file() and p.name not in (NAME, "INCOMPLETE")}
+    total = sum(f["bytes"] for f in files.values())
+    seconds = facts_more.pop("seconds")
+    return {"complete": True, "target": settings.target, "database": mask_url(settings.db_url), **facts_more,
+            "seconds": round(seconds, 2), "bytes": total, "mb_per_s": round(total / 1e6 / max(seconds, 1e-6), 1),
+            "files": files, **facts}
+
+
+def save(folder: Path, data: dict) -> None:
+    path = folder / NAME
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, default=str)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load(folder: Path) -> dict:
+    """The manifest of a complete, unaltered backup; a BackupError naming the problem otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BackupError(f"{folder} is not a backup folder: pass the folder `kit backup` printed")
+    if (folder / "INCOMPLETE").exists() or not (folder / NAME).exists():
+        raise BackupError(f"{folder} is an incomplete backup (it was interrupted); it is never used for a "
+                          "rollback: take a new backup")
+    try:
+        data = json.loads((folder / NAME).read_text())
+    except ValueError:
+        raise BackupError(f"{NAME} in {folder} is not valid JSON: the backup was altered; take a new backup") from None
+    for name, expected in data.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise BackupError(f"{name} is missing from {folder}: the backup is incomplete; take a new backup")
+        if path.stat().st_size != expected["bytes"] or sha256(path) != expected["sha256"]:
+            raise BackupError(f"{name} in {folder} does not match its checksum: the backup was altered or "
+                              "truncated; take a new backup")
+    return data
