@@ -40,13 +40,15 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Back
         server = db.server_version(conn)
         client = pgtools.require_client_for(settings, server)
         facts = manifest.collect(conn, folder)
+        has_history = conn.execute("select to_regnamespace('supabase_migrations') is not null").fetchone()[0]
     exclude = [f"--exclude-schema={s}" for s in MANAGED_SCHEMAS]
     steps = [
         ("roles.sql", lambda p: _roles(settings, p)),
         ("schema.sql", lambda p: _dump(settings, p, ["--schema-only", "--quote-all-identifiers", *exclude])),
         ("data.sql", lambda p: _dump(settings, p, ["--data-only", "--quote-all-identifiers", *exclude],
                                      header="SET session_replication_role = replica;\n\n")),
-        ("history.sql", lambda p: _dump(settings, p, ["--schema=supabase_migrations", "--quote-all-identifiers"])),
+        ("history.sql", lambda p: _dump(settings, p, ["--schema=supabase_migrations", "--quote-all-identifiers"])
+         if has_history else p.write_text("-- this database had no supabase_migrations schema\n")),
         ("database.dump", lambda p: _dump(settings, p, ["--format=custom"])),
     ]
     for name, write in steps:

@@ -12,12 +12,12 @@ import sys
 import traceback
 
 from kit import __version__, settings as settings_mod
-from kit.cli import backup, push, schema, smoke
+from kit.cli import backup, deploy, push, schema, smoke
 from kit.cli.output import Result
 from kit.errors import KitError
 from kit.redact import redact
 
-COMMAND_MODULES = [schema, backup, push, smoke]
+COMMAND_MODULES = [deploy, schema, backup, push, smoke]
 EPILOG = """exit codes: 0 ok, 1 unexpected error, 2 bad input or configuration, 3 cannot connect,
 4 refused as unsafe, 5 a check failed, 6 tool missing, 7 bad or failed backup, 130 interrupted"""
 
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = common_options()
     for module in COMMAND_MODULES:
         module.register(commands, common)
+    for command in commands.choices.values():  # keep the examples in each --help on their own lines
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

@@ -1,0 +1,100 @@
+"""`kit deploy`: the runbook in one command, with live progress and a report."""
+
+import sys
+import time
+
+from kit import deploy, deploy_steps, local
+from kit.cli.output import Result, confirm, table
+
+
+def register(commands, common) -> None:
+    p = commands.add_parser(
+        "deploy", parents=[common], help="preflight, backup, push, verify, smoke, report: the whole runbook",
+        description="Run the runbook against one database and stop at the first problem, saying what state the "
+                    "database is in and the exact rollback command. With no configuration at all it starts the "
+                    "local default (embedded PostgreSQL) and deploys there.\n\n"
+                    "examples:\n  kit deploy\n  kit deploy --target staging --yes --json\n"
+                    "  kit deploy --db-url \"$SUPABASE_DB_URL\" --rollback-on-failure")
+    p.add_argument("--yes", action="store_true", help="do not ask before changing a database that is not local")
+    p.add_argument("--rollback-on-failure", action="store_true",
+                   help="if a step after the push fails, run the printed rollback command")
+    p.add_argument("--via", choices=["cli", "api", "direct"], help="how to push (default: cli when installed)")
+    p.set_defaults(handler=cmd_deploy)
+
+
+def cmd_deploy(args, settings) -> Result:
+    settings = local.resolve(settings)
+    confirm(settings, args.yes, "deploy the LLM name-key migration to")
+    progress = Progress(enabled=not args.json)
+    result = deploy.run(settings, deploy_steps.functions(via=args.via), rollback_on_failure=args.rollback_on_failure,
+                        observe=progress)
+    progress.close()
+    data = result.as_dict()
+    return Result(data, summary(result), result.exit_code)
+
+
+def summary(result: deploy.Deploy) -> str:
+    rows = [(s.name, s.status, f"{s.seconds:.2f}s", s.error or "") for s in result.steps]
+    lines = [table(rows, ("step", "result", "time", "note")), ""]
+    if result.ok:
+        lines.append(f"deployed to {result.settings.target}; the LLM tables are {result.phase}")
+    else:
+        lines.append(f"FAILED at {result.failed_step}: {result.error}")
+        lines.append(f"the LLM tables are now: {result.phase}")
+        if result.rolled_back:
+            lines.append("rolled back with the backup taken by this deploy")
+        elif result.rollback_command:
+            lines.append(f"to roll back: {result.rollback_command}")
+        else:
+            lines.append("nothing was changed by the push; no rollback is needed")
+    lines.append(f"report: {result.report_md}")
+    return "\n".join(lines)
+
+
+class Progress:
+    """A live list of steps on a terminal (rich), plain lines on stderr otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.live = None
+        self.started: dict[str, float] = {}
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(stderr=True), refresh_per_second=8, transient=False)
+            self.live.start()
+        self.deploy = None
+
+    def __call__(self, event: str, step, result) -> None:
+        self.deploy = result
+        if event == "start":
+            self.started[step.name] = time.perf_counter()
+        if self.live is not None:
+            self.live.update(self._render())
+        elif self.enabled:
+            if event == "start":
+                print(f"[{step.name}] ...", file=sys.stderr, flush=True)
+            else:
+                note = f": {step.error}" if step.error else ""
+                print(f"[{step.name}] {step.status} in {step.seconds:.2f}s{note}", file=sys.stderr, flush=True)
+
+    def _render(self):
+        from rich.spinner import Spinner
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 2))
+        marks = {"ok": "[green]✔[/]", "failed": "[red]✘[/]", "interrupted": "[red]■[/]", "skipped": "·",
+                 "pending": "·"}
+        for step in self.deploy.steps:
+            if step.status == "running":
+                elapsed = time.perf_counter() - self.started.get(step.name, time.perf_counter())
+                grid.add_row(Spinner("dots"), step.name, f"{elapsed:.1f}s")
+            else:
+                grid.add_row(marks.get(step.status, "?"), step.name,
+                             f"{step.seconds:.1f}s" if step.status in ("ok", "failed") else step.status)
+        return grid
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()

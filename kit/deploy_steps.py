@@ -1,0 +1,91 @@
+"""The steps `kit deploy` runs, each a function of the Deploy that returns what the report shows."""
+
+import subprocess
+
+from kit import db, local, push, status, verify, workdir
+from kit.deploy import Deploy, require_checks
+from kit.errors import CheckFailed, KitError, Refused
+
+
+def functions(via: str | None = None, progress=None) -> dict:
+    """Step name -> function(deploy); `via` picks the push route."""
+    return {
+        "preflight": preflight,
+        "backup": lambda d: backup_step(d, progress),
+        "push": lambda d: push_step(d, via, progress),
+        "verify": verify_step,
+        "smoke": smoke_step,
+        "rollback": rollback_step,
+    }
+
+
+def preflight(deploy: Deploy) -> dict:
+    settings = deploy.settings
+    with db.session(settings) as conn:
+        deploy.versions["server"] = db.server_version(conn)
+        st = status.read(conn, settings)
+    push.check_history(push.make_plan(settings, st.applied))
+    deploy.phase = st.phase
+    deploy.versions.update(tool_versions(settings))
+    if st.blockers:
+        raise Refused(f"{len(st.blockers)} blocker(s) stop the migration, nothing was changed: "
+                      + "; ".join(st.blockers))
+    return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers}
+
+
+def tool_versions(settings) -> dict:
+    found = {}
+    try:
+        found["supabase_cli"] = _version([workdir.supabase_cli(settings), "--version"])
+    except KitError:
+        found["supabase_cli"] = "not installed"
+    found["pg_dump"] = _version([str(local.pg_bin(settings) / "pg_dump"), "--version"])
+    return found
+
+
+def _version(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def backup_step(deploy: Deploy, progress=None) -> dict:
+    from kit import backup, backup_verify
+
+    taken = backup.take(deploy.settings, progress=progress)
+    deploy.backup_path = str(taken.path)
+    checks = backup_verify.verify(deploy.settings, taken.path, progress=progress)
+    detail = require_checks(checks, "the backup's verification")
+    files = taken.manifest.get("files", {})
+    return {"path": str(taken.path), "files": files, **detail}
+
+
+def push_step(deploy: Deploy, via: str | None, progress=None) -> dict:
+    result = push.run(deploy.settings, via, output=progress)
+    deploy.applied = result.applied
+    return result.as_dict()
+
+
+def verify_step(deploy: Deploy) -> dict:
+    with db.session(deploy.settings) as conn:
+        checks = verify.run(conn, deploy.settings)
+    return require_checks(checks, "verify")
+
+
+def smoke_step(deploy: Deploy) -> dict:
+    from kit import smoke
+
+    result = smoke.run(deploy.settings)
+    detail = result.as_dict() if hasattr(result, "as_dict") else {"ok": result.ok}
+    if not result.ok:
+        failed = [c for c in result.checks if not c.ok]
+        first = failed[0] if failed else None
+        raise CheckFailed(f"smoke: {len(failed)} check(s) failed" + (f", first: {first.name} ({first.detail})"
+                                                                       if first else ""))
+    return detail
+
+
+def rollback_step(deploy: Deploy) -> dict:
+    from kit import rollback
+
+    return rollback.in_place(deploy.settings, deploy.backup_path)

@@ -1,0 +1,52 @@
+"""The deploy report: reports/<UTC timestamp>-<target>.md and .json, with no secrets in them."""
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from kit.redact import redact
+
+
+def write(folder: Path, stamp: str, target: str, data: dict, secrets: tuple[str, ...]) -> tuple[Path, Path]:
+    """Write both files (mode 0600) and return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / f"{stamp}-{_safe(target)}"
+    md_path, json_path = base.with_suffix(".md"), base.with_suffix(".json")
+    data = {**data, "report": {"markdown": str(md_path), "json": str(json_path)}}
+    _write(json_path, redact(json.dumps(data, indent=2, default=_plain), secrets) + "\n")
+    _write(md_path, redact(markdown(data), secrets))
+    return md_path, json_path
+
+
+def markdown(data: dict) -> str:
+    lines = [f"# Deploy to {data['target']}: {'succeeded' if data['ok'] else 'FAILED'}", "",
+             f"- database: `{data['database']}`", f"- started: {data['started']}, finished: {data['finished']}",
+             f"- phase of the LLM tables now: **{data['phase']}**"]
+    if data.get("failed_step"):
+        lines.append(f"- failed step: **{data['failed_step']}**: {data.get('error', '')}")
+    if data.get("rollback_command"):
+        lines.append(f"- way back: `{data['rollback_command']}`")
+    lines += ["", "| step | result | seconds |", "| --- | --- | --- |"]
+    lines += [f"| {s['name']} | {s['status']} | {s['seconds']:.2f} |" for s in data["steps"]]
+    for step in data["steps"]:
+        if step.get("detail"):
+            lines += ["", f"## {step['name']}", "", "```json", json.dumps(step["detail"], indent=2, default=_plain), "```"]
+    lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in data.get("versions", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "target"
+
+
+def _plain(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return str(value)

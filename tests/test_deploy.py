@@ -1,0 +1,157 @@
+"""`kit deploy` on a real PostgreSQL: the whole runbook, and a forced failure at every step.
+
+Each failure is made the way it happens in production (a blocker in the data, an unwritable
+backup folder, a migration that errors, a schema that fails a check, a grant that stops the
+smoke inserts); only Ctrl-C is simulated, by raising KeyboardInterrupt inside the step.
+"""
+
+import json
+import shlex
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kit import deploy
+from tests.conftest import query
+from tests.snapshot import data, schema
+from tests.test_push import VERSIONS, workdir_with
+
+STEP_NAMES = ["preflight", "backup", "push", "verify", "smoke", "report"]
+
+
+@pytest.fixture
+def in_tmp(clean_env, tmp_path):
+    clean_env.chdir(tmp_path)
+    return tmp_path
+
+
+def report_of(run) -> dict:
+    path = Path(run.json["report_json"])
+    assert path.exists() and Path(run.json["report"]).exists()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    return json.loads(path.read_text())
+
+
+def statuses(report: dict) -> dict:
+    return {s["name"]: s["status"] for s in report["steps"]}
+
+
+def test_a_full_deploy_reaches_the_target_and_writes_the_report(db_url, run_kit, in_tmp):
+    before = query(db_url, "select count(*) from llm_usage")
+    run = run_kit("deploy", "--db-url", db_url, "--json")
+    assert run.code == 0, run.err
+    report = report_of(run)
+    assert report["ok"] is True and report["phase"] == "migrated" and report["applied"] == VERSIONS
+    assert statuses(report) == {name: "ok" for name in STEP_NAMES}
+    assert Path(report["backup"]).is_dir() and report["backup"].startswith(str(in_tmp / "backups"))
+    assert set(report["versions"]) >= {"python", "kit", "server", "supabase_cli", "pg_dump"}
+    assert run_kit("verify", "--db-url", db_url).code == 0
+    assert query(db_url, "select count(*) from llm_usage") == before
+
+
+def test_preflight_failure_changes_nothing_and_needs_no_rollback(state_db, run_kit, in_tmp):
+    url = state_db("blocker_duplicate_model")
+    before = (schema(url), data(url))
+    run = run_kit("deploy", "--db-url", url, "--json")
+    assert run.code == 4
+    report = report_of(run)
+    assert report["failed_step"] == "preflight" and report["phase"] == "before"
+    assert report["error"].startswith("1 blocker(s) stop the migration, nothing was changed: model name ")
+    assert report["rollback_command"] is None and report["backup"] is None
+    assert statuses(report)["backup"] == "skipped"
+    assert (schema(url), data(url)) == before
+
+
+def test_backup_failure_changes_nothing(db_url, run_kit, in_tmp, clean_env):
+    (in_tmp / "not-a-folder").write_text("")
+    clean_env.setenv("KIT_BACKUP_DIR", str(in_tmp / "not-a-folder"))
+    before = (schema(db_url), data(db_url))
+    run = run_kit("deploy", "--db-url", db_url, "--json")
+    assert run.code in (2, 7), run.err
+    report = report_of(run)
+    assert report["failed_step"] == "backup" and report["phase"] == "before"
+    assert report["rollback_command"] is None
+    assert (schema(db_url), data(db_url)) == before
+
+
+def _rollback_and_check(run_kit, command: str, url: str, rows: int) -> None:
+    argv = shlex.split(command)
+    assert argv[:2] == ["kit", "rollback"] and "--yes" in argv
+    back = run_kit(*argv[1:])
+    assert back.code == 0, back.err
+    assert run_kit("status", "--db-url", url, "--json").json["phase"] == "before"
+    assert query(url, "select count(*) from llm_usage") == [(rows,)]
+
+
+FAILING_LATER = {
+    "push": ("20261201000000_broken.sql", "select 1 / 0;\n", 1),
+    "verify": ("20261201000000_no_rls.sql", "set local lock_timeout = '1s';\nset local statement_timeout = '5s';\n"
+                                            "alter table public.llm_usage disable row level security;\n", 5),
+    "smoke": ("20261201000000_no_insert.sql", "revoke insert on public.llm_usage from service_role;\n", 5),
+}
+
+
+@pytest.mark.parametrize("step", list(FAILING_LATER))
+def test_a_failure_after_the_push_reports_the_phase_and_a_rollback_that_works(step, db_url, run_kit, in_tmp):
+    name, sql, code = FAILING_LATER[step]
+    folder = workdir_with(in_tmp, name, sql)
+    rows = query(db_url, "select count(*) from llm_usage")[0][0]
+    run = run_kit("deploy", "--db-url", db_url, "--workdir", str(folder), "--json", "--via", "direct")
+    assert run.code == code, run.err
+    report = report_of(run)
+    assert report["failed_step"] == step
+    assert report["phase"] == "migrated"
+    assert report["rollback_command"] == f"kit rollback {report['backup']} --db-url {db_url} --yes"
+    after = statuses(report)
+    assert [after[s] for s in STEP_NAMES[STEP_NAMES.index(step) + 1:-1]] == \
+        ["skipped"] * (len(STEP_NAMES) - STEP_NAMES.index(step) - 2)
+    _rollback_and_check(run_kit, report["rollback_command"], db_url, rows)
+
+
+def test_rollback_on_failure_runs_the_rollback_itself(db_url, run_kit, in_tmp):
+    name, sql, _ = FAILING_LATER["smoke"]
+    folder = workdir_with(in_tmp, name, sql)
+    run = run_kit("deploy", "--db-url", db_url, "--workdir", str(folder), "--json", "--via", "direct",
+                  "--rollback-on-failure")
+    assert run.code == 5
+    report = report_of(run)
+    assert report["rolled_back"] is True and report["phase"] == "before"
+
+
+def test_a_second_deploy_at_once_is_refused(db_url, run_kit, in_tmp):
+    with psycopg.connect(db_url, autocommit=True) as other:
+        other.execute("select pg_advisory_lock(%s)", (deploy.DEPLOY_LOCK_KEY,))
+        run = run_kit("deploy", "--db-url", db_url)
+    assert run.code == 4
+    assert run.err == ("kit: error: another kit deploy is running against this database; wait for it to finish, "
+                       "then run kit deploy again\n")
+    assert query(db_url, "select to_regclass('supabase_migrations.schema_migrations')") == [(None,)]
+
+
+@pytest.mark.parametrize("step", ["preflight", "backup", "push", "verify", "smoke"])
+def test_ctrl_c_at_each_step_stops_with_130_and_a_report(step, db_url, run_kit, in_tmp, monkeypatch):
+    from kit import deploy_steps
+
+    real = deploy_steps.functions
+
+    def interrupted(*args, **kwargs):
+        steps = real(*args, **kwargs)
+        inner = steps[step]
+
+        def press_ctrl_c(d):
+            if step in ("verify", "smoke"):
+                inner(d)
+            raise KeyboardInterrupt
+
+        return {**steps, step: press_ctrl_c}
+
+    monkeypatch.setattr(deploy_steps, "functions", interrupted)
+    run = run_kit("deploy", "--db-url", db_url, "--json", "--via", "direct")
+    assert run.code == 130
+    report = report_of(run)
+    assert report["failed_step"] == step and statuses(report)[step] == "interrupted"
+    assert report["error"] == "interrupted by the operator (Ctrl-C)"
+    expected_phase = "before" if step in ("preflight", "backup", "push") else "migrated"
+    assert report["phase"] == expected_phase
+    assert (report["rollback_command"] is not None) == (expected_phase == "migrated")
