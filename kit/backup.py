@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
+
 from kit import db, manifest, pgtools
 from kit.errors import BackupError, ConfigError, KitError
 from kit.settings import Settings
@@ -36,11 +38,15 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Back
     folder = _new_folder(settings, out_dir)
     started = _now()
     clock = time.perf_counter()
-    with db.session(settings) as conn:
-        server = db.server_version(conn)
-        client = pgtools.require_client_for(settings, server)
-        facts = manifest.collect(conn, folder)
-        has_history = conn.execute("select to_regnamespace('supabase_migrations') is not null").fetchone()[0]
+    try:
+        with db.session(settings) as conn:
+            server = db.server_version(conn)
+            client = pgtools.require_client_for(settings, server)
+            facts = manifest.collect(conn, folder)
+            has_history = conn.execute("select to_regnamespace('supabase_migrations') is not null").fetchone()[0]
+    except psycopg.Error as exc:
+        raise BackupError(f"reading the database for the manifest failed ({_first(exc)}); {folder} is marked "
+                          "incomplete: take the backup again") from None
     exclude = [f"--exclude-schema={s}" for s in MANAGED_SCHEMAS]
     steps = [
         ("roles.sql", lambda p: _roles(settings, p)),
@@ -133,3 +139,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+
+
+def _first(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    text = (diag.message_primary if diag is not None and diag.message_primary else str(exc)) or exc.__class__.__name__
+    return text.strip().splitlines()[0]

@@ -1,0 +1,235 @@
+"""`kit backup`, `kit backup verify` and `kit rollback` on a real PostgreSQL.
+
+The platform-backups test uses tests/standin.py for the Management API, which cannot be reached here.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from kit import manifest
+from tests.conftest import query
+from tests.snapshot import data, schema
+from tests.standin import Reply, serve
+from tests.test_status_verify import migrate_direct
+
+FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.csv", "manifest.json", "roles.sql", "schema.sql"]
+
+
+def take(run_kit, url: str, out: Path, *extra) -> Path:
+    run = run_kit("backup", "--db-url", url, "--out", str(out), "--json", *extra)
+    assert run.code == 0, run.err
+    return Path(run.json["path"])
+
+
+def test_backup_writes_the_split_private_files_and_a_manifest(db_url, run_kit, tmp_path):
+    path = take(run_kit, db_url, tmp_path)
+    assert path.parent.parent == tmp_path and path.parent.name == "local"
+    assert sorted(p.name for p in path.iterdir()) == FILES
+    assert oct(path.stat().st_mode & 0o777) == "0o700"
+    assert {oct(p.stat().st_mode & 0o777) for p in path.iterdir()} == {"0o600"}
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["complete"] is True and m["row_counts"]["public.llm_usage"] == 5000
+    assert m["server_version"] if "server_version" in m else m["server"]
+    assert m["client"].startswith("pg_dump (PostgreSQL) 18")
+    assert len(m["maps"]["llm_providers"]) == 5 and len(m["maps"]["llm_models"]) == 9
+    assert (path / "data.sql").read_text().startswith("SET session_replication_role = replica;")
+    roles = (path / "roles.sql").read_text()
+    assert "CREATE ROLE kit_secret_user" in roles
+    assert not any(f"ROLE {r};" in roles for r in ("postgres", "anon", "authenticated", "service_role"))
+    assert "PASSWORD" not in roles.upper().replace("NOPASSWORD", "")
+    schema_sql = (path / "schema.sql").read_text()
+    assert "llm_usage" in schema_sql and 'CREATE SCHEMA "auth"' not in schema_sql
+
+
+def _grow(url: str, rows: int) -> None:
+    """Add usage rows like local_data.sql's: one in three carries the UUIDs."""
+    query(url, """
+        insert into public.llm_usage (provider_id, model_id, provider_name, model_name, agent_name,
+                                      prompt_tokens, completion_tokens, metadata)
+        select case when g % 3 = 0 then p.id end, case when g % 3 = 0 then m.id end, p.name, m.name, 'bulk',
+               g % 500, g % 70, jsonb_build_object('bulk', g)
+        from generate_series(1, %s) g
+        join lateral (select * from public.llm_models order by name offset (g % 9) limit 1) m on true
+        join public.llm_providers p on p.id = m.provider_id""".replace("%s", str(rows)))
+
+
+def test_round_trip_keeps_every_row_and_every_original_uuid(db_url, run_kit, tmp_path):
+    _grow(db_url, 95_000)
+    shape_before = schema(db_url)
+    links_before = dict((r[0], r[1:]) for r in query(db_url, "select id, provider_id, model_id from llm_usage"))
+    ids_before = query(db_url, "select 'p', id, name from llm_providers union all select 'm', id, name from llm_models")
+    path = take(run_kit, db_url, tmp_path)
+    migrate_direct(db_url)
+    query(db_url, "insert into llm_providers (name) values ('newco')")
+    query(db_url, "insert into llm_models (name, provider_name) values ('newco-1', 'newco')")
+    query(db_url, "insert into llm_usage (provider_name, model_name, agent_name) "
+                  "select case when g % 2 = 0 then 'newco' else 'openai' end, "
+                  "       case when g % 2 = 0 then 'newco-1' else 'gpt-4o-mini' end, 'after' "
+                  "from generate_series(1, 1000) g")
+    run = run_kit("rollback", str(path), "--db-url", db_url, "--json")
+    assert run.code == 0, run.err
+    assert run.json["usage_rows"] == 101_000 and run.json["phase"] == "before"
+    assert query(db_url, "select count(*) from llm_usage") == [(101_000,)]
+    assert schema(db_url) == shape_before
+    # Original UUIDs are unchanged, and every row that had a link has the same one.
+    assert set(ids_before) <= set(query(db_url, "select 'p', id, name from llm_providers union all "
+                                                "select 'm', id, name from llm_models"))
+    now = dict((r[0], r[1:]) for r in query(db_url, "select id, provider_id, model_id from llm_usage"))
+    changed = [i for i, (p, m) in links_before.items() if p is not None and now[i] != (p, m)]
+    assert changed == []
+    # Every row, old or new, links to the provider and model its names name.
+    assert query(db_url, """select count(*) from llm_usage u
+        left join llm_models m on m.id = u.model_id left join llm_providers p on p.id = u.provider_id
+        where m.name is distinct from u.model_name or p.name is distinct from u.provider_name""") == [(0,)]
+    new_ids = query(db_url, "select p.id, m.id from llm_providers p join llm_models m on m.provider_id = p.id "
+                            "where p.name = 'newco' and m.name = 'newco-1'")
+    assert len(new_ids) == 1 and all(new_ids[0])
+    status = run_kit("status", "--db-url", db_url, "--json").json
+    assert status["pending"] == ["20261124120000"] and status["phase"] == "before"
+    again = run_kit("push", "--via", "direct", "--db-url", db_url, "--json")
+    assert again.code == 0 and again.json["applied"] == ["20261124120000"]
+
+
+def test_full_restore_round_trip_gives_equal_rows_and_checksums(db_url, make_db, pg, run_kit, tmp_path):
+    path = take(run_kit, db_url, tmp_path)
+    empty = pg.url(f"restore_{os.getpid()}_{tmp_path.name[-6:]}".lower().replace("-", "_"))
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{empty.rsplit("/", 1)[1]}"')
+    try:
+        run = run_kit("rollback", str(path), "--full", "--db-url", empty, "--json")
+        assert run.code == 0, run.err
+        assert data(empty) == data(db_url)
+        assert schema(empty) == schema(db_url)
+        refused = run_kit("rollback", str(path), "--full", "--db-url", empty)
+        assert refused.code == 4
+        assert refused.err.startswith(f"kit: error: 127.0.0.1:{pg.port} already has ")
+        assert refused.err.endswith(" table(s): a full restore needs an empty database (or --yes to restore over it)\n")
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{empty.rsplit("/", 1)[1]}" with (force)')
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit"])
+@pytest.mark.parametrize("name", ["data.sql", "database.dump", "llm_usage_links.csv"])
+def test_a_damaged_backup_is_refused_by_name_and_nothing_changes(damage, name, db_url, run_kit, tmp_path):
+    path = take(run_kit, db_url, tmp_path)
+    migrate_direct(db_url)
+    target = path / name
+    if damage == "truncate":
+        with open(target, "r+b") as handle:
+            handle.truncate(target.stat().st_size // 2)
+    else:
+        raw = bytearray(target.read_bytes())
+        raw[len(raw) // 2] ^= 0x01
+        target.write_bytes(bytes(raw))
+    before = (schema(db_url), data(db_url))
+    for argv in (("rollback", str(path), "--db-url", db_url), ("backup", "verify", str(path))):
+        run = run_kit(*argv)
+        assert run.code == 7
+        assert run.err.splitlines()[-1] == (f"kit: error: {name} in {path} does not match its checksum: the backup "
+                                            "was altered or truncated; take a new backup")
+    assert (schema(db_url), data(db_url)) == before
+
+
+def test_an_incomplete_backup_is_never_used(db_url, run_kit, tmp_path):
+    path = take(run_kit, db_url, tmp_path)
+    (path / "INCOMPLETE").write_text("")
+    migrate_direct(db_url)
+    run = run_kit("rollback", str(path), "--db-url", db_url)
+    assert run.code == 7
+    assert run.err == (f"kit: error: {path} is an incomplete backup (it was interrupted); it is never used for a "
+                       "rollback: take a new backup\n")
+
+
+def test_backup_verify_restores_into_a_throwaway_server(db_url, run_kit, tmp_path):
+    path = take(run_kit, db_url, tmp_path)
+    run = run_kit("backup", "verify", str(path), "--json")
+    assert run.code == 0, run.err
+    names = [c["name"] for c in run.json["checks"]]
+    assert names == ["checksums", "pg_restore --list", "rehearsal restore"]
+    assert run.json["checks"][2]["detail"].startswith("3 table(s), row counts equal, ")
+
+
+def test_rollback_waits_politely_then_refuses_and_changes_nothing(db_url, run_kit, tmp_path, monkeypatch):
+    from kit import rollback
+
+    path = take(run_kit, db_url, tmp_path)
+    migrate_direct(db_url)
+    before = (schema(db_url), data(db_url))
+    monkeypatch.setattr(rollback, "WAIT_S", 1.0)
+    monkeypatch.setattr(rollback.in_place, "__defaults__", (1.0, None))
+    with psycopg.connect(db_url) as holder:
+        holder.execute("select count(*) from llm_usage")  # an open transaction holding ACCESS SHARE
+        pid = holder.info.backend_pid
+        run = run_kit("rollback", str(path), "--db-url", db_url, "--json")
+        holder.rollback()
+    assert run.code == 4
+    assert run.err.startswith("kit: error: could not lock the LLM tables in 1 s (")
+    assert f"held by pid {pid} (no name, idle in transaction)" in run.err
+    assert (schema(db_url), data(db_url)) == before
+
+
+def test_a_backup_taken_after_the_migration_cannot_roll_it_back(db_url, run_kit, tmp_path):
+    migrate_direct(db_url)
+    path = take(run_kit, db_url, tmp_path)
+    run = run_kit("rollback", str(path), "--db-url", db_url)
+    assert run.code == 7
+    assert run.err == (f"kit: error: {path} was taken after the migration and holds no UUID maps: roll back with a "
+                       "backup taken before it (kit deploy takes one)\n")
+
+
+def test_platform_backups_are_recorded_when_configured(db_url, run_kit, tmp_path, clean_env):
+    """The Management API is a stand-in (tests/standin.py) answering GET /v1/projects/{ref}/database/backups."""
+    answer = {"region": "eu-west-1", "pitr_enabled": True, "walg_enabled": True,
+              "backups": [{"is_physical_backup": True, "status": "COMPLETED", "inserted_at": "2026-11-24T00:00:00Z"}]}
+    with serve(lambda r: Reply(200, answer) if r.path == "/v1/projects/abcdefghijklmnopqrst/database/backups"
+               else Reply(404, {"message": "no"})) as api:
+        clean_env.setenv("SUPABASE_API_URL", api.url)
+        clean_env.setenv("SUPABASE_ACCESS_TOKEN", "kit-test-token-" + "7" * 16)
+        clean_env.setenv("SUPABASE_PROJECT_REF", "abcdefghijklmnopqrst")
+        path = take(run_kit, db_url, tmp_path)
+    assert manifest.load(path)["platform"] == answer
+    assert "kit-test-token" not in (path / "manifest.json").read_text()
+
+
+def test_an_unwritable_backup_folder_is_one_line(db_url, run_kit, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = run_kit("backup", "--db-url", db_url, "--out", str(blocker))
+    assert run.code == 2
+    assert run.err == (f"kit: error: cannot write a backup under {blocker}: Not a directory; pass --out DIR or set "
+                       "KIT_BACKUP_DIR to a writable folder\n")
+
+
+def test_a_full_disk_fails_the_backup_and_marks_it_incomplete(db_url, run_kit, tmp_path):
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        run = run_kit("backup", "--db-url", db_url, "--out", str(tiny), "--json")
+        assert run.code == 7
+        assert run.err == ("kit: error: pg_dump writing data.sql failed: pg_dump: error: could not write to file: "
+                           "No space left on device\n")
+        folder = next((tiny / "local").iterdir())
+        assert (folder / "INCOMPLETE").exists() and not (folder / "manifest.json").exists()
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+
+
+def test_an_older_client_than_the_server_is_named(db_url, run_kit, pg, clean_env):
+    old = Path("/usr/lib/postgresql/15/bin")
+    if pg.version <= 15 or not (old / "pg_dump").exists():
+        pytest.skip("needs a PostgreSQL 15 client and a newer server")
+    clean_env.setenv("KIT_PG_BIN", str(old))
+    run = run_kit("backup", "--db-url", db_url)
+    assert run.code == 6
+    assert run.err.startswith("kit: error: pg_dump (PostgreSQL) 15.")
+    assert run.err.endswith(f"is older than the server (PostgreSQL {pg.version}") or \
+        "is older than the server (PostgreSQL 18" in run.err
