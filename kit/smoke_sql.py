@@ -61,14 +61,17 @@ class SqlDriver:
         return None
 
     async def insert_many(self, rows: list[dict]) -> list[float]:
-        conns = [await psycopg.AsyncConnection.connect(self.settings.db_url, autocommit=True,
-                                                       connect_timeout=self.settings.connect_timeout)
-                 for _ in range(min(len(rows), 5))]
+        conns = []
         try:
+            for _ in range(min(len(rows), 5)):
+                conns.append(await psycopg.AsyncConnection.connect(
+                    self.settings.db_url, autocommit=True, connect_timeout=self.settings.connect_timeout))
             queue = list(rows)
             latencies: list[float] = []
             await asyncio.gather(*(self._worker(c, queue, latencies) for c in conns))
             return latencies
+        except psycopg.OperationalError as exc:
+            raise CheckError(f"the database connection failed: {_first(exc)}") from None
         finally:
             for conn in conns:
                 await conn.close()
@@ -82,6 +85,8 @@ class SqlDriver:
                     await conn.execute("select set_config('role', 'service_role', true), "
                                        "set_config('request.jwt.claims', %s, true)", (CLAIMS,))
                     await conn.execute(sql, params)
+            except psycopg.OperationalError:
+                raise
             except psycopg.Error as exc:
                 raise CheckError(f"{exc.diag.sqlstate}: {_first(exc)}") from None
             latencies.append(time.perf_counter() - start)

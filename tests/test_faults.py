@@ -10,6 +10,7 @@ from kit.errors import ConnectError, KitError
 from tests.conftest import ROOT, query
 from tests.snapshot import schema
 from tests.test_push import VERSIONS, history_rows, workdir_with
+from tests.test_status_verify import migrate_direct
 
 SLOW = ("create table public.fault_marker (n int);\ninsert into public.fault_marker values (1);\n"
         "select pg_sleep(30);\n")
@@ -59,3 +60,79 @@ def test_connection_killed_during_push_applies_nothing_of_the_file_and_a_rerun_s
                      lint_files=False)
     assert again.applied == ["20261201000000"]
     assert query(db_url, "select count(*) from public.fault_marker") == [(1,)]
+
+
+def test_connection_killed_during_backup_marks_it_incomplete_and_rollback_refuses_it(db_url, run_kit, tmp_path):
+    import psycopg
+
+    from kit import backup as backup_mod
+
+    s = settings_mod.load({"db_url": db_url, "backup_dir": str(tmp_path)}, environ={}, cwd=ROOT)
+    outcome = {}
+    with psycopg.connect(db_url) as holder:
+        holder.execute("lock table llm_usage in access exclusive mode")
+
+        def run_backup():
+            try:
+                outcome["backup"] = backup_mod.take(s)
+            except KitError as exc:
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run_backup)
+        worker.start()
+        for _ in range(200):
+            waiting = query(db_url, "select pid from pg_stat_activity where wait_event_type = 'Lock' "
+                                    "and pid <> pg_backend_pid()")
+            if waiting:
+                break
+            time.sleep(0.05)
+        assert waiting, "the backup never waited for the lock"
+        query(db_url, "select pg_terminate_backend(%s)", (waiting[0][0],))
+        worker.join(timeout=60)
+        holder.rollback()
+    error = outcome.get("error")
+    assert error is not None and error.exit_code == 7, outcome
+    assert str(error).startswith("reading the database for the manifest failed (terminating connection due to "
+                                 "administrator command); ")
+    folder = next((tmp_path / "local").iterdir())
+    assert str(error).endswith(f"{folder} is marked incomplete: take the backup again")
+    assert (folder / "INCOMPLETE").exists()
+    migrate_direct(db_url)
+    run = run_kit("rollback", str(folder), "--db-url", db_url)
+    assert run.code == 7
+    assert run.err == (f"kit: error: {folder} is an incomplete backup (it was interrupted); it is never used for a "
+                       "rollback: take a new backup\n")
+
+
+def test_server_restart_during_smoke_is_a_clear_failure_and_a_rerun_leaves_no_rows(tmp_path, clean_env):
+    from kit import local, smoke
+
+    clean_env.chdir(tmp_path)
+    s = settings_mod.load({"local_dir": str(tmp_path / "pg")}, environ={}, cwd=tmp_path)
+    server = local.up(s)
+    try:
+        s = s.with_db_url(server.url)
+        push.run(s, "direct", lint_files=False)
+        rows = query(server.url, "select count(*) from llm_usage")[0][0]
+        query(server.url, """create function slow_smoke() returns trigger language plpgsql as $$
+            begin perform pg_sleep(0.3); return new; end $$;
+            create trigger slow_smoke before insert on llm_usage for each row
+            when (new.agent_name = 'kit-smoke') execute function slow_smoke()""")
+        outcome = {}
+        worker = threading.Thread(target=lambda: outcome.update(result=smoke.run(s, "sql")))
+        worker.start()
+        time.sleep(1.0)
+        local._run_as_server_user([str(local.pg_bin(s) / "pg_ctl"), "-D", str(server.data_dir), "-m", "fast",
+                                   "-l", str(tmp_path / "pg" / "server.log"), "-w", "restart"])
+        worker.join(timeout=120)
+        failed = [c for c in outcome["result"].checks if not c.ok]
+        assert outcome["result"].ok is False
+        assert failed[0].detail.startswith("the database connection failed: ")
+        query(server.url, "drop trigger slow_smoke on llm_usage")
+        assert query(server.url, "select count(*) from llm_usage where agent_name = 'kit-smoke'")[0][0] > 0
+        again = smoke.run(s, "sql")
+        assert again.ok, [c for c in again.checks if not c.ok]
+        assert again.checks[0].name == "rows of unfinished earlier runs deleted"
+        assert query(server.url, "select count(*) from llm_usage") == [(rows,)]
+    finally:
+        local.down(s)
