@@ -19,6 +19,7 @@ ENV_NAMES = {
     "access_token": "SUPABASE_ACCESS_TOKEN",
     "project_ref": "SUPABASE_PROJECT_REF",
     "api_url": "SUPABASE_API_URL",
+    "branch_url": "KIT_BRANCH_URL",
     "supabase_cli": "SUPABASE_CLI",
     "local_dir": "KIT_LOCAL_DIR",
     "pg_bin": "KIT_PG_BIN",
@@ -40,6 +41,7 @@ class Settings:
     access_token: str | None = None
     project_ref: str | None = None
     api_url: str = "https://api.supabase.com"
+    branch_url: str = "https://{ref}.supabase.co"
     supabase_cli: str | None = None
     local_dir: Path = field(default_factory=lambda: default_local_dir())
     pg_bin: Path | None = None

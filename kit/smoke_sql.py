@@ -68,7 +68,11 @@ class SqlDriver:
                     self.settings.db_url, autocommit=True, connect_timeout=self.settings.connect_timeout))
             queue = list(rows)
             latencies: list[float] = []
-            await asyncio.gather(*(self._worker(c, queue, latencies) for c in conns))
+            outcomes = await asyncio.gather(*(self._worker(c, queue, latencies) for c in conns),
+                                            return_exceptions=True)  # let every worker finish before closing
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             return latencies
         except psycopg.OperationalError as exc:
             raise CheckError(f"the database connection failed: {_first(exc)}") from None

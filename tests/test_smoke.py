@@ -99,3 +99,26 @@ def test_the_default_route_is_rest_only_with_url_and_key(clean_env):
     assert smoke.default_route(both) == "rest"
     with pytest.raises(ConfigError):
         smoke.default_route(settings_mod.load({}, environ={"SUPABASE_URL": "http://x"}, cwd=ROOT))
+
+
+def test_the_standalone_script_runs_the_smoke_test_and_exits_with_its_code(db_url, clean_env):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    migrate_direct(db_url)
+    before = query(db_url, "select count(*) from llm_usage")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "smoke_test.py"), "--db-url", db_url, "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True and report["via"] == "sql"
+    assert query(db_url, "select count(*) from llm_usage") == before
+    query(db_url, "revoke insert on llm_usage from service_role")
+    failed = subprocess.run([sys.executable, str(ROOT / "scripts" / "smoke_test.py"), "--db-url", db_url],
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 5, failed.stderr
+    assert "error ignored" not in failed.stderr
+    assert "FAIL    insert a usage row for each of 9 registered model(s)" in failed.stdout
