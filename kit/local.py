@@ -65,8 +65,12 @@ def up(settings: Settings, *, seed: bool = True, prepare_db: bool = True) -> Loc
     if created:
         _initdb(bindir, data)
     port = _free_port()
-    _run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(settings.local_dir / "server.log"),
-                         "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "-w", "-t", "60", "start"])
+    log = settings.local_dir / "server.log"
+    try:  # TCP only: a socket path under a long home folder passes the 107-byte limit of Unix sockets
+        _run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
+                             "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k ''", "-w", "-t", "60", "start"])
+    except KitError as exc:
+        raise KitError(f"the local PostgreSQL did not start: {_last_fatal(log) or exc}; its log is {log}") from None
     server = LocalServer(_url(port), port, data, created)
     if created and prepare_db:
         try:
@@ -120,6 +124,14 @@ def _run_as_server_user(argv: list[str]) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise KitError(f"{Path(argv[0]).name} failed: {detail[-1] if detail else 'no output'}")
+
+
+def _last_fatal(log: Path) -> str | None:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if "FATAL:" in line]
+    except OSError:
+        return None
+    return lines[-1].split("FATAL:", 1)[1].strip() if lines else None
 
 
 def _free_port() -> int:

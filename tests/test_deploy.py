@@ -155,3 +155,29 @@ def test_ctrl_c_at_each_step_stops_with_130_and_a_report(step, db_url, run_kit, 
     expected_phase = "before" if step in ("preflight", "backup", "push") else "migrated"
     assert report["phase"] == expected_phase
     assert (report["rollback_command"] is not None) == (expected_phase == "migrated")
+
+
+def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_the_local_default(tmp_path):
+    """What a newcomer's first `kit deploy` meets: no .env, no variables, nothing in HOME."""
+    import os
+    import subprocess
+    import sys
+
+    folder, home = tmp_path / "empty", tmp_path / "home"
+    folder.mkdir()
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    if os.environ.get("KIT_TEST_PG_BIN"):
+        env["KIT_PG_BIN"] = os.environ["KIT_TEST_PG_BIN"]
+    try:
+        done = subprocess.run([sys.executable, "-m", "kit", "deploy", "--yes", "--json"], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert Path(out["report"]).parent == folder / "reports" and Path(out["report"]).exists()
+        assert out["phase"] == "migrated" and out["applied"] == [VERSIONS[1]]
+        assert out["database"].startswith("postgresql://postgres@127.0.0.1:")
+        assert query(out["database"], "select count(*) > 0 from llm_models") == [(True,)]
+    finally:
+        subprocess.run([sys.executable, "-m", "kit", "local", "down"], cwd=folder, env=env, capture_output=True,
+                       timeout=120)

@@ -12,7 +12,9 @@ from tests.conftest import PASSWORD
 SERVICE_KEY = "eyJ" + secrets.token_urlsafe(24) + "." + secrets.token_urlsafe(30) + "." + secrets.token_urlsafe(20)
 ACCESS_TOKEN = "sbp_" + secrets.token_hex(20)
 COMMANDS = [("status",), ("verify",), ("local", "url"), ("push", "--via", "cli", "--yes"),
-            ("push", "--via", "direct", "--yes"), ("push", "--via", "api", "--yes"), ("push", "--dry-run")]
+            ("push", "--via", "direct", "--yes"), ("push", "--via", "api", "--yes"), ("push", "--dry-run"),
+            ("backup",), ("smoke", "--via", "sql"), ("smoke", "--via", "rest"), ("deploy", "--yes"),
+            ("branch", "list")]
 
 
 @pytest.fixture
@@ -23,6 +25,7 @@ def secret_env(clean_env, tmp_path, pg, db_url):
     clean_env.setenv("SUPABASE_ACCESS_TOKEN", ACCESS_TOKEN)
     clean_env.setenv("SUPABASE_PROJECT_REF", "abcdefghijklmnopqrst")
     clean_env.setenv("SUPABASE_URL", "http://127.0.0.1:9")
+    clean_env.setenv("SUPABASE_API_URL", "http://127.0.0.1:9")
     clean_env.setenv("KIT_BACKUP_DIR", str(tmp_path / "backups"))
     clean_env.setenv("KIT_REPORT_DIR", str(tmp_path / "reports"))
     return clean_env
@@ -55,6 +58,10 @@ def written_files(root) -> str:
 def test_no_secret_in_output_files_or_child_argv(argv, secret_env, run_kit, tmp_path, child_argv):
     run = run_kit(*argv)
     assert run.code in (0, 3, 4, 5), run.err
+    if argv[0] in ("backup", "deploy"):  # the files that could leak were written, and are read below
+        assert list(tmp_path.rglob("manifest.json")), run.err
+    if argv[0] == "deploy":  # it gets as far as smoke, whose rest route cannot reach SUPABASE_URL
+        assert run.code == 3 and list((tmp_path / "reports").glob("*.json")), run.err
     assert leaks(run.out + run.err) == []
     assert leaks(written_files(tmp_path)) == []
     assert leaks("\n".join(child_argv)) == []

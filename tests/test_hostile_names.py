@@ -1,0 +1,78 @@
+"""Provider and model names that break naive SQL survive migrate -> rollback -> migrate, every row intact.
+
+Hypothesis draws the names: quotes, backslashes, unicode, spaces, 255 characters, text that looks
+like SQL or like a format placeholder. Each example gets a fresh database on the real PostgreSQL.
+"""
+
+import uuid
+
+import psycopg
+from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
+
+from kit import backup, push, rollback, settings as settings_mod
+from tests.conftest import ROOT, query
+
+HOSTILE = ["'; drop table llm_usage; --", "o'brien", 'say "hi"', "back\\slash\\", "名前 モデル ✓", "  spaced  ",
+           "x" * 255, "é" * 255, "%s %(name)s {0}", "$$ $tag$", "null", "NULL", "E'\\x41'", "a\tb\nc",
+           "model_name = 'gpt'", "🙂 emoji", "--", "/* c */"]
+NAME = st.one_of(st.sampled_from(HOSTILE),
+                 st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                         min_size=1, max_size=255))
+
+
+def _load(url: str, providers: list[str], models: list[str]) -> None:
+    """Providers with one model each; two usage rows per model: one with UUID links, one with names only."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for provider, model in zip(providers, models):
+            pid = conn.execute("insert into llm_providers (name) values (%s) returning id", (provider,)).fetchone()[0]
+            mid = conn.execute("insert into llm_models (provider_id, name) values (%s, %s) returning id",
+                               (pid, model)).fetchone()[0]
+            conn.execute("insert into llm_usage (provider_id, model_id, provider_name, model_name, agent_name) "
+                         "values (%s, %s, %s, %s, 'hostile'), (null, null, %s, %s, 'hostile')",
+                         (pid, mid, provider, model, provider, model))
+
+
+USAGE = ("select id, provider_name, model_name, provider_id, model_id from llm_usage where agent_name = 'hostile' "
+         "order by id")
+NAMES_ONLY = "select id, provider_name, model_name from llm_usage where agent_name = 'hostile' order by id"
+LOOKUP_IDS = ("select 'p', name, id from llm_providers where name = any(%s) union all "
+              "select 'm', name, id from llm_models where name = any(%s) order by 1, 2")
+MISLINKED = """select count(*) from llm_usage u
+    left join llm_models m on m.id = u.model_id left join llm_providers p on p.id = u.provider_id
+    where m.name is distinct from u.model_name or p.name is distinct from u.provider_name"""
+
+
+@hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(NAME, min_size=1, max_size=4, unique=True), data=st.data())
+def test_hostile_names_survive_migrate_rollback_migrate(names, data, pg, tmp_path):
+    models = data.draw(st.lists(NAME, min_size=len(names), max_size=len(names), unique=True), label="models")
+    name = f"h_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}" template kit_tpl_before')
+    url = pg.url(name)
+    try:
+        existing = {r[0] for r in query(url, "select name from llm_providers union select name from llm_models")}
+        providers = [n for n in names if n not in existing]
+        models = [m for m in models if m not in existing and m not in providers][:len(providers)]
+        providers = providers[:len(models)]
+        assume(providers)
+        _load(url, providers, models)
+        before = query(url, USAGE)
+        ids = query(url, LOOKUP_IDS, (providers, models))
+        s = settings_mod.load({"db_url": url, "backup_dir": str(tmp_path / uuid.uuid4().hex)}, environ={}, cwd=ROOT)
+        taken = backup.take(s)
+        push.run(s, "direct", lint_files=False)
+        assert query(url, NAMES_ONLY) == [r[:3] for r in before]
+        assert query(url, "select name, provider_name from llm_models where name = any(%s) order by name",
+                     (models,)) == sorted(zip(models, providers))
+        rollback.in_place(s, taken.path)
+        after = query(url, USAGE)
+        assert [r[:3] for r in after] == [r[:3] for r in before]
+        assert [a for a, b in zip(after, before) if b[3] is not None and a != b] == []
+        assert query(url, LOOKUP_IDS, (providers, models)) == ids
+        assert query(url, MISLINKED) == [(0,)]
+        assert push.run(s, "direct", lint_files=False).applied == ["20261124120000"]
+        assert query(url, NAMES_ONLY) == [r[:3] for r in before]
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
