@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit import history
-from kit.errors import ConfigError, KitError, ToolMissing
+from kit.errors import ConfigError, ConnectError, KitError, ToolMissing
 from kit.settings import Settings
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -70,7 +70,7 @@ def up(settings: Settings, *, seed: bool = True, prepare_db: bool = True) -> Loc
         _run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
                              "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k ''", "-w", "-t", "60", "start"])
     except KitError as exc:
-        raise KitError(f"the local PostgreSQL did not start: {_last_fatal(log) or exc}; its log is {log}") from None
+        raise ConnectError(f"the local PostgreSQL did not start: {_last_fatal(log) or exc}; its log is {log}") from None
     server = LocalServer(_url(port), port, data, created)
     if created and prepare_db:
         try:

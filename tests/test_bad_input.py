@@ -136,3 +136,30 @@ def test_transaction_pooler_port_is_named():
     assert str(raised.value) == ("aws-0-eu.pooler.supabase.com:6543 is the transaction-mode pooler, where session "
                                  "settings and advisory locks do not hold; use the direct connection or the session "
                                  "pooler (port 5432)")
+
+
+def test_a_missing_env_value_is_named(run_kit, tmp_path, clean_env, db_url):
+    """.env sets the project ref but not the token the api route needs: one line naming the variable."""
+    (tmp_path / ".env").write_text("SUPABASE_PROJECT_REF=abcdefghijklmnopqrst\nSUPABASE_ACCESS_TOKEN=\n")
+    clean_env.chdir(tmp_path)
+    before = snapshot.schema(db_url)
+    run = run_kit("push", "--via", "api", "--yes")
+    assert (run.code, one_line(run.err)) == (
+        2, "kit: error: SUPABASE_ACCESS_TOKEN is not set: create a personal access token (Dashboard > Account > "
+           "Access Tokens) and put it in .env")
+    assert snapshot.schema(db_url) == before
+
+
+def test_a_local_server_that_cannot_start_names_its_fatal_line_and_log(run_kit, tmp_path, clean_env):
+    from kit import local, settings as settings_mod
+
+    s = settings_mod.load({"local_dir": str(tmp_path / "pg")}, environ={}, cwd=tmp_path)
+    local.up(s, prepare_db=False)
+    local.down(s)
+    with open(tmp_path / "pg" / "data" / "postgresql.auto.conf", "a") as conf:
+        conf.write("shared_buffers = 'plenty'\n")
+    clean_env.setenv("KIT_LOCAL_DIR", str(tmp_path / "pg"))
+    run = run_kit("status")
+    assert (run.code, one_line(run.err)) == (
+        3, "kit: error: the local PostgreSQL did not start: configuration file "
+           f"\"{tmp_path}/pg/data/postgresql.auto.conf\" contains errors; its log is {tmp_path}/pg/server.log")
