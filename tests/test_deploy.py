@@ -173,6 +173,7 @@ def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_t
         done = subprocess.run([sys.executable, "-m", "kit", "deploy", "--yes", "--json"], cwd=folder, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
+        assert "Warning" not in done.stderr
         out = json.loads(done.stdout)
         assert Path(out["report"]).parent == folder / "reports" and Path(out["report"]).exists()
         assert out["phase"] == "migrated" and out["applied"] == [VERSIONS[1]]
