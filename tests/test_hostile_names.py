@@ -44,35 +44,28 @@ MISLINKED = """select count(*) from llm_usage u
 
 @hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(NAME, min_size=1, max_size=4, unique=True), data=st.data())
-def test_hostile_names_survive_migrate_rollback_migrate(names, data, pg, tmp_path):
+def test_hostile_names_survive_migrate_rollback_migrate(names, data, make_db, tmp_path):
     models = data.draw(st.lists(NAME, min_size=len(names), max_size=len(names), unique=True), label="models")
-    name = f"h_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}" template kit_tpl_before')
-    url = pg.url(name)
-    try:
-        existing = {r[0] for r in query(url, "select name from llm_providers union select name from llm_models")}
-        providers = [n for n in names if n not in existing]
-        models = [m for m in models if m not in existing and m not in providers][:len(providers)]
-        providers = providers[:len(models)]
-        assume(providers)
-        _load(url, providers, models)
-        before = query(url, USAGE)
-        ids = query(url, LOOKUP_IDS, (providers, models))
-        s = settings_mod.load({"db_url": url, "backup_dir": str(tmp_path / uuid.uuid4().hex)}, environ={}, cwd=ROOT)
-        taken = backup.take(s)
-        push.run(s, "direct", lint_files=False)
-        assert query(url, NAMES_ONLY) == [r[:3] for r in before]
-        assert query(url, "select name, provider_name from llm_models where name = any(%s) order by name",
-                     (models,)) == sorted(zip(models, providers))
-        rollback.in_place(s, taken.path)
-        after = query(url, USAGE)
-        assert [r[:3] for r in after] == [r[:3] for r in before]
-        assert [a for a, b in zip(after, before) if b[3] is not None and a != b] == []
-        assert query(url, LOOKUP_IDS, (providers, models)) == ids
-        assert query(url, MISLINKED) == [(0,)]
-        assert push.run(s, "direct", lint_files=False).applied == ["20261124120000"]
-        assert query(url, NAMES_ONLY) == [r[:3] for r in before]
-    finally:
-        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    url = make_db()  # one per example; all are dropped when the test ends
+    existing = {r[0] for r in query(url, "select name from llm_providers union select name from llm_models")}
+    providers = [n for n in names if n not in existing]
+    models = [m for m in models if m not in existing and m not in providers][:len(providers)]
+    providers = providers[:len(models)]
+    assume(providers)
+    _load(url, providers, models)
+    before = query(url, USAGE)
+    ids = query(url, LOOKUP_IDS, (providers, models))
+    s = settings_mod.load({"db_url": url, "backup_dir": str(tmp_path / uuid.uuid4().hex)}, environ={}, cwd=ROOT)
+    taken = backup.take(s)
+    push.run(s, "direct", lint_files=False)
+    assert query(url, NAMES_ONLY) == [r[:3] for r in before]
+    assert sorted(query(url, "select name, provider_name from llm_models where name = any(%s)", (models,))) == \
+        sorted(zip(models, providers))
+    rollback.in_place(s, taken.path)
+    after = query(url, USAGE)
+    assert [r[:3] for r in after] == [r[:3] for r in before]
+    assert [a for a, b in zip(after, before) if b[3] is not None and a != b] == []
+    assert query(url, LOOKUP_IDS, (providers, models)) == ids
+    assert query(url, MISLINKED) == [(0,)]
+    assert push.run(s, "direct", lint_files=False).applied == ["20261124120000"]
+    assert query(url, NAMES_ONLY) == [r[:3] for r in before]
