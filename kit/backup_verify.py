@@ -1,16 +1,13 @@
 """`kit backup verify`: checksums, `pg_restore --list`, then a rehearsal restore into a throwaway PostgreSQL."""
 
-import shutil
 import subprocess
-import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import psycopg.sql
 
-from kit import local, manifest, pgtools
+from kit import manifest, pgserver, pgtools
 from kit.errors import BackupError
 from kit.settings import Settings
 from kit.verify import Check
@@ -39,21 +36,16 @@ def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True)
 
 
 def rehearsal(settings: Settings, path: Path, data: dict) -> Check:
-    """Restore database.dump into a new local server and compare every table's row count."""
+    """Restore database.dump into a throwaway server of the backup's major and compare every table's row count."""
     start = time.perf_counter()
-    folder = Path(tempfile.mkdtemp(prefix="kit-rehearsal-"))
-    scratch = replace(settings, local_dir=folder, db_url=None)
-    try:
-        server = local.up(scratch, prepare_db=False)
-        with psycopg.connect(server.url, autocommit=True) as conn:
+    major = pgtools.major(str(data.get("server") or settings.pg_major))
+    with pgserver.temporary(settings, major) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(API_ROLES.encode())
-        pgtools.psql_file(scratch, server.url, path / "roles.sql")
-        pgtools.run(scratch, "pg_restore", ["--exit-on-error", "--no-owner", str(path / "database.dump")],
-                    url=server.url, what="in the rehearsal restore")
-        counts = _counts(server.url, data["row_counts"])
-    finally:
-        local.down(scratch)
-        shutil.rmtree(folder, ignore_errors=True)
+        pgtools.psql_file(settings, url, path / "roles.sql")
+        pgtools.run(settings, "pg_restore", ["--exit-on-error", "--no-owner", str(path / "database.dump")],
+                    url=url, what="in the rehearsal restore")
+        counts = _counts(url, data["row_counts"])
     wrong = [f"{t}: {counts.get(t)} restored, {n} in the manifest" for t, n in data["row_counts"].items()
              if counts.get(t) != n]
     seconds = time.perf_counter() - start

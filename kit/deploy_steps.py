@@ -2,7 +2,7 @@
 
 import subprocess
 
-from kit import db, local, push, status, verify, workdir
+from kit import db, local, pgserver, push, status, verify, workdir
 from kit.deploy import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 
@@ -39,7 +39,7 @@ def tool_versions(settings) -> dict:
         found["supabase_cli"] = _version([workdir.supabase_cli(settings), "--version"])
     except KitError:
         found["supabase_cli"] = "not installed"
-    found["pg_dump"] = _version([str(local.pg_bin(settings) / "pg_dump"), "--version"])
+    found["pg_dump"] = _version([str(pgserver.client_bin(settings) / "pg_dump"), "--version"])
     return found
 
 

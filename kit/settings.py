@@ -26,6 +26,8 @@ ENV_NAMES = {
     "backup_dir": "KIT_BACKUP_DIR",
     "report_dir": "KIT_REPORT_DIR",
     "connect_timeout": "KIT_CONNECT_TIMEOUT",
+    "pg_major": "KIT_PG_MAJOR",
+    "cache_dir": "KIT_CACHE_DIR",
 }
 SECRET_FIELDS = ("service_role_key", "access_token")
 PROFILE_FIELDS = ("db_url", "supabase_url", "service_role_key", "project_ref")
@@ -45,6 +47,8 @@ class Settings:
     supabase_cli: str | None = None
     local_dir: Path = field(default_factory=lambda: default_local_dir())
     pg_bin: Path | None = None
+    pg_major: int = 17
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     backup_dir: Path = Path("backups")
     report_dir: Path = Path("reports")
     connect_timeout: int = 10
@@ -84,6 +88,15 @@ def default_local_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "supabase-kit" / "local"
 
 
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where server binaries are copied: as root a folder the server user can reach, else the user's cache."""
+    environ = os.environ if environ is None else environ
+    if os.geteuid() == 0:
+        return Path("/var/lib/supabase-kit")
+    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(base) / "supabase-kit"
+
+
 def db_password(url: str | None) -> str | None:
     try:
         password = urlsplit(url or "").password
@@ -109,7 +122,7 @@ def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] |
     dotenv = _read_dotenv(cwd / ".env")
     target = str(flags.get("target") or environ.get("KIT_TARGET") or dotenv.get("KIT_TARGET") or "local")
     values: dict[str, object] = {"cwd": cwd, "target": target,
-                                 "local_dir": default_local_dir(environ)}
+                                 "local_dir": default_local_dir(environ), "cache_dir": default_cache_dir(environ)}
     for name, var in ENV_NAMES.items():
         value = _lookup(name, var, target, environ, dotenv)
         if value not in (None, ""):
@@ -144,7 +157,7 @@ def _read_dotenv(path: Path) -> dict[str, str]:
 
 
 def _typed(values: dict[str, object]) -> dict[str, object]:
-    for name in ("workdir", "local_dir", "pg_bin", "backup_dir", "report_dir"):
+    for name in ("workdir", "local_dir", "pg_bin", "backup_dir", "report_dir", "cache_dir"):
         if values.get(name) is not None:
             values[name] = Path(str(values[name])).expanduser()
     if "connect_timeout" in values:
@@ -154,6 +167,12 @@ def _typed(values: dict[str, object]) -> dict[str, object]:
         except (ValueError, AssertionError):
             raise ConfigError(f"KIT_CONNECT_TIMEOUT must be a whole number of seconds above 0, "
                               f"not {values['connect_timeout']!r}") from None
+    if "pg_major" in values:
+        given = str(values["pg_major"])
+        if given not in ("15", "17", "18"):
+            raise ConfigError(f"KIT_PG_MAJOR must be 15, 17 or 18 (the server majors package.json installs), "
+                              f"not {given!r}")
+        values["pg_major"] = int(given)
     for name in ("db_url", "supabase_url", "api_url"):
         url = values.get(name)
         if url is not None and "://" not in str(url):

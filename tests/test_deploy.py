@@ -167,8 +167,7 @@ def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_t
     folder.mkdir()
     home.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
-    if os.environ.get("KIT_TEST_PG_BIN"):
-        env["KIT_PG_BIN"] = os.environ["KIT_TEST_PG_BIN"]
+    env["KIT_PG_MAJOR"] = os.environ.get("KIT_TEST_PG_MAJOR") or "17"
     try:
         done = subprocess.run([sys.executable, "-m", "kit", "deploy", "--yes", "--json"], cwd=folder, env=env,
                               capture_output=True, text=True, timeout=300)
@@ -180,5 +179,6 @@ def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_t
         assert out["database"].startswith("postgresql://postgres@127.0.0.1:")
         assert query(out["database"], "select count(*) > 0 from llm_models") == [(True,)]
     finally:
-        subprocess.run([sys.executable, "-m", "kit", "local", "down"], cwd=folder, env=env, capture_output=True,
-                       timeout=120)
+        from kit import local, settings as settings_mod
+
+        local.destroy(settings_mod.load({}, environ=env, cwd=folder))

@@ -122,8 +122,7 @@ def test_server_restart_during_smoke_is_a_clear_failure_and_a_rerun_leaves_no_ro
         worker = threading.Thread(target=lambda: outcome.update(result=smoke.run(s, "sql")))
         worker.start()
         time.sleep(1.0)
-        local._run_as_server_user([str(local.pg_bin(s) / "pg_ctl"), "-D", str(server.data_dir), "-m", "fast",
-                                   "-l", str(tmp_path / "pg" / "server.log"), "-w", "restart"])
+        local.restart_cluster(s, local.cluster_dir(s))
         worker.join(timeout=120)
         failed = [c for c in outcome["result"].checks if not c.ok]
         assert outcome["result"].ok is False
@@ -135,4 +134,4 @@ def test_server_restart_during_smoke_is_a_clear_failure_and_a_rerun_leaves_no_ro
         assert again.checks[0].name == "rows of unfinished earlier runs deleted"
         assert query(server.url, "select count(*) from llm_usage") == [(rows,)]
     finally:
-        local.down(s)
+        local.destroy(s)

@@ -38,3 +38,30 @@ select case when g % 3 = 0 then p.id end, case when g % 3 = 0 then m.id end, p.n
 from generate_series(1, 5000) as g
 join lateral (select * from public.llm_models order by name offset (g % 9) limit 1) as m on true
 join public.llm_providers p on p.id = m.provider_id;
+
+-- What an app beside the LLM tables has on Supabase: users in auth.users, a public table referencing
+-- them, and a key default from uuid-ossp in schema `extensions`.
+do $app$
+begin
+  if to_regprocedure('extensions.uuid_generate_v4()') is null then
+    raise notice 'no uuid-ossp in schema extensions: the app tables are left out';
+    return;
+  end if;
+  create table if not exists public.agent_profiles (
+    id uuid primary key default extensions.uuid_generate_v4(),
+    user_id uuid not null references auth.users (id) on delete cascade,
+    agent_name text not null,
+    created_at timestamptz not null default now()
+  );
+  insert into auth.users (id, aud, role, email, created_at)
+  select ('00000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, 'authenticated', 'authenticated',
+         'user' || g || '@example.com', now()
+  from generate_series(0, 24) as g
+  on conflict (id) do nothing;
+  insert into public.agent_profiles (user_id, agent_name)
+  select u.id, a.name
+  from auth.users u cross join unnest(array['planner', 'coder']) as a (name)
+  where u.email like 'user%@example.com'
+    and not exists (select 1 from public.agent_profiles p where p.user_id = u.id and p.agent_name = a.name);
+end
+$app$;
