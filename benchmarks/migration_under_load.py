@@ -110,23 +110,24 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="kit-bench-"))
     s = settings_mod.load({"local_dir": str(folder)}, environ={}, cwd=ROOT)
     server = local.up(s, prepare_db=False)
+    admin = server.admin_url  # a bare cluster: the superuser owns what the benchmark builds
     try:
         print(f"loading {args.rows:,} usage rows ...", flush=True)
-        build_template(server.url, args.rows)
+        build_template(admin, args.rows)
         plan = workdir.Migration("20261124120000", "plan_sql_as_written", ROOT / "benchmarks/plan_migration.sql")
         repo = next(m for m in workdir.migrations(s) if m.name == "llm_name_keys")
         results = {}
         for label, migration in (("plan's SQL", plan), ("repo migration", repo)):
             name = "bench_" + migration.name
-            with psycopg.connect(server.url, autocommit=True) as conn:
+            with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f"create database {name} template bench_tpl")
-            results[label] = run_variant(server.url.rsplit("/", 1)[0] + "/" + name, migration, args.report_seconds)
+            results[label] = run_variant(admin.rsplit("/", 1)[0] + "/" + name, migration, args.report_seconds)
         print(f"\n{args.rows:,} rows, 4 inserters, one {args.report_seconds:g} s report transaction\n")
         print(f"{'variant':<16}{'push s':>8}{'longest insert ms':>19}{'p99 ms':>9}{'inserts':>9}{'failed':>8}")
         for label, r in results.items():
             print(f"{label:<16}{r['push_s']:>8.2f}{r['max_ms']:>19.1f}{r['p99_ms']:>9.1f}{r['inserts']:>9}{r['failed']:>8}")
     finally:
-        local.down(s)
+        local.destroy(s)
 
 
 if __name__ == "__main__":
