@@ -1,5 +1,7 @@
 """The migration history table exactly as the Supabase CLI keeps it."""
 
+from pathlib import Path
+
 import psycopg
 
 from kit.workdir import Migration
@@ -97,3 +99,14 @@ def apply(conn: psycopg.Connection, migration: Migration) -> None:
         for statement in statements:
             conn.execute(statement.encode(), prepare=False)
         conn.execute(INSERT_SQL, (migration.version, migration.name, statements))
+
+
+def missing_advice(missing: list[str], folder: Path | None) -> str:
+    """One line for a database whose history has versions the folder lacks: what is missing, and the
+    safe ways on. Those versions are the database's real history, so it never suggests marking them reverted."""
+    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    where = f"{folder}/supabase/migrations" if folder else "the local supabase/migrations"
+    return (f"the database's migration history has {len(missing)} version(s) that {where} lacks: {shown}; "
+            "nothing was changed: run the kit from the repo that has them (cd there, or pass "
+            "--workdir ../your-app; `kit init --workdir ../your-app` adds the change there), or copy them here "
+            "with `npx supabase migration fetch`; do not mark versions that are in the database as reverted")

@@ -137,15 +137,17 @@ def restart_cluster(settings: Settings, folder: Path) -> None:
 
 
 def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> None:
-    """Give a database Supabase's roles, schemas, extensions and grants (as supabase_admin), then the
-    baseline (recorded as the CLI records it) and data as `postgres`."""
+    """Give a database Supabase's roles, schemas, extensions and grants (as supabase_admin), then every
+    migration before the name-key change (recorded as the CLI records them: the kit's baseline, or a
+    team repo's own history) and data as `postgres`."""
     from kit import db, workdir
 
     with db.session(settings, admin_url) as conn:
         conn.execute((SQL_DIR / "supabase_env.sql").read_text().encode())
-    baseline = workdir.migrations(settings)[0]
+    before = workdir.before_change(settings, "llm_name_keys")
     with db.session(settings) as conn:
-        history.apply(conn, baseline)
+        for migration in before:
+            history.apply(conn, migration)
         if seed:
             with conn.transaction():
                 conn.execute((SQL_DIR / "local_data.sql").read_text().encode())

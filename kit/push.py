@@ -7,6 +7,7 @@ file and its history row commit together, and one push at a time runs per databa
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 
@@ -29,6 +30,7 @@ class Plan:
     pending: list[Migration]
     applied: list[str]
     unknown_remote: list[str]
+    folder: Path | None = None
 
     @property
     def include_all(self) -> bool:
@@ -65,17 +67,13 @@ def make_plan(settings: Settings, applied: list[str]) -> Plan:
     local = workdir.migrations(settings)
     versions = {m.version for m in local}
     return Plan([m for m in local if m.version not in applied], applied,
-                [v for v in applied if v not in versions])
+                [v for v in applied if v not in versions], workdir.project_dir(settings))
 
 
 def check_history(plan: Plan) -> None:
     """Refuse when the database knows versions the local folder lacks, as `supabase db push` would."""
     if plan.unknown_remote:
-        versions = " ".join(plan.unknown_remote)
-        raise Refused(f"the database's migration history has version(s) {versions} that are not in "
-                      "supabase/migrations: fetch them with `npx supabase migration fetch`, or mark them "
-                      f"reverted with `npx supabase migration repair --status reverted {versions} "
-                      "--remote=\"$SUPABASE_DB_URL\"`, then push again")
+        raise Refused(history.missing_advice(plan.unknown_remote, plan.folder))
 
 
 def run(settings: Settings, via: str | None = None, *, dry_run: bool = False, lint_files: bool = True,

@@ -46,8 +46,9 @@ def failure(settings: Settings, lines: list[str], code: int) -> KitError:
         if hit:
             return Refused(_from(hit, "llm name keys:"))
     if "Remote migration versions not found" in text:
-        return Refused("the database's migration history has versions that are not in supabase/migrations: "
-                       "run `npx supabase migration list` to see them, then fetch or repair them")
+        return Refused(f"the database's migration history has versions that {workdir.project_dir(settings)}"
+                       "/supabase/migrations lacks (`npx supabase migration list` names them); nothing was "
+                       "changed: run from the repo that has them (--workdir), or `npx supabase migration fetch`")
     if any(hint in text.lower() for hint in CONNECT_HINTS):
         hit = next(line for line in lines if any(h in line.lower() for h in CONNECT_HINTS))
         return ConnectError(db.describe_connect_error(settings.db_url, hit, settings.secrets))

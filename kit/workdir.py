@@ -24,7 +24,7 @@ class Migration:
 
 
 def project_dir(settings: Settings) -> Path:
-    """The folder that holds supabase/: --workdir, else the nearest one upward, else the bundled copy."""
+    """The folder that holds supabase/: --workdir, else the nearest one upward, else the kit's own."""
     if settings.workdir is not None:
         workdir = settings.workdir.resolve()
         if not (workdir / "supabase").is_dir():
@@ -33,6 +33,11 @@ def project_dir(settings: Settings) -> Path:
     for folder in (settings.cwd.resolve(), *settings.cwd.resolve().parents):
         if (folder / "supabase" / "migrations").is_dir():
             return folder
+    return kit_dir()
+
+
+def kit_dir() -> Path:
+    """The kit's own folder holding supabase/: the copy bundled in the wheel, else the source checkout."""
     for candidate in (PACKAGE_ROOT / "bundled", PACKAGE_ROOT.parent):
         if (candidate / "supabase" / "migrations").is_dir():
             return candidate
@@ -42,7 +47,11 @@ def project_dir(settings: Settings) -> Path:
 
 def migrations(settings: Settings) -> list[Migration]:
     """The local migration files in version order; refuses a file the Supabase CLI would skip."""
-    folder = project_dir(settings) / "supabase" / "migrations"
+    return migrations_in(project_dir(settings) / "supabase" / "migrations")
+
+
+def migrations_in(folder: Path) -> list[Migration]:
+    """The migration files of one folder in version order; refuses a file the Supabase CLI would skip."""
     if not folder.is_dir():
         raise ConfigError(f"the migrations folder {folder} is missing; restore it or pass --workdir")
     found = []
@@ -59,6 +68,13 @@ def migrations(settings: Settings) -> list[Migration]:
     if duplicates:
         raise ConfigError(f"two migration files share version {duplicates[0]} in {folder}; give one a new timestamp")
     return sorted(found, key=lambda m: int(m.version))
+
+
+def before_change(settings: Settings, change_name: str) -> list[Migration]:
+    """The files that sort before the change's file (all of them when the folder has no such file)."""
+    found = migrations(settings)
+    change = next((m for m in found if m.name == change_name), None)
+    return [m for m in found if change is None or int(m.version) < int(change.version)]
 
 
 def supabase_cli(settings: Settings) -> str:

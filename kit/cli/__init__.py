@@ -12,12 +12,12 @@ import sys
 import traceback
 
 from kit import __version__, settings as settings_mod
-from kit.cli import backup, branch, deploy, push, schema, smoke
+from kit.cli import backup, branch, deploy, init, push, schema, smoke
 from kit.cli.output import Result
 from kit.errors import KitError
 from kit.redact import redact
 
-COMMAND_MODULES = [deploy, schema, backup, push, smoke, branch]
+COMMAND_MODULES = [init, deploy, schema, backup, push, smoke, branch]
 EPILOG = """exit codes: 0 ok, 1 unexpected error, 2 bad input or configuration, 3 cannot connect,
 4 refused as unsafe, 5 a check failed, 6 tool missing, 7 bad or failed backup, 130 interrupted"""
 

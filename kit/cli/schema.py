@@ -1,6 +1,6 @@
 """Commands that read the schema or run the local default: status, verify, local."""
 
-from kit import db, local, status, verify
+from kit import db, local, status, verify, workdir
 from kit.cli.output import Result, checks_text, table
 from kit.redact import mask_url
 
@@ -32,7 +32,9 @@ def cmd_status(args, settings) -> Result:
     lines = [f"database  {mask_url(settings.db_url)}", f"phase     {st.phase}",
              f"applied   {', '.join(st.applied) or 'none'}", f"pending   {', '.join(st.pending) or 'none'}"]
     if st.unknown_remote:
-        lines.append(f"unknown   {', '.join(st.unknown_remote)} (in the database, not in the local folder)")
+        lines.append(f"unknown   {', '.join(st.unknown_remote)} (in the database's history, not in "
+                     f"{workdir.project_dir(settings)}/supabase/migrations: run from the repo that has them, "
+                     "--workdir DIR, or `npx supabase migration fetch`)")
     lines.append(f"blockers  {len(st.blockers) or 'none'}")
     lines += [f"  - {b}" for b in st.blockers]
     return Result(data, "\n".join(lines))
