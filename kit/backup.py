@@ -34,32 +34,23 @@ class Backup:
 
 
 def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Backup:
+    """Every file and the manifest's counts from one snapshot, so rows written meanwhile are in none of them."""
     say = progress or (lambda message: None)
     folder = _new_folder(settings, out_dir)
     started = _now()
     clock = time.perf_counter()
-    try:
-        with db.session(settings) as conn:
+    with db.session(settings) as conn:
+        try:
             server = db.server_version(conn)
             client = pgtools.require_client_for(settings, server)
+            conn.execute("begin isolation level repeatable read")
+            snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
             facts = manifest.collect(conn, folder)
             has_history = conn.execute("select to_regnamespace('supabase_migrations') is not null").fetchone()[0]
-    except psycopg.Error as exc:
-        raise BackupError(f"reading the database for the manifest failed ({_first(exc)}); {folder} is marked "
-                          "incomplete: take the backup again") from None
-    exclude = [f"--exclude-schema={s}" for s in MANAGED_SCHEMAS]
-    steps = [
-        ("roles.sql", lambda p: _roles(settings, p)),
-        ("schema.sql", lambda p: _dump(settings, p, ["--schema-only", "--quote-all-identifiers", *exclude])),
-        ("data.sql", lambda p: _dump(settings, p, ["--data-only", "--quote-all-identifiers", *exclude],
-                                     header="SET session_replication_role = replica;\n\n")),
-        ("history.sql", lambda p: _dump(settings, p, ["--schema=supabase_migrations", "--quote-all-identifiers"])
-         if has_history else p.write_text("-- this database had no supabase_migrations schema\n")),
-        ("database.dump", lambda p: _dump(settings, p, ["--format=custom"])),
-    ]
-    for name, write in steps:
-        say(f"dumping {name}")
-        write(_private(folder / name))
+        except psycopg.Error as exc:
+            raise BackupError(f"reading the database for the manifest failed ({_first(exc)}); {folder} is marked "
+                              "incomplete: take the backup again") from None
+        _write_files(settings, folder, snapshot, has_history, say)
     data = manifest.build(folder, settings, facts, server=server, client=client, started=started,
                           finished=_now(), seconds=time.perf_counter() - clock)
     data["platform"] = _platform(settings)
@@ -67,6 +58,24 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Back
     (folder / MARKER).unlink()
     say(f"backup complete: {folder}")
     return Backup(folder, data)
+
+
+def _write_files(settings: Settings, folder: Path, snapshot: str, has_history: bool, say) -> None:
+    """The dumps, each in the exported snapshot (held open by the caller's transaction)."""
+    exclude = [f"--exclude-schema={s}" for s in MANAGED_SCHEMAS]
+    same = f"--snapshot={snapshot}"
+    steps = [
+        ("roles.sql", lambda p: _roles(settings, p)),
+        ("schema.sql", lambda p: _dump(settings, p, [same, "--schema-only", "--quote-all-identifiers", *exclude])),
+        ("data.sql", lambda p: _dump(settings, p, [same, "--data-only", "--quote-all-identifiers", *exclude],
+                                     header="SET session_replication_role = replica;\n\n")),
+        ("history.sql", lambda p: _dump(settings, p, [same, "--schema=supabase_migrations", "--quote-all-identifiers"])
+         if has_history else p.write_text("-- this database had no supabase_migrations schema\n")),
+        ("database.dump", lambda p: _dump(settings, p, [same, "--format=custom"])),
+    ]
+    for name, write in steps:
+        say(f"dumping {name}")
+        write(_private(folder / name))
 
 
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:

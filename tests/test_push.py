@@ -96,7 +96,7 @@ def test_dry_run_through_the_api_changes_nothing(api_env, db_url, run_kit):
 
 
 @pytest.mark.parametrize("via", ["cli", "direct", "api"])
-def test_unknown_remote_version_is_refused_with_the_repair_command(via, request, db_url, run_kit):
+def test_unknown_remote_version_is_refused_with_advice_that_keeps_the_history(via, request, db_url, run_kit):
     if via == "api":
         request.getfixturevalue("api_env")
     query(db_url, "create schema supabase_migrations; create table supabase_migrations.schema_migrations "
@@ -105,10 +105,12 @@ def test_unknown_remote_version_is_refused_with_the_repair_command(via, request,
     before = schema(db_url)
     run = run_kit(*push_args(via, db_url))
     assert run.code == 4
-    assert run.err == ("kit: error: the database's migration history has version(s) 20250505000000 that are not in "
-                       "supabase/migrations: fetch them with `npx supabase migration fetch`, or mark them reverted "
-                       "with `npx supabase migration repair --status reverted 20250505000000 "
-                       "--remote=\"$SUPABASE_DB_URL\"`, then push again\n")
+    assert run.err == ("kit: error: the database's migration history has 1 version(s) that "
+                       f"{ROOT}/supabase/migrations lacks: 20250505000000; nothing was changed: run the kit from "
+                       "the repo that has them (cd there, or pass --workdir ../your-app; `kit init --workdir "
+                       "../your-app` adds the change there), or copy them here with `npx supabase migration "
+                       "fetch`; do not mark versions that are in the database as reverted\n")
+    assert "repair" not in run.err
     assert schema(db_url) == before
 
 
