@@ -139,3 +139,19 @@ def test_production_deploys_from_the_team_repo_and_the_kit_folder_refuses_safely
     assert query(url, "select count(*) from llm_usage")[0][0] == rows_before + writer.inserted
     assert query(url, "select count(*) from profiles") == [(1,)]
     assert cli_list(supabase_cli, url, team) == {v: v for v in TEAM_VERSIONS + [change]}
+
+
+def test_the_local_default_is_built_from_the_team_history_and_deploys(team, run_kit, clean_env, tmp_path):
+    """With nothing configured, the local default gets the team's migrations before the change, then data."""
+    change = init_change(run_kit, team)
+    clean_env.chdir(tmp_path)
+    try:
+        status = run_kit("status", "--workdir", str(team), "--json")
+        assert status.code == 0, status.err
+        assert (status.json["phase"], status.json["applied"], status.json["pending"], status.json["unknown_remote"]) \
+            == ("before", TEAM_VERSIONS, [change], [])
+        deploy = run_kit("deploy", "--workdir", str(team), "--json")
+        assert deploy.code == 0, deploy.out + deploy.err
+        assert deploy.json["applied"] == [change] and deploy.json["phase"] == "migrated"
+    finally:
+        run_kit("local", "down")
