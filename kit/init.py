@@ -84,16 +84,15 @@ def files_to_add(settings: Settings, result: InitResult, existing: list[Migratio
                  baseline: bool | None, now: datetime | None) -> list[tuple[Path, str]]:
     """The new files and their text, after refusing every name clash; nothing is written yet."""
     migrations_dir = result.folder / "supabase" / "migrations"
-    for name in (CHANGE, BASELINE):
+    have_baseline = same_content(existing, kit[BASELINE])
+    add_baseline = (baseline if baseline is not None else not result.creators) and have_baseline is None
+    result.baseline = baseline_reason(baseline, result.creators, have_baseline, result.folder)
+    for name in (CHANGE, BASELINE) if add_baseline else (CHANGE,):
         clash = next((m for m in existing if m.name == name and m.sql != kit[name].sql), None)
-        if clash is not None and (name == CHANGE or baseline is not False):
+        if clash is not None:
             raise ConfigError(f"{rel(clash.path, result.folder)} has the kit's file name but other content: "
                               "rename or remove it (or keep it and pass --no-baseline if it is a baseline), "
                               "then run kit init again")
-    have_baseline = same_content(existing, kit[BASELINE])
-    add_baseline = baseline if baseline is not None else not result.creators
-    result.baseline = baseline_reason(baseline, result.creators, have_baseline, result.folder)
-    add_baseline = add_baseline and have_baseline is None
     known = [m.version for m in existing]
     db_versions = linked_versions(settings)
     if db_versions is not None:

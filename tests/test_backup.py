@@ -244,3 +244,21 @@ def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_u
     assert pgtools.require_client_for(s, "15.18 (Debian 15.18-0+deb12u1)").startswith("pg_dump (PostgreSQL) 15.18")
     with pytest.raises(ToolMissing):
         pgtools.require_client_for(s, "17.4")
+
+
+def test_a_backup_taken_while_rows_arrive_restores_to_its_own_counts(db_url, run_kit, tmp_path):
+    """Every dump and the manifest's counts share one snapshot: rows inserted meanwhile are in none of them."""
+    from tests.test_team_repo import Writer
+
+    writer = Writer(db_url)
+    writer.start()
+    try:
+        path = take(run_kit, db_url, tmp_path / "out")
+        verified = run_kit("backup", "verify", str(path), "--json")
+    finally:
+        writer.stop.set()
+        writer.join(30)
+    assert writer.errors == [] and writer.inserted > 0
+    assert verified.code == 0, verified.out + verified.err
+    counted = json.loads((path / "manifest.json").read_text())["row_counts"]["public.llm_usage"]
+    assert counted < query(db_url, "select count(*) from llm_usage")[0][0]

@@ -218,3 +218,14 @@ def test_an_unwritable_folder_is_one_line_exit_2():
         assert result.stderr == (f"kit: error: {folder}/supabase/migrations is not writable: make it writable "
                                  "(or run as its owner), then run kit init again\n")
         assert tree(folder) == before
+
+
+def test_a_baseline_of_their_own_clashes_only_when_the_kits_would_be_added(team, run_kit):
+    """The team's own *_llm_tables_baseline.sql that creates the tables is theirs: no clash, no baseline."""
+    own = team / "supabase" / "migrations" / "20240315093000_llm_tracking.sql"
+    own.rename(own.with_name("20240315093000_llm_tables_baseline.sql"))
+    run = run_kit("init", "--workdir", str(team), "--json")
+    assert run.code == 0, run.err
+    assert run.json["baseline"] == "not added: the tables are created by 20240315093000_llm_tables_baseline.sql"
+    forced = run_kit("init", "--workdir", str(team), "--with-baseline")
+    assert forced.code == 0 and "the change is already there" in forced.out
