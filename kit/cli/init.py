@@ -10,7 +10,9 @@ branches and `supabase db push` then build from your own history, the change las
 
 The kit's baseline (which creates the three tables in their UUID shape) is added only when nothing in
 your migrations creates them; --with-baseline or --no-baseline decides instead. No existing file is
-ever changed. Run again, it names the file that is there and adds nothing.
+ever changed (only --with-env-example appends lines to .env.example). Run again, it names the file
+that is there and adds nothing. Bad input (no supabase/ folder, a folder it cannot write, a file of
+the kit's name with other content) is one line and exit 2, with nothing written.
 
 examples:
   kit init --workdir ../your-app
