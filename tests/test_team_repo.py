@@ -122,6 +122,11 @@ def test_production_deploys_from_the_team_repo_and_the_kit_folder_refuses_safely
     assert (status.json["applied"], status.json["pending"], status.json["unknown_remote"]) == \
         (TEAM_VERSIONS, [change], [])
     assert status.json["phase"] == "before" and status.json["blockers"] == []
+    clean_env.chdir(team / "supabase" / "migrations")  # run from inside the team's repo: found upward
+    inside = run_kit("status", "--db-url", url, "--json")
+    assert {k: inside.json[k] for k in ("applied", "pending", "unknown_remote", "phase")} == \
+        {k: status.json[k] for k in ("applied", "pending", "unknown_remote", "phase")}
+    clean_env.chdir(tmp_path)
 
     # (b) deploy from the team's folder while usage rows keep arriving.
     rows_before = query(url, "select count(*) from llm_usage")[0][0]
