@@ -229,3 +229,22 @@ def test_a_baseline_of_their_own_clashes_only_when_the_kits_would_be_added(team,
     assert run.json["baseline"] == "not added: the tables are created by 20240315093000_llm_tables_baseline.sql"
     forced = run_kit("init", "--workdir", str(team), "--with-baseline")
     assert forced.code == 0 and "the change is already there" in forced.out
+
+
+def test_the_database_password_is_in_no_output_or_file(team, make_db, pg, run_kit, clean_env):
+    from tests.conftest import PASSWORD
+
+    url = make_db("kit_tpl_supabase")
+    clean_env.setenv("SUPABASE_DB_URL", pg.password_url(url.rsplit("/", 1)[1]))
+    for argv in (["--json"], [], ["--with-env-example", "--with-workflow"]):
+        run = run_kit("init", "--workdir", str(team), *argv)
+        assert run.code == 0, run.err
+        assert PASSWORD not in run.out + run.err
+        if argv == ["--json"]:
+            assert run.json["database_versions"] == 0  # the database was read, through the password URL
+    for added in (team / "supabase" / "migrations").glob("*_llm_name_keys.sql"):
+        added.unlink()  # so the next run reads the database again
+    clean_env.setenv("SUPABASE_DB_URL", pg.password_url(url.rsplit("/", 1)[1], "wrong-" + PASSWORD))
+    wrong = run_kit("init", "--workdir", str(team))
+    assert wrong.code == 3 and PASSWORD not in wrong.out + wrong.err
+    assert all(PASSWORD not in p.read_text(errors="replace") for p in team.rglob("*") if p.is_file())
