@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from kit import db, manifest, pgtools
+from kit import db, identity, manifest, pgtools
 from kit.errors import BackupError, ConfigError, KitError
 from kit.settings import Settings
 
@@ -46,6 +46,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Back
             conn.execute("begin isolation level repeatable read")
             snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
             facts = manifest.collect(conn, folder)
+            ident = identity.read(conn, settings)
             has_history = conn.execute("select to_regnamespace('supabase_migrations') is not null").fetchone()[0]
         except psycopg.Error as exc:
             raise BackupError(f"reading the database for the manifest failed ({_first(exc)}); {folder} is marked "
@@ -53,6 +54,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Back
         _write_files(settings, folder, snapshot, has_history, say)
     data = manifest.build(folder, settings, facts, server=server, client=client, started=started,
                           finished=_now(), seconds=time.perf_counter() - clock)
+    data["identity"] = ident
     data["platform"] = _platform(settings)
     manifest.save(folder, data)
     (folder / MARKER).unlink()
@@ -81,7 +83,7 @@ def _write_files(settings: Settings, folder: Path, snapshot: str, has_history: b
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     base = Path(out_dir) if out_dir else settings.backup_dir
     base = base if base.is_absolute() else settings.cwd / base
-    folder = base / _safe(settings.target) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = base / _safe(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
@@ -141,7 +143,8 @@ def _platform(settings: Settings) -> dict | None:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "target"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return safe if safe.strip(".") else "target"
 
 
 def _now() -> str:

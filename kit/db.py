@@ -1,8 +1,8 @@
 """Connections to the target database, with one-line errors for what goes wrong."""
 
 import re
+import secrets as random_tokens
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import psycopg
 
@@ -11,11 +11,12 @@ from kit.redact import redact, url_host
 from kit.settings import Settings
 
 APPLICATION_NAME = "supabase-kit"
-TRANSACTION_POOLER_PORT = 6543
 
 
 def check_url(url: str) -> None:
     """Refuse a malformed database URL before anything connects."""
+    from urllib.parse import urlsplit
+
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
@@ -27,9 +28,27 @@ def check_url(url: str) -> None:
                           "copy it from the dashboard's Connect panel")
 
 
-def refuse_transaction_pooler(url: str) -> None:
-    """Session settings (lock_timeout, advisory locks) do not stick behind a transaction pooler."""
-    if urlsplit(url).port == TRANSACTION_POOLER_PORT:
+def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> None:
+    """Refuse a transaction-mode pooler, recognised by what it does rather than by its port.
+
+    Behind one, a session setting does not stay with the session: the server connection goes back
+    to the pool after each statement and the next client may get it. So: set a value in our
+    session, let a second session begin a transaction, and see whether that one got our server
+    connection (it sees our value or our backend pid) or whether our next statement runs elsewhere.
+    """
+    url = url or settings.db_url
+    token = random_tokens.token_hex(8)
+    with session(settings, url) as ours, session(settings, url) as other:
+        first = ours.execute("select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
+                             (token,)).fetchone()[0]
+        try:
+            with other.transaction():
+                pid, seen = other.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)"
+                                          ).fetchone()
+        except psycopg.Error:  # a statement-mode pooler refuses the transaction block itself
+            pid, seen = first, token
+        again, kept = ours.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)").fetchone()
+    if pid == first or seen == token or again != first or kept != token:
         raise ConfigError(f"{url_host(url)} is the transaction-mode pooler, where session settings and "
                           "advisory locks do not hold; use the direct connection or the session pooler (port 5432)")
 
@@ -69,11 +88,28 @@ def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = ()
         return f"cannot resolve the host name of {host}: check the host in SUPABASE_DB_URL"
     if "timeout expired" in text or "timed out" in text:
         return f"no answer from {host} within the connect timeout: check the host, port and network (KIT_CONNECT_TIMEOUT)"
+    if "network is unreachable" in text or "cannot assign requested address" in text:
+        return unreachable(url, host)
     if "connection refused" in text:
         return f"{host} refused the connection: is the database running and the port right?"
     if re.search(r"database \".*\" does not exist", text):
         return f"{redact(_first_line(message), secrets)}: check the database name at the end of SUPABASE_DB_URL"
     return f"cannot connect to {host}: {redact(_first_line(message), secrets)}"
+
+
+def unreachable(url: str, host: str) -> str:
+    """The direct host is IPv6-only: on an IPv4-only network the session pooler is the way in.
+
+    With no IPv6 route connect() fails with ENETUNREACH; with no IPv6 address at all, EADDRNOTAVAIL.
+    """
+    from kit import project
+
+    ref = project.db_ref(url)
+    if ref and host.startswith("db."):
+        return (f"cannot reach {host}: the network is unreachable, the direct host has only an IPv6 address and "
+                f"this network has no IPv6: use the session pooler, postgresql://postgres.{ref}:PASSWORD@"
+                "aws-0-REGION.pooler.supabase.com:5432/postgres (dashboard > Connect > Session pooler)")
+    return f"cannot reach {host}: the network is unreachable; check the host and this machine's network"
 
 
 def _first_line(text: str) -> str:

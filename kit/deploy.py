@@ -13,7 +13,7 @@ from typing import Callable
 from kit import __version__, db, report, status
 from kit.errors import CheckFailed, Interrupted, KitError, Refused
 from kit.redact import mask_url
-from kit.settings import Settings, db_password
+from kit.settings import Settings
 
 STEPS = ("preflight", "backup", "push", "verify", "smoke", "report")
 # One deploy per database at a time: a session-level advisory lock held for the whole run.
@@ -57,7 +57,7 @@ class Deploy:
         return next((s.name for s in self.steps if s.status in ("failed", "interrupted")), None)
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "target": self.settings.target, "database": mask_url(self.settings.db_url),
+        return {"ok": self.ok, "target": self.settings.label, "database": mask_url(self.settings.db_url),
                 "started": self.started, "finished": self.finished, "phase": self.phase,
                 "failed_step": self.failed_step, "error": self.error, "backup": self.backup_path,
                 "applied": self.applied, "rollback_command": self.rollback_command,
@@ -74,6 +74,7 @@ def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool =
     """Run every step in order; never raises for a step's failure: the Deploy says what happened."""
     deploy = Deploy(settings)
     observe = observe or (lambda event, step, d: None)
+    db.refuse_transaction_pooler(settings)
     with db.session(settings) as lock_conn:
         _take_deploy_lock(lock_conn, settings)
         for step in deploy.steps[:-1]:
@@ -81,6 +82,8 @@ def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool =
                 break
         if deploy.failed_step:
             _after_failure(deploy, step_functions, rollback_on_failure, observe)
+        elif deploy.backup_path:
+            deploy.rollback_command = rollback_command(deploy.settings, deploy.backup_path)
     _finish(deploy, observe)
     return deploy
 
@@ -130,7 +133,7 @@ def _finish(deploy: Deploy, observe: Observer) -> None:
     start = time.perf_counter()
     step.status = "ok"
     stamp = deploy.started.replace(":", "").replace("-", "")
-    md, js = report.write(deploy.settings.cwd / deploy.settings.report_dir, stamp, deploy.settings.target,
+    md, js = report.write(deploy.settings.cwd / deploy.settings.report_dir, stamp, deploy.settings.label,
                           deploy.as_dict(), deploy.settings.secrets)
     deploy.report_md, deploy.report_json = str(md), str(js)
     step.seconds = time.perf_counter() - start
@@ -156,20 +159,13 @@ def _phase(settings: Settings) -> str:
 
 
 def rollback_command(settings: Settings, backup_path: str) -> str:
-    """The exact command that undoes this deploy; passwords never appear in it."""
-    parts = ["kit", "rollback", _quote(backup_path)]
-    if settings.target != "local":
-        parts += ["--target", settings.target]
-    elif settings.db_url and not _is_default_local(settings):
-        # A URL with a password is never printed; the operator's own variable stands in for it.
-        parts += ["--db-url", '"$SUPABASE_DB_URL"' if db_password(settings.db_url) else _quote(settings.db_url)]
-    return " ".join(parts + ["--yes"])
+    """The exact command that undoes this deploy, runnable as printed in the same shell and folder.
 
-
-def _is_default_local(settings: Settings) -> bool:
-    from kit import local
-
-    return local.url(settings) == settings.db_url
+    It names only the backup: `kit rollback PATH` finds the database from the backup's manifest and
+    its password where this deploy found it (the variable recorded there), so no URL or password
+    is printed, and a `--db-url` given to the deploy need not be in the shell's environment.
+    """
+    return " ".join(["kit", "rollback", _quote(backup_path), "--yes"])
 
 
 def _quote(text: str) -> str:

@@ -205,4 +205,6 @@ def resolve(settings: Settings) -> Settings:
     """Settings with a database URL: the configured one, else the local default (started if needed)."""
     if settings.db_url:
         return settings
-    return settings.with_db_url(up(settings).url)
+    from kit.settings import LOCAL_DEFAULT
+
+    return settings.with_db_url(up(settings).url, LOCAL_DEFAULT)

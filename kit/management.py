@@ -22,7 +22,7 @@ class ManagementAPI:
             raise ConfigError("SUPABASE_ACCESS_TOKEN is not set: create a personal access token "
                               "(Dashboard > Account > Access Tokens) and put it in .env")
         if need_ref and not settings.project_ref:
-            raise ConfigError("SUPABASE_PROJECT_REF is not set: it is the subdomain of your project URL")
+            raise ConfigError(f"{settings.var('project_ref')} is not set: it is the subdomain of your project URL")
         return cls(settings.api_url.rstrip("/"), settings.access_token, settings.project_ref)
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:

@@ -84,7 +84,7 @@ def run(settings: Settings, via: str | None = None, *, dry_run: bool = False, li
         from kit import push_api
 
         return push_api.run(settings, dry_run=dry_run, lint_files=lint_files, lock_wait_s=lock_wait_s)
-    db.refuse_transaction_pooler(settings.db_url)
+    db.refuse_transaction_pooler(settings)
     with db.session(settings) as conn:
         result = prepare(settings, route, history.applied_versions(conn), dry_run, lint_files)
         if dry_run or not result.pending:

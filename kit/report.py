@@ -43,7 +43,8 @@ def _write(path: Path, text: str) -> None:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "target"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return safe if safe.strip(".") else "target"
 
 
 def _plain(value):

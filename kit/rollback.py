@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from kit import catalog, db, manifest, status, workdir
+from kit import catalog, db, identity, manifest, status, workdir
 from kit.errors import BackupError, KitError, Refused
 from kit.settings import Settings
 
@@ -33,8 +33,9 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
         raise BackupError(f"{path} was taken after the migration and holds no UUID maps: roll back with a "
                           "backup taken before it (kit deploy takes one)")
     original = data["shape"]
-    db.refuse_transaction_pooler(settings.db_url)
+    db.refuse_transaction_pooler(settings)
     with db.session(settings) as conn:
+        identity.require_same(conn, settings, data, path)
         before = status.phase(catalog.read(conn))
         if before == "before":
             return {"phase_before": before, "phase": before, "changed": False, "history_removed": None}

@@ -11,7 +11,8 @@ from dotenv import dotenv_values
 from kit.errors import ConfigError
 from kit.redact import MASK, mask_url
 
-# Setting name -> environment variable. A profile NAME reads NAME_<variable> first.
+# Setting name -> environment variable. A named target NAME reads the PROFILE_FIELDS from NAME_<variable>
+# only, never the unprefixed (default target's) value; the access token, per account, may be shared.
 ENV_NAMES = {
     "db_url": "SUPABASE_DB_URL",
     "supabase_url": "SUPABASE_URL",
@@ -31,6 +32,8 @@ ENV_NAMES = {
 }
 SECRET_FIELDS = ("service_role_key", "access_token")
 PROFILE_FIELDS = ("db_url", "supabase_url", "service_role_key", "project_ref")
+DEFAULT_TARGET = "local"
+LOCAL_DEFAULT = "the local default"  # db_url_from when local.resolve started or found the kit's own server
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Settings:
     report_dir: Path = Path("reports")
     connect_timeout: int = 10
     cwd: Path = field(default_factory=Path.cwd)
+    db_url_from: str | None = None  # "--db-url", the variable it was read from, or LOCAL_DEFAULT
 
     def __repr__(self) -> str:
         shown = []
@@ -78,8 +82,27 @@ class Settings:
     def is_local(self) -> bool:
         return self.db_url is None or is_local_url(self.db_url)
 
-    def with_db_url(self, url: str) -> "Settings":
-        return replace(self, db_url=url)
+    def with_db_url(self, url: str, source: str | None = None) -> "Settings":
+        return replace(self, db_url=url, db_url_from=source or self.db_url_from)
+
+    @property
+    def named(self) -> bool:
+        """True for --target NAME / KIT_TARGET=NAME; False for the default target."""
+        return self.target != DEFAULT_TARGET
+
+    def var(self, name: str) -> str:
+        """The variable a setting is read from for this target: STAGING_SUPABASE_PROJECT_REF, SUPABASE_URL, ..."""
+        return f"{self.target.upper()}_{ENV_NAMES[name]}" if self.named and name in PROFILE_FIELDS else ENV_NAMES[name]
+
+    @property
+    def label(self) -> str:
+        """What backups and reports are filed under: the target name, `local` for the local default,
+        else host-port-database of the URL."""
+        if self.named:
+            return self.target
+        if self.db_url is None or self.db_url_from == LOCAL_DEFAULT:
+            return DEFAULT_TARGET
+        return url_label(self.db_url)
 
 
 def default_local_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -105,6 +128,17 @@ def db_password(url: str | None) -> str | None:
     return unquote(password) if password else None
 
 
+def url_label(url: str) -> str:
+    """host-port-database, e.g. db.abcd.supabase.co-5432-postgres."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "localhost", parts.port or 5432
+    except ValueError:
+        return "unparsable-url"
+    database = unquote(parts.path.lstrip("/")) or parts.username or "postgres"
+    return f"{host}-{port}-{database}"
+
+
 def is_local_url(url: str) -> bool:
     try:
         host = urlsplit(url).hostname or ""
@@ -120,31 +154,39 @@ def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] |
     environ = dict(os.environ if environ is None else environ)
     cwd = Path(cwd or Path.cwd())
     dotenv = _read_dotenv(cwd / ".env")
-    target = str(flags.get("target") or environ.get("KIT_TARGET") or dotenv.get("KIT_TARGET") or "local")
+    target = str(flags.get("target") or environ.get("KIT_TARGET") or dotenv.get("KIT_TARGET") or DEFAULT_TARGET)
     values: dict[str, object] = {"cwd": cwd, "target": target,
                                  "local_dir": default_local_dir(environ), "cache_dir": default_cache_dir(environ)}
-    for name, var in ENV_NAMES.items():
-        value = _lookup(name, var, target, environ, dotenv)
+    for name in ENV_NAMES:
+        var = _variable_for(name, target)
+        value = environ.get(var) or dotenv.get(var)
+        if not value and name == "access_token" and var != ENV_NAMES[name]:
+            var = ENV_NAMES[name]  # one token per account: a target may share the default one
+            value = environ.get(var) or dotenv.get(var)
         if value not in (None, ""):
             values[name] = value
-    if target != "local" and "db_url" not in flags and not _profile_value("db_url", target, environ, dotenv):
+            if name == "db_url":
+                values["db_url_from"] = var
+    if target != DEFAULT_TARGET and "db_url" not in flags and "db_url" not in values:
         raise ConfigError(f"unknown target {target!r}: set {target.upper()}_SUPABASE_DB_URL in .env "
                           "or the environment (see .env.example)")
+    if "db_url" in flags:
+        values["db_url_from"] = "--db-url"
     values.update({k: v for k, v in flags.items() if k in {f.name for f in fields(Settings)}})
     return Settings(**_typed(values))
 
 
-def _lookup(name, var, target, environ, dotenv):
-    if name in PROFILE_FIELDS and target != "local":
-        value = _profile_value(name, target, environ, dotenv)
-        if value:
-            return value
-    return environ.get(var) or dotenv.get(var)
+def _variable_for(name: str, target: str) -> str:
+    """A named target's project values come from NAME_* only; everything else is shared."""
+    if target != DEFAULT_TARGET and (name in PROFILE_FIELDS or name == "access_token"):
+        return f"{target.upper()}_{ENV_NAMES[name]}"
+    return ENV_NAMES[name]
 
 
-def _profile_value(name, target, environ, dotenv):
-    var = f"{target.upper()}_{ENV_NAMES[name]}"
-    return environ.get(var) or dotenv.get(var)
+def variable(name: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> str | None:
+    """One variable's value from the environment, else .env (for the rollback's password lookup)."""
+    environ = os.environ if environ is None else environ
+    return environ.get(name) or _read_dotenv(Path(cwd or Path.cwd()) / ".env").get(name) or None
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

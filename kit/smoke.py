@@ -53,19 +53,24 @@ class CheckError(Exception):
 
 def default_route(settings: Settings) -> str:
     if settings.supabase_url and not settings.service_role_key:
-        raise ConfigError("SUPABASE_URL is set but SUPABASE_SERVICE_ROLE_KEY is not: add the service_role key "
-                          "(Dashboard > Project Settings > API), or unset SUPABASE_URL to smoke-test over SQL")
+        url, key = settings.var("supabase_url"), settings.var("service_role_key")
+        raise ConfigError(f"{url} is set but {key} is not: add the service_role key "
+                          f"(Dashboard > Project Settings > API), or unset {url} to smoke-test over SQL")
     return "rest" if settings.supabase_url else "sql"
 
 
-def driver_for(settings: Settings, via: str):
+def driver_for(settings: Settings, via: str, check_only: bool = False):
+    """The route's driver; with check_only, just refuse a configuration the route cannot use."""
     if via == "rest":
         from kit.smoke_rest import RestDriver
 
         default_route(settings)
         if not settings.supabase_url:
-            raise ConfigError("the rest route needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY (or use --via sql)")
-        return RestDriver(settings.supabase_url, settings.service_role_key, settings.secrets)
+            raise ConfigError(f"the rest route needs {settings.var('supabase_url')} and "
+                              f"{settings.var('service_role_key')} (or use --via sql)")
+        return None if check_only else RestDriver(settings.supabase_url, settings.service_role_key, settings.secrets)
+    if check_only:
+        return None
     from kit.smoke_sql import SqlDriver
 
     return SqlDriver(settings)

@@ -3,7 +3,7 @@
 
   python scripts/smoke_test.py                      # the local default, over SQL
   python scripts/smoke_test.py --via rest --json    # SUPABASE_URL + SUPABASE_SERVICE_ROLE_KEY, supabase-py
-  python scripts/smoke_test.py --branch pr-42       # a preview branch, through the Management API
+  python scripts/smoke_test.py --branch pr-42 --yes # a preview branch, through the Management API
 
 Every row it inserts is tagged with a run id and deleted, even when a check fails halfway.
 Exit codes are the kit's: 0 every check passed, 5 a check failed, 2 configuration, 3 cannot connect.
@@ -29,8 +29,11 @@ def parse(argv: list[str]) -> list[str]:
     parser.add_argument("--wait-s", type=float, default=900, metavar="S",
                         help="--branch: how long to wait for its migrations and seed (default 900)")
     parser.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    parser.add_argument("--yes", action="store_true", help="do not ask before writing rows to a database or project "
+                        "that is not local (needed without a terminal, as in CI)")
     args = parser.parse_args(argv)
-    common = ["--concurrency", str(args.concurrency)] + (["--json"] if args.json else [])
+    common = ["--concurrency", str(args.concurrency)] + (["--json"] if args.json else []) + (
+        ["--yes"] if args.yes else [])
     if args.branch:
         return ["branch", "smoke", args.branch, "--wait-s", str(args.wait_s)] + common
     return ["smoke"] + (["--via", args.via] if args.via else []) + (

@@ -127,17 +127,6 @@ def test_workdir_without_supabase_folder(run_kit, tmp_path):
         2, f"kit: error: --workdir {tmp_path} has no supabase/ folder; pass the folder that contains supabase/")
 
 
-def test_transaction_pooler_port_is_named():
-    from kit import db
-    from kit.errors import ConfigError
-
-    with pytest.raises(ConfigError) as raised:
-        db.refuse_transaction_pooler("postgresql://postgres.ref:pw@aws-0-eu.pooler.supabase.com:6543/postgres")
-    assert str(raised.value) == ("aws-0-eu.pooler.supabase.com:6543 is the transaction-mode pooler, where session "
-                                 "settings and advisory locks do not hold; use the direct connection or the session "
-                                 "pooler (port 5432)")
-
-
 def test_a_missing_env_value_is_named(run_kit, tmp_path, clean_env, db_url):
     """.env sets the project ref but not the token the api route needs: one line naming the variable."""
     (tmp_path / ".env").write_text("SUPABASE_PROJECT_REF=abcdefghijklmnopqrst\nSUPABASE_ACCESS_TOKEN=\n")

@@ -249,10 +249,6 @@ def test_connection_problems_are_one_line_each(pg, db_url, run_kit, clean_env):
     assert wrong.code == 3
     assert wrong.err == (f"kit: error: wrong password or user for 127.0.0.1:{pg.port}: check the password in "
                          "SUPABASE_DB_URL (dashboard > Connect)\n")
-    pooler = run_kit("push", "--db-url", "postgresql://postgres:pw@127.0.0.1:6543/postgres")
-    assert pooler.code == 2
-    assert pooler.err == ("kit: error: 127.0.0.1:6543 is the transaction-mode pooler, where session settings and "
-                          "advisory locks do not hold; use the direct connection or the session pooler (port 5432)\n")
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

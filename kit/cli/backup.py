@@ -3,8 +3,10 @@
 import sys
 from pathlib import Path
 
-from kit import backup, backup_verify, local, rollback, rollback_full
-from kit.cli.output import Result, checks_text, confirm, table
+from kit import backup, backup_verify, db, identity, local, manifest, project, rollback, rollback_full
+from kit.cli.output import Result, checks_text, confirm, say, table
+from kit.errors import ConnectError
+from kit.settings import db_password
 
 
 def register(commands, common) -> None:
@@ -28,6 +30,9 @@ def register(commands, common) -> None:
                     "through its names, and remove the migration's history row so the next push applies it "
                     "again. Polite: 100 ms lock attempts, and the long update runs without the exclusive lock.\n\n"
                     "--full restores the whole backup (roles, schema, data, history) into an empty database.\n\n"
+                    "Without --db-url or --target, the database is the one the backup's manifest names, with "
+                    "the password from the variable the backup found it in (else PGPASSWORD or ~/.pgpass, else "
+                    "a prompt). A backup of another database is refused (exit 4) before anything is written.\n\n"
                     "examples:\n  kit rollback backups/local/20261124T120000Z --yes\n"
                     "  kit rollback backups/prod/20261124T120000Z --full --db-url postgresql://postgres@127.0.0.1:5432/restore")
     p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
@@ -51,6 +56,10 @@ def cmd_backup(args, settings) -> Result:
         return Result({"ok": ok, "path": args.path, "checks": [c.as_dict() for c in checks]}, checks_text(checks),
                       0 if ok else 7)
     settings = local.resolve(settings)
+    if settings.access_token and settings.project_ref:  # the manifest lists this project's platform backups
+        plan = project.check(settings, database=True, project=True)
+        if plan and not args.json:
+            say(plan)
     taken = backup.take(settings, Path(args.out) if args.out else None, progress=_say(args))
     m = taken.manifest
     rows = [(name, f"{f['bytes']:,}", f["sha256"][:16]) for name, f in m["files"].items()]
@@ -62,12 +71,31 @@ def cmd_backup(args, settings) -> Result:
                    "maps": bool(m["maps"])}, text)
 
 
+def _with_password(settings):
+    """Reach the database; when it wants a password the URL lacks and there is a terminal, ask for it."""
+    import getpass
+
+    try:
+        with db.session(settings):
+            return settings
+    except ConnectError as exc:
+        if db_password(settings.db_url) or not str(exc).startswith("wrong password") or not sys.stdin.isatty():
+            raise
+    from kit.process import url_without_password
+
+    password = getpass.getpass(f"password for {url_without_password(settings.db_url)}: ")
+    return settings.with_db_url(identity.with_password(settings.db_url, password))
+
+
 def cmd_rollback(args, settings) -> Result:
-    settings = local.resolve(settings)
     if args.full:
+        settings = local.resolve(settings)
         outcome = rollback_full.restore(settings, Path(args.path), yes=args.yes, progress=_say(args))
         return Result({"ok": True, **outcome}, f"restored {args.path} into {outcome['database']}")
-    confirm(settings, args.yes, "roll back the LLM name-key migration on")
+    if not (args.db_url or args.target):  # the backup knows its database
+        settings = identity.database_of(settings, manifest.load(Path(args.path)))
+    settings = _with_password(local.resolve(settings))
+    confirm([project.database(settings)], args.yes, "roll back the LLM name-key migration on")
     outcome = rollback.in_place(settings, Path(args.path), progress=_say(args))
     if not outcome["changed"]:
         return Result({"ok": True, **outcome}, "nothing to roll back: the LLM tables are keyed by UUID already")

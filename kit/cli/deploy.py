@@ -3,8 +3,9 @@
 import sys
 import time
 
-from kit import deploy, deploy_steps, local
-from kit.cli.output import Result, confirm, table
+from kit import deploy, deploy_steps, local, project, smoke
+from kit.cli.output import Result, confirm, say, table
+from kit.management import ManagementAPI
 
 
 def register(commands, common) -> None:
@@ -15,7 +16,8 @@ def register(commands, common) -> None:
                     "local default (embedded PostgreSQL) and deploys there.\n\n"
                     "examples:\n  kit deploy\n  kit deploy --target staging --yes --json\n"
                     "  kit deploy --db-url \"$SUPABASE_DB_URL\" --rollback-on-failure")
-    p.add_argument("--yes", action="store_true", help="do not ask before changing a database that is not local")
+    p.add_argument("--yes", action="store_true", help="do not ask before changing a database or project that is "
+                   "not local (without a terminal, needed)")
     p.add_argument("--rollback-on-failure", action="store_true",
                    help="if a step after the push fails, run the printed rollback command")
     p.add_argument("--via", choices=["cli", "api", "direct"], help="how to push (default: cli when installed)")
@@ -24,7 +26,17 @@ def register(commands, common) -> None:
 
 def cmd_deploy(args, settings) -> Result:
     settings = local.resolve(settings)
-    confirm(settings, args.yes, "deploy the LLM name-key migration to")
+    rest = smoke.default_route(settings) == "rest"
+    uses_project = bool(settings.project_ref) and (args.via == "api" or bool(settings.access_token))
+    plan = project.check(settings, database=True, project=uses_project, rest=rest)
+    if plan and not args.json:
+        say(plan)
+    destinations = [project.database(settings)]
+    if args.via == "api":
+        ManagementAPI.from_settings(settings)  # a missing token or project ref stops here, before the backup
+        destinations.append(project.management(settings))
+    destinations += [project.rest(settings)] if rest else []
+    confirm(destinations, args.yes, "deploy the LLM name-key migration to")
     progress = Progress(enabled=not args.json)
     result = deploy.run(settings, deploy_steps.functions(via=args.via), rollback_on_failure=args.rollback_on_failure,
                         observe=progress)
@@ -37,7 +49,9 @@ def summary(result: deploy.Deploy) -> str:
     rows = [(s.name, s.status, f"{s.seconds:.2f}s", s.error or "") for s in result.steps]
     lines = [table(rows, ("step", "result", "time", "note")), ""]
     if result.ok:
-        lines.append(f"deployed to {result.settings.target}; the LLM tables are {result.phase}")
+        lines.append(f"deployed to {result.settings.label}; the LLM tables are {result.phase}")
+        if result.rollback_command:
+            lines.append(f"to roll back: {result.rollback_command}")
     else:
         lines.append(f"FAILED at {result.failed_step}: {result.error}")
         lines.append(f"the LLM tables are now: {result.phase}")

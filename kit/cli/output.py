@@ -26,19 +26,31 @@ def checks_text(checks: list) -> str:
     return table(rows, ("result", "check", "detail")) + "\n" + summary
 
 
-def confirm(settings, yes: bool, action: str) -> None:
-    """A database that is not local needs --yes, or the operator typing its host at a prompt."""
+def confirm(destinations, yes: bool, action: str) -> None:
+    """A change to anything not local needs --yes, or the operator typing its host or project ref.
+
+    With no terminal and no --yes it refuses (exit 4) before the command's first write.
+    """
     import sys
 
     from kit.errors import Refused
-    from kit.redact import url_host
 
-    if settings.is_local or yes:
+    remote = [d for d in destinations if not d.local]
+    if yes or not remote:
         return
-    host = url_host(settings.db_url)
-    where = host + (f" (project {settings.project_ref})" if settings.project_ref else "")
+    where = " and ".join(dict.fromkeys(str(d) for d in remote))
     if not sys.stdin.isatty():
         raise Refused(f"{action} {where} needs confirmation: pass --yes")
-    answer = input(f"{action} {where}? Type the host name to go on: ").strip()
-    if answer not in (host, host.split(":")[0]):
+    answers = set()
+    for d in remote:
+        answers |= {d.host, d.host.rsplit(":", 1)[0]} | ({d.ref} if d.ref else set())
+    answer = input(f"{action} {where}? Type the host name or the project ref to go on: ").strip()
+    if not answer or answer not in answers:
         raise Refused(f"not confirmed: nothing was done to {where}")
+
+
+def say(line: str) -> None:
+    """A line for the operator on stderr (the plan line), kept off stdout so --json stays one object."""
+    import sys
+
+    print(line, file=sys.stderr, flush=True)

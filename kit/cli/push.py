@@ -2,8 +2,8 @@
 
 import sys
 
-from kit import local, push
-from kit.cli.output import Result, confirm, table
+from kit import local, project, push
+from kit.cli.output import Result, confirm, say, table
 from kit.redact import mask_url
 
 
@@ -22,19 +22,25 @@ def register(commands, common) -> None:
                     "  kit push --via api --yes --json")
     p.add_argument("--via", choices=push.ROUTES, help="how to push (default: cli when the CLI is installed, else direct)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, lint it, change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask before pushing to a database that is not local")
+    p.add_argument("--yes", action="store_true", help="do not ask before pushing to a database that is not local "
+                   "or through the Management API (without a terminal, needed)")
     p.add_argument("--no-lint", action="store_true", help="skip squawk (findings otherwise stop the push)")
     p.set_defaults(handler=cmd_push)
 
 
 def cmd_push(args, settings) -> Result:
-    if args.via != "api":
+    api = args.via == "api"
+    if not api:
         settings = local.resolve(settings)
+    plan = project.check(settings, database=bool(settings.db_url), project=api)
+    if plan and not args.json:
+        say(plan)
     if not args.dry_run:
-        confirm(settings, args.yes, "push migrations to")
+        confirm([project.management(settings) if api else project.database(settings)], args.yes,
+                "push migrations to")
     show = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
     result = push.run(settings, args.via, dry_run=args.dry_run, lint_files=not args.no_lint, output=show)
-    data = {**result.as_dict(), "database": mask_url(settings.db_url) if args.via != "api" else None}
+    data = {**result.as_dict(), "database": mask_url(settings.db_url) if not api else None, "plan": plan}
     return Result(data, text(result))
 
 

@@ -2,8 +2,8 @@
 
 import sys
 
-from kit import local, smoke
-from kit.cli.output import Result, table
+from kit import local, project, smoke
+from kit.cli.output import Result, confirm, table
 
 
 def register(commands, common) -> None:
@@ -15,9 +15,13 @@ def register(commands, common) -> None:
                     "routes:\n  rest  supabase-py (sync and async) against SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY"
                     " (default when both are set)\n  sql   over the database connection, as PostgREST runs a "
                     "request: one transaction, role service_role, JWT claims set\n\n"
-                    "examples:\n  kit smoke\n  kit smoke --via rest --json")
+                    "It writes rows (and deletes them): a database or project that is not local needs --yes or "
+                    "a typed confirmation.\n\n"
+                    "examples:\n  kit smoke\n  kit smoke --via rest --yes --json")
     p.add_argument("--via", choices=["rest", "sql"], help="rest (supabase-py) or sql (default: rest when configured)")
     p.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts to time (default 20)")
+    p.add_argument("--yes", action="store_true", help="do not ask before writing rows to a database or project that "
+                   "is not local (without a terminal, needed)")
     p.set_defaults(handler=cmd_smoke)
 
 
@@ -25,6 +29,9 @@ def cmd_smoke(args, settings) -> Result:
     via = args.via or smoke.default_route(settings)
     if via == "sql":
         settings = local.resolve(settings)
+    smoke.driver_for(settings, via, check_only=True)
+    confirm([project.rest(settings) if via == "rest" else project.database(settings)], args.yes,
+            "insert and delete smoke-test rows in")
     say = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
     result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say)
     return Result(result.as_dict(), text(result), 0 if result.ok else 5)
