@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 npm install --silent --no-audit --no-fund
+# tests/test_pooler.py runs a real PgBouncer (Debian's package); CI runs this script as root
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ] && [ "$(id -u)" = 0 ]; then
+  apt-get install -y -qq pgbouncer >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq pgbouncer; }
+fi
 status=0
 echo "== PostgreSQL 17: the whole suite"
 KIT_TEST_PG_MAJOR=17 .venv/bin/python -m pytest "$@" || status=$?

@@ -28,7 +28,8 @@ def take(run_kit, url: str, out: Path, *extra) -> Path:
 
 def test_backup_writes_the_split_private_files_and_a_manifest(db_url, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
-    assert path.parent.parent == tmp_path and path.parent.name == "local"
+    host, port, name = db_url.split("@")[1].replace(":", "/").split("/")
+    assert path.parent.parent == tmp_path and path.parent.name == f"{host}-{port}-{name}"  # host-port-database
     assert sorted(p.name for p in path.iterdir()) == FILES
     assert oct(path.stat().st_mode & 0o777) == "0o700"
     assert {oct(p.stat().st_mode & 0o777) for p in path.iterdir()} == {"0o600"}
@@ -217,7 +218,7 @@ def test_a_full_disk_fails_the_backup_and_marks_it_incomplete(db_url, run_kit, t
         assert run.code == 7
         assert run.err == ("kit: error: pg_dump writing data.sql failed: pg_dump: error: could not write to file: "
                            "No space left on device\n")
-        folder = next((tiny / "local").iterdir())
+        folder = next(next(tiny.iterdir()).iterdir())
         assert (folder / "INCOMPLETE").exists() and not (folder / "manifest.json").exists()
     finally:
         subprocess.run(["umount", str(tiny)], check=True)

@@ -39,7 +39,7 @@ def api(make_db, clean_env):
 
 def test_create_waits_for_migrations_and_seed_and_the_branch_has_the_target_schema(api, run_kit):
     route, server = api()
-    run = run_kit("branch", "create", "pr-42", "--git-branch", "feature/name-keys", "--poll-s", "0", "--json")
+    run = run_kit("branch", "create", "pr-42", "--yes", "--git-branch", "feature/name-keys", "--poll-s", "0", "--json")
     assert run.code == 0, run.err
     assert run.json["done"] is True and run.json["failed_step"] is None
     assert [s["name"] for s in run.json["steps"]] == list(STEPS)
@@ -62,7 +62,7 @@ def test_create_waits_for_migrations_and_seed_and_the_branch_has_the_target_sche
 
 def test_create_names_the_failing_step_and_exits_5(api, run_kit):
     api(fail_at="seed")
-    run = run_kit("branch", "create", "pr-7", "--poll-s", "0")
+    run = run_kit("branch", "create", "pr-7", "--yes", "--poll-s", "0")
     assert run.code == 5
     progress, last = run.err.splitlines()[:-1], run.err.splitlines()[-1] + "\n"
     assert progress[0] == "... branch pr-7: CREATING_PROJECT"
@@ -78,7 +78,7 @@ def test_create_names_the_failing_step_and_exits_5(api, run_kit):
 
 def test_branch_smoke_runs_end_to_end_through_supabase_py(api, run_kit):
     route, server = api()
-    assert run_kit("branch", "create", "pr-42", "--poll-s", "0").code == 0
+    assert run_kit("branch", "create", "pr-42", "--yes", "--poll-s", "0").code == 0
     branch = next(iter(route.branches.values()))
     before = query(branch.db_url, "select count(*) from llm_usage")
     run = run_kit("branch", "smoke", "pr-42", "--poll-s", "0", "--json")
@@ -96,15 +96,18 @@ def test_branch_smoke_runs_end_to_end_through_supabase_py(api, run_kit):
 
 
 def test_list_status_and_delete(api, run_kit):
-    route, _ = api()
+    route, server = api()
     assert run_kit("branch", "list").out == "no preview branches\n"
-    assert run_kit("branch", "create", "pr-1", "--poll-s", "0").code == 0
+    assert run_kit("branch", "create", "pr-1", "--yes", "--poll-s", "0").code == 0
     listed = run_kit("branch", "list", "--json")
     assert [(b["name"], b["status"]) for b in listed.json["branches"]] == [("pr-1", "FUNCTIONS_DEPLOYED")]
     status = run_kit("branch", "status", "pr-1")
     assert status.code == 0 and status.out.endswith("ready: migrations and seed have run\n")
     refused = run_kit("branch", "delete", "pr-1")
-    assert (refused.code, refused.err) == (4, "kit: error: deleting preview branch 'pr-1' needs --yes\n")
+    host = server.url.removeprefix("http://")
+    assert refused.code == 4
+    assert refused.err == (f"kit: error: delete preview branch 'pr-1' ({route.branches[next(iter(route.branches))].ref}) "
+                           f"of target default (host {host}, project {PARENT}) needs confirmation: pass --yes\n")
     assert len(route.branches) == 1
     deleted = run_kit("branch", "delete", "pr-1", "--yes", "--json")
     assert deleted.code == 0 and deleted.json["deleted"] == "pr-1"
@@ -113,8 +116,8 @@ def test_list_status_and_delete(api, run_kit):
 
 def test_refusals(api, run_kit, clean_env):
     api()
-    assert run_kit("branch", "create", "pr-1", "--poll-s", "0").code == 0
-    again = run_kit("branch", "create", "pr-1")
+    assert run_kit("branch", "create", "pr-1", "--yes", "--poll-s", "0").code == 0
+    again = run_kit("branch", "create", "pr-1", "--yes")
     assert (again.code, again.err) == (4, "kit: error: a preview branch 'pr-1' already exists: run kit branch smoke "
                                           "pr-1, or kit branch delete pr-1 first\n")
     unknown = run_kit("branch", "smoke", "pr-9")

@@ -224,8 +224,10 @@ def test_a_blocker_through_the_api_is_refused_and_nothing_changes(clean_env, sta
         clean_env.setenv("SUPABASE_PROJECT_REF", REF)
         run = run_kit("push", "--via", "api", "--yes")
     assert run.code == 4
-    assert run.err.startswith("kit: error: llm name keys: refusing to migrate, nothing was changed. 1 blocker(s): ")
-    assert run.err.endswith("; 20261124120000_llm_name_keys.sql rolled back, nothing of it was applied\n")
+    plan, error = run.err.splitlines()
+    assert plan == f"plan: target default, project {REF}"
+    assert error.startswith("kit: error: llm name keys: refusing to migrate, nothing was changed. 1 blocker(s): ")
+    assert error.endswith("; 20261124120000_llm_name_keys.sql rolled back, nothing of it was applied")
     assert (schema(url), data(url)) == before
 
 
@@ -233,14 +235,15 @@ def test_a_wrong_access_token_is_one_line(api_env, run_kit, clean_env):
     clean_env.setenv("SUPABASE_ACCESS_TOKEN", "kit-test-token-wrong")
     run = run_kit("push", "--via", "api", "--yes")
     assert run.code == 2
-    assert run.err == ("kit: error: the Management API refused the access token (POST /v1/projects/"
+    assert run.err.split("\n", 1)[1] == ("kit: error: the Management API refused the access token (POST /v1/projects/"
                        f"{REF}/database/query: 401); check SUPABASE_ACCESS_TOKEN\n")
 
 
 def test_a_remote_database_needs_yes(run_kit):
     run = run_kit("push", "--db-url", "postgresql://postgres:pw@db.example.invalid:5432/postgres")
     assert run.code == 4
-    assert run.err == "kit: error: push migrations to db.example.invalid:5432 needs confirmation: pass --yes\n"
+    assert run.err == ("kit: error: push migrations to target db.example.invalid-5432-postgres (host "
+                       "db.example.invalid:5432, project not known) needs confirmation: pass --yes\n")
 
 
 def test_connection_problems_are_one_line_each(pg, db_url, run_kit, clean_env):

@@ -4,6 +4,7 @@ import sys
 
 from kit import local, project, push
 from kit.cli.output import Result, confirm, say, table
+from kit.management import ManagementAPI
 from kit.redact import mask_url
 
 
@@ -32,6 +33,8 @@ def cmd_push(args, settings) -> Result:
     api = args.via == "api"
     if not api:
         settings = local.resolve(settings)
+    if api:
+        ManagementAPI.from_settings(settings)  # a missing token or project ref is named before anything else
     plan = project.check(settings, database=bool(settings.db_url), project=api)
     if plan and not args.json:
         say(plan)

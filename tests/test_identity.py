@@ -1,0 +1,127 @@
+"""A backup knows its database: the manifest records its identity, a rollback refuses a backup of
+another database before writing anything, backups and reports are filed under names a person can
+tell apart, and the rollback command a deploy prints runs as printed.
+
+Everything here runs on the real test server; the databases of one server share a system
+identifier and differ by name and oid, which is what the identity check compares there.
+"""
+
+import getpass
+import io
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, PASSWORD_USER, query
+from tests.snapshot import data, schema
+from tests.test_deploy import FAILING_LATER
+from tests.test_push import workdir_with
+
+
+@pytest.fixture
+def in_tmp(clean_env, tmp_path):
+    clean_env.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_manifest_records_the_databases_identity_and_no_password(pg, db_url, run_kit, in_tmp):
+    name = db_url.rsplit("/", 1)[1]
+    run = run_kit("backup", "--db-url", pg.password_url(name), "--json")
+    assert run.code == 0, run.err
+    folder = Path(run.json["path"])
+    ident = json.loads((folder / "manifest.json").read_text())["identity"]
+    system, oid = query(db_url, "select (select system_identifier::text from pg_control_system()), "
+                                "(select oid::bigint from pg_database where datname = current_database())")[0]
+    assert ident == {"system_identifier": system, "database": name, "database_oid": oid, "host": "127.0.0.1",
+                     "port": pg.port, "user": PASSWORD_USER, "project_ref": None, "target": None,
+                     "url_from": "--db-url"}
+    assert all(PASSWORD not in p.read_text(errors="replace") for p in folder.iterdir())
+    assert folder.parent == in_tmp / "backups" / f"127.0.0.1-{pg.port}-{name}"
+
+
+def test_a_backup_of_another_database_is_refused_and_nothing_is_written(make_db, run_kit, in_tmp, pg):
+    a, b = make_db(), make_db()
+    backup = run_kit("backup", "--db-url", a, "--json").json["path"]
+    assert run_kit("push", "--via", "direct", "--db-url", b, "--yes").code == 0
+    before = (schema(b), data(b), query(b, "select version from supabase_migrations.schema_migrations order by 1"))
+    run = run_kit("rollback", backup, "--db-url", b, "--yes")
+    assert run.code == 4
+    (name_a, oid_a), (name_b, oid_b) = [query(u, "select datname, oid::bigint from pg_database where datname = "
+                                                 "current_database()")[0] for u in (a, b)]
+    system = query(a, "select system_identifier::text from pg_control_system()")[0][0]
+    assert run.err == (f"kit: error: {backup} is a backup of database {name_a} (oid {oid_a}) on 127.0.0.1:{pg.port}, "
+                       f"cluster {system}, not of this database {name_b} (oid {oid_b}) on 127.0.0.1:{pg.port}, "
+                       f"cluster {system}; nothing was written: roll back with a backup of this database, or run "
+                       "kit rollback PATH without --db-url to reach the database the backup came from\n")
+    assert (schema(b), data(b),
+            query(b, "select version from supabase_migrations.schema_migrations order by 1")) == before
+
+
+def test_a_named_target_files_backups_and_reports_under_its_name(db_url, run_kit, in_tmp, clean_env):
+    clean_env.setenv("STAGING_SUPABASE_DB_URL", db_url)
+    run = run_kit("deploy", "--target", "staging", "--via", "direct", "--json")
+    assert run.code == 0, run.err
+    assert Path(run.json["backup"]).parent == in_tmp / "backups" / "staging"
+    assert Path(run.json["report"]).name.endswith("-staging.md")
+
+
+def deploy_env(source: str, url: str, clean_env, folder: Path) -> list[str]:
+    """Give the deploy its URL the way `source` says; return the deploy's own flags."""
+    if source == "flag":
+        return ["--db-url", url]
+    if source == "env":
+        clean_env.setenv("SUPABASE_DB_URL", url)
+    if source == "dotenv":
+        (folder / ".env").write_text(f"SUPABASE_DB_URL={url}\n")
+    if source == "target":
+        clean_env.setenv("STAGING_SUPABASE_DB_URL", url)
+        return ["--target", "staging"]
+    return []
+
+
+@pytest.mark.parametrize("outcome", ["success", "failure"])
+@pytest.mark.parametrize("source", ["flag", "env", "dotenv", "target"])
+def test_the_printed_rollback_command_runs_as_printed(source, outcome, make_db, pg, run_kit, in_tmp, clean_env):
+    """The deploy's URL carries a password (a user that must give one); the shell's SUPABASE_DB_URL, when
+    the deploy did not use it, names another database, which must stay untouched."""
+    target = make_db()
+    other = make_db()
+    url = pg.password_url(target.rsplit("/", 1)[1])
+    if source != "env" and source != "dotenv":
+        clean_env.setenv("SUPABASE_DB_URL", other)
+    flags = deploy_env(source, url, clean_env, in_tmp)
+    if outcome == "failure":
+        flags += ["--workdir", str(workdir_with(in_tmp, *FAILING_LATER["smoke"][:2]))]
+    rows = query(target, "select count(*) from llm_usage")[0][0]
+    other_before = (schema(other), data(other))
+    run = run_kit("deploy", *flags, "--via", "direct", "--json")
+    assert run.code == (0 if outcome == "success" else 5), run.err
+    command = run.json["rollback_command"]
+    assert command == f"kit rollback {run.json['backup']} --yes"
+    asked = []
+    if source == "flag":  # the password was in the flag only: the rollback asks for it
+        clean_env.setattr(sys, "stdin", Terminal())
+        clean_env.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or PASSWORD)
+    back = run_kit(*shlex.split(command)[1:])
+    assert back.code == 0, back.err
+    assert query(target, "select count(*) from llm_usage") == [(rows,)]
+    assert run_kit("status", "--db-url", target, "--json").json["phase"] == "before"
+    assert (schema(other), data(other)) == other_before
+    assert asked == ([f"password for postgresql://{PASSWORD_USER}@127.0.0.1:{pg.port}/{target.rsplit('/', 1)[1]}: "]
+                     if source == "flag" else [])
+    assert PASSWORD not in back.out + back.err + run.out + run.err
+
+
+def test_the_success_text_prints_the_rollback_command(db_url, run_kit, in_tmp):
+    run = run_kit("deploy", "--db-url", db_url, "--via", "direct")
+    assert run.code == 0, run.err
+    backup = next((in_tmp / "backups").glob("*/*"))
+    assert f"to roll back: kit rollback {backup} --yes" in run.out.splitlines()
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
