@@ -115,6 +115,17 @@ def test_the_printed_rollback_command_runs_as_printed(source, outcome, make_db, 
     assert PASSWORD not in back.out + back.err + run.out + run.err
 
 
+def test_without_a_terminal_a_missing_password_is_named(pg, db_url, run_kit, in_tmp):
+    url = pg.password_url(db_url.rsplit("/", 1)[1])
+    run = run_kit("deploy", "--db-url", url, "--via", "direct", "--json")
+    assert run.code == 0, run.err
+    back = run_kit(*shlex.split(run.json["rollback_command"])[1:])
+    assert back.code == 3
+    assert back.err == (f"kit: error: 127.0.0.1:{pg.port} wants a password and the backup's manifest has none: set "
+                        "PGPASSWORD, pass --db-url with the password, or run on a terminal to be asked\n")
+    assert run_kit("status", "--db-url", db_url, "--json").json["phase"] == "migrated"
+
+
 def test_the_success_text_prints_the_rollback_command(db_url, run_kit, in_tmp):
     run = run_kit("deploy", "--db-url", db_url, "--via", "direct")
     assert run.code == 0, run.err

@@ -6,6 +6,7 @@ from pathlib import Path
 from kit import backup, backup_verify, db, identity, local, manifest, project, rollback, rollback_full
 from kit.cli.output import Result, checks_text, confirm, say, table
 from kit.errors import ConnectError
+from kit.redact import url_host
 from kit.settings import db_password
 
 
@@ -79,8 +80,12 @@ def _with_password(settings):
         with db.session(settings):
             return settings
     except ConnectError as exc:
-        if db_password(settings.db_url) or not str(exc).startswith("wrong password") or not sys.stdin.isatty():
+        if db_password(settings.db_url) or not str(exc).startswith("wrong password"):
             raise
+        if not sys.stdin.isatty():
+            raise ConnectError(f"{url_host(settings.db_url)} wants a password and {settings.db_url_from or 'the URL'} "
+                               "has none: set PGPASSWORD, pass --db-url with the password, or run on a terminal to "
+                               "be asked") from None
     from kit.process import url_without_password
 
     password = getpass.getpass(f"password for {url_without_password(settings.db_url)}: ")
