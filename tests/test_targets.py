@@ -151,7 +151,8 @@ def test_a_rest_url_of_another_project_is_refused_by_deploy(prod, db_url, run_ki
 
 
 def test_the_plan_line_says_when_the_host_is_not_a_supabase_host(prod, run_kit):
-    run = run_kit("push", "--via", "api", "--dry-run", "--db-url", "postgresql://postgres:pw@db.example.invalid/postgres")
+    url = "postgresql://postgres:pw@db.example.invalid/postgres"
+    run = run_kit("push", "--via", "api", "--dry-run", "--db-url", url)
     assert run.code == 0, run.err
     assert run.err.splitlines()[0] == (f"plan: target db.example.invalid-5432-postgres, database "
                                        f"db.example.invalid:5432, project {PROD}; db.example.invalid:5432 is not a "
