@@ -11,6 +11,7 @@ from kit.redact import redact, url_host
 from kit.settings import Settings
 
 APPLICATION_NAME = "supabase-kit"
+SUPABASE_TRANSACTION_PORT = 6543  # on *.pooler.supabase.com; any other pooler is recognised by behaviour
 
 
 def check_url(url: str) -> None:
@@ -36,7 +37,13 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> Non
     session, let a second session begin a transaction, and see whether that one got our server
     connection (it sees our value or our backend pid) or whether our next statement runs elsewhere.
     """
+    from urllib.parse import urlsplit
+
+    from kit import project
+
     url = url or settings.db_url
+    if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
+        raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
     token = random_tokens.token_hex(8)
     with session(settings, url) as ours, session(settings, url) as other:
         first = ours.execute("select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
@@ -49,8 +56,12 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> Non
             pid, seen = first, token
         again, kept = ours.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)").fetchone()
     if pid == first or seen == token or again != first or kept != token:
-        raise ConfigError(f"{url_host(url)} is the transaction-mode pooler, where session settings and "
-                          "advisory locks do not hold; use the direct connection or the session pooler (port 5432)")
+        raise _pooler_refusal(url)
+
+
+def _pooler_refusal(url: str) -> ConfigError:
+    return ConfigError(f"{url_host(url)} is the transaction-mode pooler, where session settings and advisory locks "
+                       "do not hold; use the direct connection or the session pooler (port 5432)")
 
 
 def connect(settings: Settings, url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:

@@ -58,3 +58,12 @@ def test_a_session_pooler_is_accepted(pg, db_url, run_kit, clean_env):
     assert run.json["applied"] == VERSIONS
     assert query(db_url, "select version from supabase_migrations.schema_migrations order by 1") == \
         [(v,) for v in VERSIONS]
+
+
+def test_supabases_documented_transaction_port_is_refused_without_connecting(run_kit):
+    run = run_kit("push", "--via", "direct", "--yes", "--db-url",
+                  "postgresql://postgres.abcdefghijklmnopqrst:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres")
+    assert run.code == 2
+    assert run.err == ("kit: error: aws-0-eu-west-1.pooler.supabase.com:6543 is the transaction-mode pooler, where "
+                       "session settings and advisory locks do not hold; use the direct connection or the session "
+                       "pooler (port 5432)\n")
