@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import psycopg
 
 from kit.errors import ConfigError, ConnectError
+from kit.legacy import MarkedCursor
 from kit.redact import redact, url_host
 from kit.settings import Settings
 
@@ -71,8 +72,9 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
         raise ConfigError("no database configured: pass --db-url, set SUPABASE_DB_URL, or run `kit local up`")
     check_url(url)
     try:
+        # Every statement carries the kit's mark, so that kit status never lists the kit's own statements.
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=settings.connect_timeout,
-                               application_name=APPLICATION_NAME)
+                               application_name=APPLICATION_NAME, cursor_factory=MarkedCursor)
     except psycopg.OperationalError as exc:
         raise ConnectError(describe_connect_error(url, str(exc), settings.secrets)) from None
     except psycopg.ProgrammingError as exc:

@@ -47,6 +47,8 @@ class Deploy:
     exit_code: int = 0
     report_md: str | None = None
     report_json: str | None = None
+    legacy_statements: list[dict] = field(default_factory=list)  # what preflight found, listed either way
+    legacy_note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,7 +65,8 @@ class Deploy:
                 "applied": self.applied, "rollback_command": self.rollback_command,
                 "rolled_back": self.rolled_back, "versions": self.versions,
                 "steps": [asdict(s) for s in self.steps], "report": self.report_md,
-                "report_json": self.report_json}
+                "report_json": self.report_json, "legacy_statements": self.legacy_statements,
+                "legacy_statements_note": self.legacy_note}
 
 
 Observer = Callable[[str, Step, Deploy], None]

@@ -2,15 +2,15 @@
 
 import subprocess
 
-from kit import db, local, pgserver, push, status, verify, workdir
+from kit import db, legacy, local, pgserver, push, status, verify, workdir
 from kit.deploy import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 
 
-def functions(via: str | None = None, progress=None) -> dict:
+def functions(via: str | None = None, progress=None, allow_legacy_statements: bool = False) -> dict:
     """Step name -> function(deploy); `via` picks the push route."""
     return {
-        "preflight": preflight,
+        "preflight": lambda d: preflight(d, allow_legacy_statements),
         "backup": lambda d: backup_step(d, progress),
         "push": lambda d: push_step(d, via, progress),
         "verify": verify_step,
@@ -19,18 +19,23 @@ def functions(via: str | None = None, progress=None) -> dict:
     }
 
 
-def preflight(deploy: Deploy) -> dict:
+def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
     settings = deploy.settings
     with db.session(settings) as conn:
         deploy.versions["server"] = db.server_version(conn)
         st = status.read(conn, settings)
+        found = legacy.read(conn)
+    deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
     push.check_history(push.make_plan(settings, st.applied))
     deploy.phase = st.phase
     deploy.versions.update(tool_versions(settings))
     if st.blockers:
         raise Refused(f"{len(st.blockers)} blocker(s) stop the migration, nothing was changed: "
                       + "; ".join(st.blockers))
-    return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers}
+    if found.statements and st.pending and st.phase in ("before", "partial") and not allow_legacy_statements:
+        raise Refused(legacy.refusal(found))
+    return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
+            "legacy_statements": legacy.summary_line(found)}
 
 
 def tool_versions(settings) -> dict:

@@ -32,8 +32,21 @@ def markdown(data: dict) -> str:
     for step in data["steps"]:
         if step.get("detail"):
             lines += ["", f"## {step['name']}", "", "```json", json.dumps(step["detail"], indent=2, default=_plain), "```"]
+    lines += _legacy(data)
     lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in data.get("versions", {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def _legacy(data: dict) -> list[str]:
+    found, note = data.get("legacy_statements") or [], data.get("legacy_statements_note")
+    if not found and not note:
+        return []
+    lines = ["", "## Statements that still use the UUID columns (pg_stat_statements)", ""]
+    if note:
+        lines.append(f"- note: {note}")
+    lines += [f"- {s['calls']} calls by `{s['role']}`, {s['mean_ms']:.3f} ms mean, {s['since']}: `{s['query']}`"
+              for s in found]
+    return lines
 
 
 def _write(path: Path, text: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import history, local, settings as settings_mod, workdir
+from kit import history, legacy, local, settings as settings_mod, workdir
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_DIR = ROOT / "kit" / "sql"
@@ -59,9 +59,10 @@ def _baseline_sql() -> str:
 
 
 def _run_file(url: str, sql: str) -> None:
+    """Run a setup file; its statements carry the kit's mark, so kit status never takes them for a client's."""
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in history.split_statements(sql):
-            conn.execute(statement.encode(), prepare=False)
+            conn.execute(legacy.mark(statement).encode(), prepare=False)
 
 
 PG_MAJOR = os.environ.get("KIT_TEST_PG_MAJOR") or "17"

@@ -21,6 +21,9 @@ def register(commands, common) -> None:
     p.add_argument("--rollback-on-failure", action="store_true",
                    help="if a step after the push fails, run the printed rollback command")
     p.add_argument("--via", choices=["cli", "api", "direct"], help="how to push (default: cli when installed)")
+    p.add_argument("--allow-legacy-statements", action="store_true",
+                   help="deploy even though pg_stat_statements lists clients that still use the UUID columns "
+                        "(they will fail after the migration)")
     p.set_defaults(handler=cmd_deploy)
 
 
@@ -38,7 +41,7 @@ def cmd_deploy(args, settings) -> Result:
     destinations += [project.rest(settings)] if rest else []
     confirm(destinations, args.yes, "deploy the LLM name-key migration to")
     progress = Progress(enabled=not args.json)
-    result = deploy.run(settings, deploy_steps.functions(via=args.via), rollback_on_failure=args.rollback_on_failure,
+    result = deploy.run(settings, deploy_steps.functions(via=args.via, allow_legacy_statements=args.allow_legacy_statements), rollback_on_failure=args.rollback_on_failure,
                         observe=progress)
     progress.close()
     data = result.as_dict()
@@ -61,6 +64,9 @@ def summary(result: deploy.Deploy) -> str:
             lines.append(f"to roll back: {result.rollback_command}")
         else:
             lines.append("nothing was changed by the push; no rollback is needed")
+    if result.legacy_statements or result.legacy_note:
+        lines.append(f"legacy statements: {len(result.legacy_statements) or 'none'}"
+                     + (f" ({result.legacy_note})" if result.legacy_note else ""))
     lines.append(f"report: {result.report_md}")
     return "\n".join(lines)
 

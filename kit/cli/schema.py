@@ -1,6 +1,6 @@
 """Commands that read the schema or run the local default: status, verify, local."""
 
-from kit import db, local, status, verify, workdir
+from kit import db, legacy, local, status, verify, workdir
 from kit.cli.output import Result, checks_text, table
 from kit.redact import mask_url
 
@@ -8,8 +8,9 @@ from kit.redact import mask_url
 def register(commands, common) -> None:
     p = commands.add_parser("status", parents=[common], help="phase, pending migrations and blockers (read-only)",
                             description="Report the LLM tables' phase (absent, before, partial, migrated), the "
-                                        "migrations not yet in the history table, and what blocks the change. "
-                                        "Changes nothing.\n\nexample: kit status --db-url $SUPABASE_DB_URL")
+                                        "migrations not yet in the history table, what blocks the change, and the "
+                                        "statements in pg_stat_statements that still use the UUID columns "
+                                        "(legacy_statements). Changes nothing.\n\nexample: kit status --db-url $SUPABASE_DB_URL")
     p.set_defaults(handler=cmd_status)
     p = commands.add_parser("verify", parents=[common], help="check the target schema point by point",
                             description="Check from pg_catalog that the name-key schema is in place. Exits 5 if "
@@ -27,8 +28,10 @@ def cmd_status(args, settings) -> Result:
     settings = local.resolve(settings)
     with db.session(settings) as conn:
         st = status.read(conn, settings)
+        found = legacy.read(conn)
     data = {"phase": st.phase, "pending": st.pending, "blockers": st.blockers, "applied": st.applied,
-            "unknown_remote": st.unknown_remote, "database": mask_url(settings.db_url)}
+            "unknown_remote": st.unknown_remote, "database": mask_url(settings.db_url),
+            "legacy_statements": found.as_list(), "legacy_statements_note": found.note}
     lines = [f"database  {mask_url(settings.db_url)}", f"phase     {st.phase}",
              f"applied   {', '.join(st.applied) or 'none'}", f"pending   {', '.join(st.pending) or 'none'}"]
     if st.unknown_remote:
@@ -37,7 +40,16 @@ def cmd_status(args, settings) -> Result:
                      "--workdir DIR, or `npx supabase migration fetch`)")
     lines.append(f"blockers  {len(st.blockers) or 'none'}")
     lines += [f"  - {b}" for b in st.blockers]
+    lines += legacy_lines(found)
     return Result(data, "\n".join(lines))
+
+
+def legacy_lines(found: legacy.Legacy) -> list[str]:
+    lines = [f"legacy    {legacy.summary_line(found)}"]
+    lines += [f"  - {s.calls} calls by {s.role}, {s.mean_ms:.3f} ms mean: {s.query}" for s in found.statements]
+    if found.statements:
+        lines.append(f"  fix those clients, then `{found.reset_sql}`")
+    return lines
 
 
 def cmd_verify(args, settings) -> Result:

@@ -1,0 +1,292 @@
+"""Clients that still use the UUID columns, found in pg_stat_statements (kit status, kit deploy's preflight).
+
+Every statement here runs on the real test server, started with
+shared_preload_libraries=pg_stat_statements. The "PostgREST" statements are the SQL PostgREST
+sends (its QueryBuilder/SqlFragment shapes, v12's json_to_recordset and the older
+json_populate_recordset), sent over psycopg as PostgREST does: one transaction, the role set
+with set_config('role', ...), the JSON body as the one parameter. No HTTP is involved.
+"""
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from psycopg.types.json import Json
+
+from kit import deploy_steps, legacy, local, settings as settings_mod
+from kit.deploy import Deploy
+from tests.conftest import ROOT, query
+
+COLS = ["agent_name", "model_id", "model_name", "provider_name"]
+# PostgREST v12+ (SqlFragment.fromJsonBodyF): INSERT ... SELECT pgrst_body.* FROM json_to_recordset
+POSTGREST_V12_INSERT = (
+    'WITH pgrst_source AS (INSERT INTO "public"."llm_usage"({cols}) SELECT {body} FROM (SELECT $1 AS json_data) '
+    'pgrst_payload, LATERAL (SELECT {cols} FROM json_to_recordset(pgrst_payload.json_data) AS _({typed}) ) '
+    "pgrst_body  RETURNING 1) SELECT '' AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, "
+    "array[]::text[] AS header, '' AS body, nullif(current_setting('response.headers', true), '') AS "
+    "response_headers, nullif(current_setting('response.status', true), '') AS response_status "
+    "FROM (SELECT * FROM pgrst_source) _postgrest_t")
+# Older PostgREST (QueryBuilder.mutateRequestToQuery): json_populate_recordset over the table's row type
+POSTGREST_POPULATE_INSERT = (
+    "WITH pgrst_source AS (WITH pgrst_payload AS (SELECT $1::json AS json_data), pgrst_body AS ( SELECT CASE WHEN "
+    "json_typeof(json_data) = 'array' THEN json_data ELSE json_build_array(json_data) END AS val FROM "
+    'pgrst_payload) INSERT INTO "public"."llm_usage"({cols}) SELECT {cols} FROM json_populate_recordset '
+    '(null::"public"."llm_usage", (SELECT val FROM pgrst_body)) _ RETURNING "public"."llm_usage".*) '
+    "SELECT '' AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, array[]::text[] AS header, "
+    "'' AS body FROM (SELECT * FROM pgrst_source) _postgrest_t")
+TYPES = {"agent_name": "text", "model_id": "uuid", "model_name": "character varying",
+         "provider_name": "character varying"}
+
+
+def postgrest_insert(shape: str, cols: list[str]) -> str:
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    return shape.format(cols=quoted, body=", ".join(f'"pgrst_body"."{c}"' for c in cols),
+                        typed=", ".join(f'"{c}" {TYPES[c]}' for c in cols))
+
+
+def as_client(url: str, statement: str, params=None, role: str | None = None, times: int = 1) -> None:
+    """A client's statement, unmarked, optionally under an API role as PostgREST runs it."""
+    cursor = psycopg.RawCursor if "$1" in statement else psycopg.Cursor  # PostgREST's own $n parameters
+    with psycopg.connect(url, autocommit=True, cursor_factory=cursor) as conn:
+        for _ in range(times):
+            with conn.transaction():
+                if role:
+                    conn.execute("select set_config('role', $1, true)" if "$1" in statement
+                                 else "select set_config('role', %s, true)", (role,))
+                conn.execute(statement, params)
+
+
+def payload(**extra) -> Json:
+    return Json([{"agent_name": "legacy-bot", "model_name": "gpt-4o", "provider_name": "openai", **extra}])
+
+
+def listed(run) -> list[dict]:
+    assert run.code == 0, run.err
+    return run.json["legacy_statements"]
+
+
+def one(found: list[dict], needle: str) -> dict:
+    hits = [s for s in found if needle in s["query"]]
+    assert len(hits) == 1, (needle, found)
+    return hits[0]
+
+
+def test_clients_using_the_uuid_columns_are_listed_and_names_only_clients_are_not(db_url, run_kit, pg):
+    v12, populate = POSTGREST_V12_INSERT, POSTGREST_POPULATE_INSERT
+    # listed: model_id sent as null (supabase-py with a key set to None), PostgREST's two shapes and psycopg
+    as_client(db_url, postgrest_insert(v12, COLS), (payload(model_id=None),), role="service_role", times=3)
+    as_client(db_url, postgrest_insert(populate, COLS), (payload(model_id=None),), role="service_role")
+    as_client(db_url, "insert into llm_usage (provider_name, model_name, agent_name, model_id) "
+                      "values (%s, %s, %s, %s)", ("openai", "gpt-4o", "psycopg-bot", None))
+    # listed: a dashboard reading model_id, and reads of a lookup table's id
+    as_client(db_url, "select model_id, model_name, count(*) from public.llm_usage group by 1, 2")
+    as_client(db_url, "select id, name from llm_models order by name")
+    as_client(db_url, "select m.name from llm_models m join llm_providers p on p.id = m.provider_id")
+    as_client(db_url, "-- name: ProviderByID :one\nselect name from llm_providers where id = $1",
+              ("00000000-0000-4000-8000-000000000000",))
+    # not listed: names only, llm_usage's own id, a lookup table read without its id
+    names = [c for c in COLS if c != "model_id"]
+    as_client(db_url, postgrest_insert(v12, names), (payload(),), role="service_role")
+    as_client(db_url, postgrest_insert(populate, names), (payload(),), role="service_role")
+    as_client(db_url, "insert into llm_usage (provider_name, model_name, agent_name) values (%s, %s, %s) "
+                      "returning id", ("openai", "gpt-4o", "names-bot"))
+    as_client(db_url, "select id, model_name from llm_usage where id = %s", (1,))
+    as_client(db_url, "select u.id, m.context_window from llm_usage u join llm_models m on m.name = u.model_name "
+                      "where u.id = %s", (1,))
+    as_client(db_url, "select * from llm_models where context_window > 1000")
+    as_client(db_url, "select name, display_name from llm_providers")
+
+    found = listed(run_kit("status", "--db-url", db_url, "--json"))
+    assert len(found) == 7, found
+    rest = one(found, "SELECT \"pgrst_body\".\"agent_name\"")
+    assert rest["calls"] == 3 and rest["role"] == "service_role" and '"model_id"' in rest["query"]
+    assert one(found, "WITH pgrst_payload AS")["role"] == "service_role"
+    assert one(found, "insert into llm_usage (provider_name")["calls"] == 1
+    one(found, "select model_id, model_name")
+    one(found, "select id, name from llm_models")
+    one(found, "p.id = m.provider_id")
+    one(found, "select name from llm_providers where id = $1")
+    for statement in found:
+        assert set(statement) >= {"query", "calls", "role", "mean_ms", "stats_since", "since"}
+        assert statement["role"] in ("service_role", psycopg.conninfo.conninfo_to_dict(pg.admin_url)["user"])
+        if pg.version >= 17:
+            assert statement["stats_since"] and statement["since"] == f"since {statement['stats_since']}"
+        else:
+            assert statement["stats_since"] is None and statement["since"] == "since the last reset"
+    text = run_kit("status", "--db-url", db_url)
+    assert "legacy    7 statement(s) still use the UUID columns (counts since" in text.out
+    assert "  - 3 calls by service_role, " in text.out
+    assert "fix those clients, then `select extensions.pg_stat_statements_reset()`" in text.out
+
+
+def test_concurrent_writers_are_counted_exactly(db_url, run_kit):
+    statement = postgrest_insert(POSTGREST_V12_INSERT, COLS)
+    threads = [threading.Thread(target=as_client, args=(db_url, statement, (payload(model_id=None),)),
+                                kwargs={"role": "service_role", "times": 25}) for _ in range(4)]
+    for t in threads:
+        t.start()
+    during = [listed(run_kit("status", "--db-url", db_url, "--json")) for _ in range(2)]
+    for t in threads:
+        t.join()
+    assert all(len(found) <= 1 for found in during)
+    found = listed(run_kit("status", "--db-url", db_url, "--json"))
+    assert [(s["calls"], s["role"]) for s in found] == [(100, "service_role")]
+    assert query(db_url, "select count(*) from llm_usage where agent_name = 'legacy-bot'") == [(100,)]
+
+
+def test_the_kits_own_backup_and_status_statements_are_in_pg_stat_statements_but_not_listed(
+        db_url, run_kit, tmp_path, pg):
+    assert run_kit("backup", "--db-url", db_url, "--out", str(tmp_path / "b"), "--json").code == 0
+    assert run_kit("status", "--db-url", db_url, "--json").code == 0
+    seen = [q for (q,) in query(pg.url(db_url.rsplit("/", 1)[1]),
+                                "select query from extensions.pg_stat_statements where dbid = "
+                                "(select oid from pg_database where datname = current_database()) "
+                                "and query ~* 'model_id'")]
+    dump = [q for q in seen if q.replace('"', "").lower().startswith("copy public.llm_usage (id, provider_id, ")
+            and q.rstrip(";").lower().endswith("to stdout")]
+    assert len(dump) == 1, seen  # pg_dump's own statement, unmarked
+    assert any(legacy.MARK in q and "copy" in q.lower() for q in seen), seen  # the manifest's, marked
+    assert listed(run_kit("status", "--db-url", db_url, "--json")) == []
+
+
+def test_ddl_and_the_migration_itself_are_not_listed_even_with_track_all(db_url, run_kit, pg):
+    """The migration is run as the Supabase CLI runs it (unmarked), in a session tracking nested statements."""
+    from kit import history, workdir
+
+    migration = workdir.migrations(settings_mod.load({}, environ={}, cwd=ROOT))[-1]
+    with psycopg.connect(pg.url(db_url.rsplit("/", 1)[1]), autocommit=True) as conn:
+        conn.execute("set pg_stat_statements.track = 'all'")
+        conn.execute("comment on column public.llm_usage.model_id is 'old link'")
+        conn.execute("create index llm_usage_model_id_idx on public.llm_usage (model_id)")
+        conn.execute("drop index public.llm_usage_model_id_idx")
+        conn.execute("select name from public.llm_models where provider_id is null")  # a client's, before
+        with conn.transaction():
+            for statement in history.split_statements(migration.sql):
+                conn.execute(statement.encode(), prepare=False)
+        nested = conn.execute("select count(*) from extensions.pg_stat_statements where not toplevel and dbid = "
+                              "(select oid from pg_database where datname = current_database()) "
+                              "and query ~ '(model|provider)_id'").fetchone()[0]
+    assert nested > 0  # the migration's own statements naming the UUID columns are there
+    found = listed(run_kit("status", "--db-url", db_url, "--json"))
+    assert [s["query"] for s in found] == ["select name from public.llm_models where provider_id is null"]
+
+
+def test_deploy_preflight_refuses_while_any_are_listed_and_the_report_lists_them(db_url, run_kit, tmp_path,
+                                                                                clean_env):
+    clean_env.chdir(tmp_path)
+    as_client(db_url, postgrest_insert(POSTGREST_V12_INSERT, COLS), (payload(model_id=None),), role="service_role")
+    run = run_kit("deploy", "--db-url", db_url, "--via", "direct", "--json")
+    assert run.code == 4, run.err
+    report = json.loads(Path(run.json["report_json"]).read_text())
+    assert report["failed_step"] == "preflight" and report["phase"] == "before"
+    assert report["error"].startswith("1 statement(s) in pg_stat_statements still use the UUID columns, and their "
+                                      "clients will fail once the migration drops them: [1 calls by service_role] "
+                                      'WITH pgrst_source AS (INSERT INTO "public"."llm_usage"("agent_name", "model_id"')
+    assert report["error"].endswith("Either fix those clients (stop sending provider_id and model_id, which works "
+                                    "before and after the migration), then reset the counts with "
+                                    "`select extensions.pg_stat_statements_reset()`; or pass --allow-legacy-statements")
+    assert [s["role"] for s in report["legacy_statements"]] == ["service_role"]
+    assert "## Statements that still use the UUID columns" in Path(run.json["report"]).read_text()
+    assert query(db_url, "select count(*) from information_schema.columns where column_name = 'model_id'") == [(1,)]
+
+    run = run_kit("deploy", "--db-url", db_url, "--via", "direct", "--allow-legacy-statements", "--json")
+    assert run.code == 0, run.err
+    report = json.loads(Path(run.json["report_json"]).read_text())
+    assert report["phase"] == "migrated" and len(report["legacy_statements"]) == 1
+
+
+def test_after_fixing_the_client_and_resetting_the_counts_deploy_goes_ahead(db_url, run_kit, tmp_path, clean_env, pg):
+    clean_env.chdir(tmp_path)
+    as_client(db_url, "insert into llm_usage (provider_name, model_name, model_id) values (%s, %s, %s)",
+              ("openai", "gpt-4o", None))
+    assert run_kit("deploy", "--db-url", db_url, "--via", "direct", "--json").code == 4
+    query(pg.url(db_url.rsplit("/", 1)[1]), "select extensions.pg_stat_statements_reset()")
+    as_client(db_url, "insert into llm_usage (provider_name, model_name) values (%s, %s)", ("openai", "gpt-4o"))
+    run = run_kit("deploy", "--db-url", db_url, "--via", "direct", "--json")
+    assert run.code == 0, run.err
+    assert run.json["legacy_statements"] == [] and run.json["phase"] == "migrated"
+
+
+def test_without_the_extension_status_and_preflight_say_so_in_one_line(db_url, run_kit, pg, settings_for):
+    query(pg.url(db_url.rsplit("/", 1)[1]), "drop extension pg_stat_statements")
+    run = run_kit("status", "--db-url", db_url)
+    assert run.code == 0
+    line = [x for x in run.out.splitlines() if x.startswith("legacy")]
+    assert line == ["legacy    pg_stat_statements is not installed, so clients still using the UUID columns "
+                    "cannot be listed; to enable it: create extension pg_stat_statements with schema extensions "
+                    "(Dashboard > Database > Extensions; it must also be in shared_preload_libraries, as on every "
+                    "Supabase project)"]
+    assert run_kit("status", "--db-url", db_url, "--json").json["legacy_statements"] == []
+    d = Deploy(settings_for(db_url))
+    detail = deploy_steps.preflight(d)
+    assert detail["legacy_statements"].startswith("pg_stat_statements is not installed")
+    assert d.legacy_note.startswith("pg_stat_statements is not installed")
+
+
+@pytest.fixture
+def unloaded_server(tmp_path, pg):
+    """A second server of the same major, without pg_stat_statements in shared_preload_libraries."""
+    s = settings_mod.load({"local_dir": str(tmp_path / "pg"), "pg_bin": os.environ.get("KIT_TEST_PG_BIN")},
+                          environ={}, cwd=ROOT)
+    server = local.up(s, prepare_db=False)
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("alter system reset shared_preload_libraries")
+    local.down(s)
+    server = local.up(s, prepare_db=False)
+    yield server.url
+    local.down(s)
+
+
+def test_installed_but_not_loaded_is_said_in_one_line(unloaded_server, run_kit):
+    query(unloaded_server, "create schema extensions; create extension pg_stat_statements with schema extensions")
+    run = run_kit("status", "--db-url", unloaded_server, "--json")
+    assert run.code == 0, run.err
+    assert run.json["legacy_statements"] == []
+    assert run.json["legacy_statements_note"] == (
+        "pg_stat_statements is installed but not loaded, so clients still using the UUID columns cannot be listed; "
+        "add pg_stat_statements to shared_preload_libraries and restart PostgreSQL (Supabase loads it by default)")
+
+
+def test_a_role_without_pg_read_all_stats_is_told_what_it_cannot_see(db_url, pg):
+    role = "kit_viewer_" + db_url.rsplit("_", 1)[1]
+    admin = pg.url(db_url.rsplit("/", 1)[1])
+    query(pg.admin_url, f"create role {role} login")
+    try:
+        with psycopg.connect(db_url, user=role, autocommit=True) as conn:
+            denied = legacy.read(conn)
+        assert not denied.available and denied.note.startswith(
+            f"{role} cannot read extensions.pg_stat_statements (permission denied for schema extensions)")
+        query(admin, f"grant usage on schema extensions to {role}")
+        as_client(db_url, postgrest_insert(POSTGREST_V12_INSERT, COLS), (payload(model_id=None),), role="service_role")
+        with psycopg.connect(db_url, user=role, autocommit=True) as conn:
+            found = legacy.read(conn)
+        assert found.available and found.statements == []
+        assert found.note.startswith("the text of ") and found.note.endswith(
+            f"run `grant pg_read_all_stats to {role};` to see them")
+    finally:
+        query(admin, f"drop owned by {role}")
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute(f"drop role if exists {role}")
+
+
+@pytest.mark.parametrize("text, marked", [
+    ("select 1", "select /* supabase-kit */ 1"),
+    ("  -- why\n/* note */ insert into t values (1)", "  -- why\n/* note */ insert /* supabase-kit */ into t values (1)"),
+    ("do $$ begin perform 1; end $$", "do /* supabase-kit */ $$ begin perform 1; end $$"),
+    ("select 1; select 'a;b'", "select /* supabase-kit */ 1;\nselect /* supabase-kit */ 'a;b'"),
+    ("(select 1)", "/* supabase-kit */ (select 1)"),
+    (b"select 2", b"select /* supabase-kit */ 2"),
+])
+def test_mark_puts_the_mark_after_each_statements_first_word(text, marked):
+    """PostgreSQL 18 keeps no leading comment in pg_stat_statements, so the mark goes after the first word."""
+    assert legacy.mark(text) == marked
+    assert legacy.mark(marked) == marked
+
+
+def test_the_readme_shows_the_query_the_kit_runs():
+    readme = (ROOT / "README.md").read_text()
+    assert legacy.QUERY_FILE.read_text().replace("{schema}", "extensions") in readme
