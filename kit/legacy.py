@@ -63,7 +63,7 @@ def mark(query):
 
     parts = split_statements(query) if ";" in query else [query]
     if len(parts) > 1:
-        return ";\n".join(_mark_one(p) for p in parts)
+        return "\n;\n".join(_mark_one(p) for p in parts)  # own line: a part may end in a -- comment
     return _mark_one(query)
 
 
