@@ -8,8 +8,9 @@ with set_config('role', ...), the JSON body as the one parameter. No HTTP is inv
 """
 
 import json
-import os
+import shutil
 import threading
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -17,7 +18,7 @@ import pytest
 
 from psycopg.types.json import Json
 
-from kit import deploy_steps, legacy, local, settings as settings_mod
+from kit import deploy_steps, legacy, local, pgserver, settings as settings_mod
 from kit.deploy import Deploy
 from tests.conftest import ROOT, query
 
@@ -40,6 +41,14 @@ POSTGREST_POPULATE_INSERT = (
     "'' AS body FROM (SELECT * FROM pgrst_source) _postgrest_t")
 TYPES = {"agent_name": "text", "model_id": "uuid", "model_name": "character varying",
          "provider_name": "character varying"}
+
+
+@pytest.fixture(autouse=True)
+def postgres_reads_all_stats(pg):
+    """`postgres` sees other roles' statements, as on Supabase (its Query Performance report needs it)."""
+    query(pg.admin_url, "grant pg_read_all_stats to postgres")
+    yield
+    query(pg.admin_url, "revoke pg_read_all_stats from postgres")
 
 
 def postgrest_insert(shape: str, cols: list[str]) -> str:
@@ -112,7 +121,7 @@ def test_clients_using_the_uuid_columns_are_listed_and_names_only_clients_are_no
     one(found, "select name from llm_providers where id = $1")
     for statement in found:
         assert set(statement) >= {"query", "calls", "role", "mean_ms", "stats_since", "since"}
-        assert statement["role"] in ("service_role", psycopg.conninfo.conninfo_to_dict(pg.admin_url)["user"])
+        assert statement["role"] in ("service_role", "postgres")
         if pg.version >= 17:
             assert statement["stats_since"] and statement["since"] == f"since {statement['stats_since']}"
         else:
@@ -142,7 +151,7 @@ def test_the_kits_own_backup_and_status_statements_are_in_pg_stat_statements_but
         db_url, run_kit, tmp_path, pg):
     assert run_kit("backup", "--db-url", db_url, "--out", str(tmp_path / "b"), "--json").code == 0
     assert run_kit("status", "--db-url", db_url, "--json").code == 0
-    seen = [q for (q,) in query(pg.url(db_url.rsplit("/", 1)[1]),
+    seen = [q for (q,) in query(pg.admin(db_url.rsplit("/", 1)[1]),
                                 "select query from extensions.pg_stat_statements where dbid = "
                                 "(select oid from pg_database where datname = current_database()) "
                                 "and query ~* 'model_id'")]
@@ -158,7 +167,7 @@ def test_ddl_and_the_migration_itself_are_not_listed_even_with_track_all(db_url,
     from kit import history, workdir
 
     migration = workdir.migrations(settings_mod.load({}, environ={}, cwd=ROOT))[-1]
-    with psycopg.connect(pg.url(db_url.rsplit("/", 1)[1]), autocommit=True) as conn:
+    with psycopg.connect(pg.admin(db_url.rsplit("/", 1)[1]), autocommit=True) as conn:
         conn.execute("set pg_stat_statements.track = 'all'")
         conn.execute("comment on column public.llm_usage.model_id is 'old link'")
         conn.execute("create index llm_usage_model_id_idx on public.llm_usage (model_id)")
@@ -204,7 +213,7 @@ def test_after_fixing_the_client_and_resetting_the_counts_deploy_goes_ahead(db_u
     as_client(db_url, "insert into llm_usage (provider_name, model_name, model_id) values (%s, %s, %s)",
               ("openai", "gpt-4o", None))
     assert run_kit("deploy", "--db-url", db_url, "--via", "direct", "--json").code == 4
-    query(pg.url(db_url.rsplit("/", 1)[1]), "select extensions.pg_stat_statements_reset()")
+    query(db_url, "select extensions.pg_stat_statements_reset()")
     as_client(db_url, "insert into llm_usage (provider_name, model_name) values (%s, %s)", ("openai", "gpt-4o"))
     run = run_kit("deploy", "--db-url", db_url, "--via", "direct", "--json")
     assert run.code == 0, run.err
@@ -212,7 +221,7 @@ def test_after_fixing_the_client_and_resetting_the_counts_deploy_goes_ahead(db_u
 
 
 def test_without_the_extension_status_and_preflight_say_so_in_one_line(db_url, run_kit, pg, settings_for):
-    query(pg.url(db_url.rsplit("/", 1)[1]), "drop extension pg_stat_statements")
+    query(pg.admin(db_url.rsplit("/", 1)[1]), "drop extension pg_stat_statements")
     run = run_kit("status", "--db-url", db_url)
     assert run.code == 0
     line = [x for x in run.out.splitlines() if x.startswith("legacy")]
@@ -228,17 +237,20 @@ def test_without_the_extension_status_and_preflight_say_so_in_one_line(db_url, r
 
 
 @pytest.fixture
-def unloaded_server(tmp_path, pg):
-    """A second server of the same major, without pg_stat_statements in shared_preload_libraries."""
-    s = settings_mod.load({"local_dir": str(tmp_path / "pg"), "pg_bin": os.environ.get("KIT_TEST_PG_BIN")},
-                          environ={}, cwd=ROOT)
-    server = local.up(s, prepare_db=False)
-    with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute("alter system reset shared_preload_libraries")
-    local.down(s)
-    server = local.up(s, prepare_db=False)
-    yield server.url
-    local.down(s)
+def unloaded_server(pg):
+    """A throwaway server of the test's major, started without shared_preload_libraries."""
+    s = settings_mod.load({}, environ={}, cwd=ROOT)
+    folder = pgserver.owned_dir(s.cache_dir / "scratch" / uuid.uuid4().hex[:12])
+    bindir, data = pgserver.server_bin(s, pg.version), folder / "data"
+    try:
+        local._initdb(bindir, data)
+        port = local._free_port()
+        local._run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"),
+                                   "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k ''", "-w", "start"])
+        yield f"postgresql://{local.ADMIN}@127.0.0.1:{port}/postgres"
+        local._run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_installed_but_not_loaded_is_said_in_one_line(unloaded_server, run_kit):
@@ -253,7 +265,7 @@ def test_installed_but_not_loaded_is_said_in_one_line(unloaded_server, run_kit):
 
 def test_a_role_without_pg_read_all_stats_is_told_what_it_cannot_see(db_url, pg):
     role = "kit_viewer_" + db_url.rsplit("_", 1)[1]
-    admin = pg.url(db_url.rsplit("/", 1)[1])
+    admin = pg.admin(db_url.rsplit("/", 1)[1])
     query(pg.admin_url, f"create role {role} login")
     try:
         with psycopg.connect(db_url, user=role, autocommit=True) as conn:
