@@ -126,6 +126,10 @@ def test_clients_using_the_uuid_columns_are_listed_and_names_only_clients_are_no
             assert statement["stats_since"] and statement["since"] == f"since {statement['stats_since']}"
         else:
             assert statement["stats_since"] is None and statement["since"] == "since the last reset"
+    # the README's query, run by hand as in the SQL editor (unmarked), finds the same and not itself
+    readme_query = legacy.QUERY_FILE.read_text().replace("{schema}", "extensions")
+    by_hand = query(db_url, readme_query)
+    assert sorted((r[0], r[1], r[4]) for r in by_hand) == sorted((s["role"], s["calls"], s["query"]) for s in found)
     text = run_kit("status", "--db-url", db_url)
     assert "legacy    7 statement(s) still use the UUID columns (counts since" in text.out
     assert "  - 3 calls by service_role, " in text.out

@@ -9,7 +9,7 @@ with s as (
            '^(\s|--[^\n]*|/\*([^*]|\*+[^*/])*\*+/)+', ''), '\s+', ' ', 'g') as q
   from {schema}.pg_stat_statements s
   where s.dbid = (select oid from pg_database where datname = current_database())
-    and s.toplevel                                      -- not the statements inside a DO block or function
+    and coalesce((to_jsonb(s) ->> 'toplevel')::bool, true)  -- not the statements inside a DO block or function
     and strpos(s.query, '/* supabase-kit */') = 0       -- not the kit's own statements
 ),
 dump_copies as (                                        -- pg_dump's COPY of a whole table, and its restore
@@ -26,6 +26,7 @@ select r.rolname as role, s.calls, round(s.mean_exec_time::numeric, 3) as mean_m
 from s
 left join pg_roles r on r.oid = s.userid
 where s.q ~ '^(select|insert|update|delete|merge|with|copy|values|table)\M'   -- no DDL, no DO blocks
+  and s.q !~ '\mpg_stat_statements\M'                  -- not this query, wherever it is run from
   and s.q ~ '\mllm_(usage|models|providers)\M'
   and (s.q ~ '\m(provider|model)_id\M'
        -- llm_models.id, llm_providers.id, public.llm_models.id
