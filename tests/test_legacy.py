@@ -8,6 +8,7 @@ with set_config('role', ...), the JSON body as the one parameter. No HTTP is inv
 """
 
 import json
+import re
 import shutil
 import threading
 import uuid
@@ -134,6 +135,41 @@ def test_clients_using_the_uuid_columns_are_listed_and_names_only_clients_are_no
     assert "legacy    7 statement(s) still use the UUID columns (counts since" in text.out
     assert "  - 3 calls by service_role, " in text.out
     assert "fix those clients, then `select extensions.pg_stat_statements_reset()`" in text.out
+
+
+SHAPES = [  # (statement, params, listed?)
+    # PostgREST GET /llm_usage?select=*,llm_models(name): the embedding joins on the foreign key
+    ('SELECT "public"."llm_usage".*, row_to_json("llm_usage_llm_models_1".*) AS "llm_models" FROM "public"."llm_usage" '
+     'LEFT JOIN LATERAL ( SELECT "llm_models_1"."name" FROM "public"."llm_models" AS "llm_models_1" WHERE '
+     '"llm_models_1"."id" = "public"."llm_usage"."model_id" ) AS "llm_usage_llm_models_1" ON TRUE LIMIT 5', None, True),
+    # PostgREST GET /llm_models?select=id,name
+    ('SELECT "public"."llm_models"."id", "public"."llm_models"."name" FROM "public"."llm_models"', None, True),
+    ("update llm_usage set model_id = null where id = %s", (-1,), True),
+    ("delete from llm_models where id = %s", ("00000000-0000-4000-8000-000000000000",), True),
+    ("select p.name from llm_providers as p where p.id = %s", ("00000000-0000-4000-8000-000000000000",), True),
+    ("select count(*) from llm_usage where model_id is null", None, True),
+    ('SELECT "public"."llm_usage"."id", "public"."llm_usage"."model_name" FROM "public"."llm_usage" LIMIT 5', None, False),
+    ("select count(*) from llm_models", None, False),
+    ("select a.id from auth.users a join llm_usage u on u.user_id = a.id", None, False),
+    ("select u.id from llm_usage u where u.model_name in (select name from llm_models)", None, False),
+    ("select m.name from llm_models m where m.name = %s", ("gpt-4o",), False),
+    ("insert into llm_providers (name) values (%s) on conflict (name) do nothing", ("openai",), False),
+    ("select id from auth.users", None, False),
+]
+
+
+def test_statement_shapes_listed_or_not(db_url, run_kit):
+    for statement, params, _ in SHAPES:
+        as_client(db_url, statement, params)
+    found = {s["query"] for s in listed(run_kit("status", "--db-url", db_url, "--json"))}
+    listed_shapes = [statement for statement, _, expected in SHAPES if expected]
+    assert len(found) == len(listed_shapes), found
+    assert {constants_out(q) for q in found} == {constants_out(statement) for statement in listed_shapes}
+
+
+def constants_out(statement: str) -> str:
+    """The stored text has $n where the statement had a constant or a parameter; the listed text is shortened."""
+    return re.sub(r"\$\d+|%s|\bnull\b|\b\d+\b", "?", statement)[:200]
 
 
 def test_concurrent_writers_are_counted_exactly(db_url, run_kit):
