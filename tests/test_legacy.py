@@ -246,6 +246,9 @@ def test_deploy_preflight_refuses_while_any_are_listed_and_the_report_lists_them
     assert run.code == 0, run.err
     report = json.loads(Path(run.json["report_json"]).read_text())
     assert report["phase"] == "migrated" and len(report["legacy_statements"]) == 1
+    after = run_kit("status", "--db-url", db_url)
+    assert "  these ran before the migration; those clients now fail. Once fixed: " \
+           "`select extensions.pg_stat_statements_reset()`" in after.out
 
 
 def test_after_fixing_the_client_and_resetting_the_counts_deploy_goes_ahead(db_url, run_kit, tmp_path, clean_env, pg):

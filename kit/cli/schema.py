@@ -40,14 +40,16 @@ def cmd_status(args, settings) -> Result:
                      "--workdir DIR, or `npx supabase migration fetch`)")
     lines.append(f"blockers  {len(st.blockers) or 'none'}")
     lines += [f"  - {b}" for b in st.blockers]
-    lines += legacy_lines(found)
+    lines += legacy_lines(found, st.phase)
     return Result(data, "\n".join(lines))
 
 
-def legacy_lines(found: legacy.Legacy) -> list[str]:
+def legacy_lines(found: legacy.Legacy, phase: str) -> list[str]:
     lines = [f"legacy    {legacy.summary_line(found)}"]
     lines += [f"  - {s.calls} calls by {s.role}, {s.mean_ms:.3f} ms mean: {s.query}" for s in found.statements]
-    if found.statements:
+    if found.statements and phase == "migrated":
+        lines.append(f"  these ran before the migration; those clients now fail. Once fixed: `{found.reset_sql}`")
+    elif found.statements:
         lines.append(f"  fix those clients, then `{found.reset_sql}`")
     return lines
 
