@@ -18,8 +18,8 @@ MARK = "/* supabase-kit */"
 QUERY_FILE = Path(__file__).parent / "sql" / "legacy_statements.sql"
 HIDDEN_TEXT = "<insufficient privilege>"
 SINCE_RESET = "since the last reset"
-ENABLE = ("create extension pg_stat_statements with schema extensions "
-          "(Dashboard > Database > Extensions; it must also be in shared_preload_libraries, as on every Supabase project)")
+ENABLE = ("create extension pg_stat_statements with schema extensions (Dashboard > Database > Extensions; "
+          "it must also be in shared_preload_libraries, as on every Supabase project)")
 # Leading blanks and comments, then the first word: MARK goes after that word, since PostgreSQL 18
 # drops a statement's leading comments from the text pg_stat_statements keeps.
 _FIRST_WORD = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*[A-Za-z_]+", re.S)
@@ -116,8 +116,8 @@ def read(conn: psycopg.Connection) -> Legacy:
             hidden = _hidden(conn, schema)
     except psycopg.errors.ObjectNotInPrerequisiteState:
         return Legacy(False, schema, note="pg_stat_statements is installed but not loaded, so clients still using "
-                                          "the UUID columns cannot be listed; add pg_stat_statements to "
-                                          "shared_preload_libraries and restart PostgreSQL (Supabase loads it by default)")
+                                          "the UUID columns cannot be listed; add pg_stat_statements to shared_"
+                                          "preload_libraries and restart PostgreSQL (Supabase loads it by default)")
     except psycopg.errors.InsufficientPrivilege as exc:
         return Legacy(False, schema, note=f"{conn.info.user} cannot read {schema}.pg_stat_statements "
                                           f"({exc.diag.message_primary}), so clients still using the UUID columns "

@@ -41,7 +41,8 @@ def cmd_deploy(args, settings) -> Result:
     destinations += [project.rest(settings)] if rest else []
     confirm(destinations, args.yes, "deploy the LLM name-key migration to")
     progress = Progress(enabled=not args.json)
-    result = deploy.run(settings, deploy_steps.functions(via=args.via, allow_legacy_statements=args.allow_legacy_statements), rollback_on_failure=args.rollback_on_failure,
+    steps = deploy_steps.functions(via=args.via, allow_legacy_statements=args.allow_legacy_statements)
+    result = deploy.run(settings, steps, rollback_on_failure=args.rollback_on_failure,
                         observe=progress)
     progress.close()
     data = result.as_dict()

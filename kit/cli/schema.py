@@ -10,7 +10,8 @@ def register(commands, common) -> None:
                             description="Report the LLM tables' phase (absent, before, partial, migrated), the "
                                         "migrations not yet in the history table, what blocks the change, and the "
                                         "statements in pg_stat_statements that still use the UUID columns "
-                                        "(legacy_statements). Changes nothing.\n\nexample: kit status --db-url $SUPABASE_DB_URL")
+                                        "(legacy_statements). Changes nothing.\n\n"
+                                        "example: kit status --db-url $SUPABASE_DB_URL")
     p.set_defaults(handler=cmd_status)
     p = commands.add_parser("verify", parents=[common], help="check the target schema point by point",
                             description="Check from pg_catalog that the name-key schema is in place. Exits 5 if "
