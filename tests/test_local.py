@@ -67,3 +67,8 @@ def test_a_supabase_shaped_database_has_extensions_auth_users_and_pg_stat_statem
     assert query(db_url, "select to_regclass('auth.users') is not null") == [(True,)]
     assert query(db_url, "select pubname from pg_publication") == [("supabase_realtime",)]
     assert pg.version == int(PG_MAJOR)
+
+
+def test_postgres_reads_every_roles_statement_text_as_on_supabase(db_url):
+    """Supabase grants pg_monitor (and so pg_read_all_stats) to postgres: the legacy-statement check needs it."""
+    assert query(db_url, "select pg_has_role('pg_read_all_stats', 'usage')") == [(True,)]
