@@ -50,24 +50,39 @@ def collect(conn: psycopg.Connection, folder: Path) -> dict:
     counts = {f"{s}.{t}": conn.execute(psycopg.sql.SQL("select count(*) from {}").format(
         psycopg.sql.Identifier(s, t))).fetchone()[0] for s, t in conn.execute(TABLES_SQL).fetchall()}
     cat = catalog.read(conn)
-    facts = {"row_counts": counts, "shape": shape(conn), "maps": None}
+    facts = {"row_counts": counts, "shape": shape(conn), "catalog": cat.as_dict(), "maps": None}
     if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
-        facts["maps"] = _maps(conn, folder)
+        facts["maps"] = maps(conn, folder, cat)
     return facts
 
 
-def _maps(conn: psycopg.Connection, folder: Path) -> dict:
+def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
+    """The UUID maps; call it inside the backup's snapshot so they match the dump."""
     providers = {str(i): n for i, n in conn.execute("select id, name from public.llm_providers")}
     models = {str(i): {"name": n, "provider_id": str(p) if p else None}
               for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
+    return {"llm_providers": providers, "llm_models": models, **links(conn, folder, cat)}
+
+
+def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
+    """Every llm_usage row's links, keyed by its primary key (NULL links too: a rollback gives each
+    row back exactly what it had). Without a primary key: how many rows had each name and link."""
+    key = cat.tables["llm_usage"].primary_key
+    uuids = [psycopg.sql.Identifier(c) for c in ("provider_id", "model_id")]
+    if key:
+        query = psycopg.sql.SQL("copy (select {}, {} from public.llm_usage) to stdout with (format csv)").format(
+            psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in key), psycopg.sql.SQL(", ").join(uuids))
+    else:
+        query = psycopg.sql.SQL("copy (select provider_name, model_name, provider_id, model_id, count(*) "
+                                "from public.llm_usage group by 1, 2, 3, 4) to stdout with (format csv)")
     path = folder / LINKS
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle, conn.cursor().copy(
-            "copy (select id, provider_id, model_id from public.llm_usage "
-            "where provider_id is not null or model_id is not null order by id) to stdout with (format csv)") as copy:
+    with os.fdopen(fd, "wb") as handle, conn.cursor().copy(query) as copy:
         for chunk in copy:
             handle.write(chunk)
-    return {"llm_providers": providers, "llm_models": models, "llm_usage": LINKS}
+    columns = cat.tables["llm_usage"].columns
+    return {"llm_usage": LINKS, "llm_usage_key": [[c, columns[c].type] for c in key],
+            "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
 
 
 def build(folder: Path, settings: Settings, facts: dict, **facts_more) -> dict:

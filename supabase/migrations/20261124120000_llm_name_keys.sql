@@ -38,6 +38,10 @@ declare
   attempt int := 0;
   deadline timestamptz;
   r record;
+  rel regclass;
+  idx_name text;
+  con_name text;
+  refs text[];
 begin
   if providers is null or models is null or usage is null then
     raise exception 'llm name keys: public.llm_providers, llm_models and llm_usage must all exist; push the baseline migration first'
@@ -66,8 +70,12 @@ begin
   where c.contype = 'p' and c.conrelid in (providers, models)
     and c.conkey = array[(select attnum from pg_attribute where attrelid = c.conrelid and attname = 'name')];
 
+  -- llm_usage's own foreign keys to a lookup table's UUID (inherited copies on partitions excluded).
   select count(*) into u_fks
-  from pg_constraint where contype = 'f' and conrelid = usage;
+  from pg_constraint k
+  where k.contype = 'f' and k.conrelid = usage and k.conparentid = 0 and k.confrelid in (providers, models)
+    and exists (select 1 from pg_attribute a where a.attrelid = k.confrelid and a.attnum = any (k.confkey)
+                and a.attname = 'id');
 
   select exists (
     select 1 from pg_constraint c
@@ -152,7 +160,7 @@ begin
       where not a.attisdropped and (
         (a.attrelid = providers and a.attname = 'id')
         or (a.attrelid = models and a.attname in ('id', 'provider_id'))
-        or (a.attrelid = usage and a.attname in ('provider_id', 'model_id')))
+        or ((a.attrelid = usage or a.attrelid in (select relid from pg_partition_tree(usage))) and a.attname in ('provider_id', 'model_id')))
     ), deps as (
       select d.classid, d.objid
       from pg_depend d join uuid_cols c on d.refclassid = 'pg_class'::regclass
@@ -174,7 +182,12 @@ begin
     union
     select format('foreign key %I on %s', k.conname, k.conrelid::regclass)
     from pg_constraint k join uuid_cols c on k.confrelid = c.rel and c.att = any (k.confkey)
-    where k.contype = 'f' and k.conrelid not in (providers, models, usage)
+    where k.contype = 'f' and k.conparentid = 0 and k.conrelid not in (providers, models, usage)
+      and k.conrelid not in (select relid from pg_partition_tree(usage))
+    union
+    select format('publication %I (its column list or row filter) on %s', pub.pubname, pr.prrelid::regclass)
+    from deps join pg_publication_rel pr on deps.classid = 'pg_publication_rel'::regclass and pr.oid = deps.objid
+    join pg_publication pub on pub.oid = pr.prpubid
     union
     select 'function ' || f.oid::regprocedure::text
     from pg_proc f join pg_namespace ns on ns.oid = f.pronamespace
@@ -196,6 +209,35 @@ begin
             detail = array_to_string(blockers, E'\n'),
             hint = 'Fix each blocker, then push again. `kit status` lists them without changing anything.';
   end if;
+
+  -- Indexes that lead with a UUID column go with it; suggest their name-based match, to be
+  -- built CONCURRENTLY outside this transaction (a report, not a change).
+  for r in
+    with cols as (
+      select i.indexrelid, i.indnkeyatts,
+             array(select case pg_get_indexdef(i.indexrelid, k, true)
+                            when 'provider_id' then 'provider_name' when 'model_id' then 'model_name'
+                            else pg_get_indexdef(i.indexrelid, k, true) end
+                   from generate_series(1, i.indnkeyatts) k order by k) as keys,
+             pg_get_indexdef(i.indexrelid, 1, true) as lead
+      from pg_index i where i.indrelid = usage
+    )
+    select c.indexrelid::regclass::text as idx, c.lead, c.keys
+    from cols c
+    where c.lead in ('provider_id', 'model_id')
+      and not exists (select 1 from cols o where o.keys = c.keys and o.indexrelid <> c.indexrelid
+                      and o.lead not in ('provider_id', 'model_id'))
+  loop
+    -- The index's columns with each UUID replaced by its name, a repeated column kept once.
+    line := array_to_string(array(select k from unnest(r.keys) with ordinality u(k, o)
+                                  where o = (select min(o2) from unnest(r.keys) with ordinality v(k2, o2) where k2 = k)
+                                  order by o), ', ');
+    raise notice 'llm name keys: suggestion: dropping % drops index %; build its name match outside the migration: create index concurrently on public.llm_usage (%)%',
+      r.lead, r.idx, line,
+      case when (select relkind from pg_class where oid = usage) = 'p'
+        then ' (llm_usage is partitioned: create it on only the parent, then concurrently on each partition, and attach)'
+        else '' end;
+  end loop;
 
   ---------------------------------------------------------------------------------
   -- Back-fill names from UUIDs under an UPDATE's weak lock (inserts keep flowing).
@@ -259,7 +301,17 @@ begin
                    model_provider);
   end if;
 
-  for r in select conname from pg_constraint where contype = 'f' and conrelid = usage loop
+  -- Only the foreign keys between the three tables that use a UUID column; any other (to
+  -- auth.users, on the names) stays. Dropping the parent's drops the partitions' copies.
+  for r in
+    select k.conname from pg_constraint k
+    where k.contype = 'f' and k.conrelid = usage and k.conparentid = 0
+      and (exists (select 1 from pg_attribute a where a.attrelid = usage and a.attnum = any (k.conkey)
+                   and a.attname in ('provider_id', 'model_id'))
+           or (k.confrelid in (providers, models)
+               and exists (select 1 from pg_attribute a where a.attrelid = k.confrelid
+                           and a.attnum = any (k.confkey) and a.attname = 'id')))
+  loop
     execute format('alter table public.llm_usage drop constraint %I', r.conname);
   end loop;
   if has_u_pid then alter table public.llm_usage drop column provider_id; end if;
@@ -281,8 +333,8 @@ begin
   for r in
     select conname from pg_constraint c
     where c.contype = 'f' and c.conrelid = models and c.confrelid = providers
-      and not (m_fk_ok and c.conkey = array[(select attnum from pg_attribute
-                                             where attrelid = models and attname = 'provider_name')])
+      and exists (select 1 from pg_attribute a where a.attrelid = providers and a.attnum = any (c.confkey)
+                  and a.attname = 'id')
   loop
     execute format('alter table public.llm_models drop constraint %I', r.conname);
   end loop;
@@ -290,31 +342,63 @@ begin
   alter table public.llm_models alter column provider_name set not null;
 
   ---------------------------------------------------------------------------------
-  -- llm_providers: keyed by name.
+  -- llm_providers, then llm_models: keyed by name, reusing a unique index on name.
   ---------------------------------------------------------------------------------
-  if not p_keyed then
-    for r in select conname from pg_constraint where contype = 'p' and conrelid = providers loop
-      execute format('alter table public.llm_providers drop constraint %I', r.conname);
+  foreach rel in array array[providers, models] loop
+    if (rel = providers and p_keyed) or (rel = models and m_keyed) then
+      continue;
+    end if;
+    for r in select conname from pg_constraint where contype = 'p' and conrelid = rel loop
+      execute format('alter table %s drop constraint %I', rel, r.conname);
     end loop;
-  end if;
-  if has_p_id then alter table public.llm_providers drop column id; end if;
-  if not p_keyed then alter table public.llm_providers add primary key (name); end if;
+    if exists (select 1 from pg_attribute where attrelid = rel and attname = 'id' and not attisdropped) then
+      execute format('alter table %s drop column id', rel);
+    end if;
+    -- A plain b-tree unique index on (name) alone becomes the key as it is.
+    select i.indexrelid::regclass::text, c.conname into idx_name, con_name
+    from pg_index i join pg_class ic on ic.oid = i.indexrelid join pg_am am on am.oid = ic.relam
+    left join pg_constraint c on c.conindid = i.indexrelid and c.conrelid = rel
+    where i.indrelid = rel and i.indisunique and i.indisvalid and i.indnkeyatts = 1 and i.indnatts = 1
+      and i.indpred is null and i.indexprs is null and am.amname = 'btree' and i.indoption[0] = 0
+      and i.indkey[0] = (select attnum from pg_attribute where attrelid = rel and attname = 'name')
+    order by c.conname is not null, ic.relname
+    limit 1;
+    if idx_name is not null and con_name is null then
+      execute format('alter table %s add primary key using index %s', rel, idx_name);
+      raise notice 'llm name keys: % keyed by name with its unique index %', rel, idx_name;
+    else
+      -- A unique constraint's index cannot become the key: the constraint is replaced by the key,
+      -- and the foreign keys that rely on it are put back unchanged on the key's index.
+      refs := '{}';
+      if con_name is not null then
+        for r in select k.conrelid::regclass::text as tbl, k.conname, pg_get_constraintdef(k.oid) as def
+                 from pg_constraint k where k.contype = 'f' and k.conparentid = 0
+                   and k.conindid = (select conindid from pg_constraint where conrelid = rel and conname = con_name)
+        loop
+          refs := refs || format('alter table %s add constraint %I %s', r.tbl, r.conname, r.def);
+          execute format('alter table %s drop constraint %I', r.tbl, r.conname);
+        end loop;
+        execute format('alter table %s drop constraint %I', rel, con_name);
+      end if;
+      execute format('alter table %s add primary key (name)', rel);
+      foreach line in array refs loop
+        execute line;
+      end loop;
+    end if;
+    idx_name := null; con_name := null;
+  end loop;
 
   if not m_fk_ok then
+    for r in
+      select conname from pg_constraint c
+      where c.contype = 'f' and c.conrelid = models and c.confrelid = providers
+        and c.conkey = array[(select attnum from pg_attribute where attrelid = models and attname = 'provider_name')]
+    loop
+      execute format('alter table public.llm_models drop constraint %I', r.conname);
+    end loop;
     alter table public.llm_models add foreign key (provider_name)
       references public.llm_providers (name) on delete cascade on update cascade;
   end if;
-
-  ---------------------------------------------------------------------------------
-  -- llm_models: keyed by name.
-  ---------------------------------------------------------------------------------
-  if not m_keyed then
-    for r in select conname from pg_constraint where contype = 'p' and conrelid = models loop
-      execute format('alter table public.llm_models drop constraint %I', r.conname);
-    end loop;
-  end if;
-  if has_m_id then alter table public.llm_models drop column id; end if;
-  if not m_keyed then alter table public.llm_models add primary key (name); end if;
 
   raise notice 'llm name keys: migrated';
 end
