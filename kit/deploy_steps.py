@@ -1,6 +1,7 @@
 """The steps `kit deploy` runs, each a function of the Deploy that returns what the report shows."""
 
 import subprocess
+from pathlib import Path
 
 from kit import db, legacy, local, pgserver, push, status, verify, workdir
 from kit.deploy import Deploy, require_checks
@@ -29,6 +30,10 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
     push.check_history(push.make_plan(settings, st.applied))
     deploy.phase = st.phase
     deploy.versions.update(tool_versions(settings))
+    change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
+    if st.phase == "partial" and set(change) & set(st.applied):
+        raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
+                      "present): run `kit rollback BACKUP` again to finish it, then deploy")
     if st.blockers:
         raise Refused(f"{len(st.blockers)} blocker(s) stop the migration, nothing was changed: "
                       + "; ".join(st.blockers))
@@ -73,7 +78,7 @@ def push_step(deploy: Deploy, via: str | None, progress=None) -> dict:
 
 def verify_step(deploy: Deploy) -> dict:
     with db.session(deploy.settings) as conn:
-        checks = verify.run(conn, deploy.settings)
+        checks = verify.run(conn, deploy.settings, Path(deploy.backup_path) if deploy.backup_path else None)
     return require_checks(checks, "verify")
 
 

@@ -3,8 +3,9 @@
 In place it runs in four short transactions so that inserts keep flowing:
   A. under the polite lock (100 ms attempts): the UUID columns come back, providers and models get
      their original UUIDs (new ones get fresh UUIDs), llm_usage gets empty link columns;
-  B. with an UPDATE's weak locks only: usage rows get their original links from the backup, and
-     every other row is linked through its names;
+  B. with an UPDATE's weak locks only: each usage row the backup holds gets exactly the links it
+     recorded (NULL too), found by llm_usage's own primary key whatever its type or arity; rows
+     written since are linked through their names (see kit/rollback_links.py for a table without key);
   C. under the polite lock: rows written meanwhile are linked, keys, constraints and indexes are
      put back as the backup recorded them (foreign keys NOT VALID), the migration's history row goes;
   D. the foreign keys are validated, which does not block inserts.
@@ -15,8 +16,9 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
-from kit import catalog, db, identity, manifest, status, workdir
+from kit import catalog, db, identity, manifest, rollback_links, status, workdir
 from kit.errors import BackupError, KitError, Refused
 from kit.settings import Settings
 
@@ -38,22 +40,45 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
         identity.require_same(conn, settings, data, path)
         before = status.phase(catalog.read(conn))
         if before == "before":
+            _in_transaction(conn, lambda: _validate(conn))  # a rollback stopped before its last step
             return {"phase_before": before, "phase": before, "changed": False, "history_removed": None}
         if before == "absent":
             raise Refused("the LLM tables do not exist here: nothing to roll back in place (see --full)")
         conn.execute("set statement_timeout = 0")
+        rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
         say("A: UUID columns and the original provider and model UUIDs")
         _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
         say("B: linking usage rows (inserts keep flowing)")
         linked = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
         say("C: keys, constraints and indexes as the backup recorded them")
-        removed = _locked(conn, wait_s, lambda: _finish(conn, settings, original))
+        removed, late = _locked(conn, wait_s, lambda: _finish(conn, settings, data, original))
         say("D: validating foreign keys")
         _in_transaction(conn, lambda: _validate(conn))
+        unproven = rollback_links.unprovable(conn, data)
+        rollback_links.drop(conn)
         rows = conn.execute("select count(*) from public.llm_usage").fetchone()[0]
         after = status.phase(catalog.read(conn))
+    linked["linked_by_name"] += late
     return {"phase_before": before, "phase": after, "changed": True, "usage_rows": rows, **linked,
+            "unprovable": unproven, "unprovable_rows": sum(u["rows_now"] for u in unproven),
             "history_removed": removed}
+
+
+def _link_usage(conn: psycopg.Connection, folder: Path, data: dict) -> dict:
+    rollback_links.load(conn, folder, data)
+    linked = rollback_links.link_recorded(conn, data)
+    return {**linked, "linked_by_name": rollback_links.link_by_name(conn, data)}
+
+
+def _finish(conn: psycopg.Connection, settings: Settings, data: dict, original: list) -> tuple:
+    conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
+    conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
+    _link_models(conn)
+    late = rollback_links.link_by_name(conn, data)  # rows written during step B
+    from kit import rollback_shape
+
+    rollback_shape.restore(conn, original, MIGRATION_COLUMNS)
+    return _forget_migration(conn, settings), late
 
 
 def _locked(conn: psycopg.Connection, wait_s: float, work):
@@ -113,11 +138,15 @@ def _restore_ids(conn: psycopg.Connection, data: dict, original: list) -> None:
     cat = catalog.read(conn)
     for table, names in catalog.UUID_COLUMNS.items():
         for name in names:
-            if not cat.has(table, name):
-                conn.execute(f'alter table public.{table} add column "{name}" uuid')
-            default = cols[(table, name)][0].partition(" default ")[2]
+            spec = cols[(table, name)][0]
+            target = sql.SQL("alter table {} ").format(sql.Identifier("public", table))
+            if not cat.has(table, name):  # the recorded type; default and NOT NULL come back in step C
+                conn.execute(target + sql.SQL("add column {} {}").format(
+                    sql.Identifier(name), sql.SQL(spec.partition(" default ")[0])))
+            default = spec.partition(" default ")[2]
             if default and table != "llm_usage":
-                conn.execute(f'alter table public.{table} alter column "{name}" set default {default}')
+                conn.execute(target + sql.SQL("alter column {} set default {}").format(
+                    sql.Identifier(name), sql.SQL(default)))
     maps = data["maps"]
     conn.execute("create temp table kit_providers (id uuid, name text) on commit drop")
     conn.execute("create temp table kit_models (id uuid, name text, provider_id uuid) on commit drop")
@@ -138,46 +167,12 @@ def _link_models(conn: psycopg.Connection) -> None:
     if catalog.read(conn).has("llm_models", "provider_name"):
         conn.execute("update public.llm_models m set provider_id = p.id from public.llm_providers p "
                      "where m.provider_id is null and m.provider_name = p.name")
-
-
-def _link_usage(conn: psycopg.Connection, folder: Path, data: dict) -> dict:
-    conn.execute("create temp table kit_links (id bigint primary key, provider_id uuid, model_id uuid) on commit drop")
-    with open(folder / data["maps"]["llm_usage"], "rb") as handle, \
-            conn.cursor().copy("copy kit_links from stdin with (format csv)") as copy:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            copy.write(block)
-    original = conn.execute(
-        "update public.llm_usage u set provider_id = case when exists (select 1 from public.llm_providers p "
-        "where p.id = l.provider_id) then l.provider_id end, model_id = case when exists (select 1 from "
-        "public.llm_models m where m.id = l.model_id) then l.model_id end "
-        "from kit_links l where u.id = l.id and u.provider_id is null and u.model_id is null").rowcount
-    return {"linked_from_backup": original, "linked_by_name": _link_by_name(conn)}
-
-
-def _link_by_name(conn: psycopg.Connection) -> int:
-    a = conn.execute("update public.llm_usage u set provider_id = p.id from public.llm_providers p "
-                     "where u.provider_id is null and u.provider_name = p.name").rowcount
-    b = conn.execute("update public.llm_usage u set model_id = m.id from public.llm_models m "
-                     "where u.model_id is null and u.model_name = m.name").rowcount
-    return max(a, b)
-
-
-def _finish(conn: psycopg.Connection, settings: Settings, original: list) -> str | None:
-    conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
-    conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
-    _link_models(conn)
-    _link_by_name(conn)
-    from kit import rollback_shape
-
-    rollback_shape.restore(conn, original, MIGRATION_COLUMNS)
-    return _forget_migration(conn, settings)
-
-
 def _validate(conn: psycopg.Connection) -> None:
     for table, name in conn.execute(
-            "select conrelid::regclass::text, conname from pg_constraint where not convalidated and contype = 'f' "
+            "select conrelid, conname from pg_constraint where not convalidated and contype = 'f' "
             "and conrelid = any(array['public.llm_usage', 'public.llm_models']::regclass[])").fetchall():
-        conn.execute(f'alter table {table} validate constraint "{name}"')
+        conn.execute(sql.SQL("alter table {} validate constraint {}").format(
+            sql.Identifier(*_qualified(conn, table)), sql.Identifier(name)))
 
 
 def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | None:
@@ -192,6 +187,11 @@ def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | Non
                        "returning version", (versions, status.CHANGE_MIGRATION)).fetchone()
     conn.execute("notify pgrst, 'reload schema'")
     return row[0] if row else None
+
+
+def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
+    return conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                        "where c.oid = %s", (oid,)).fetchone()
 
 
 def _bare(name: str) -> str:

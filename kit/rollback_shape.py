@@ -1,6 +1,7 @@
 """Put the LLM tables' columns, constraints and indexes back to the shape a backup recorded."""
 
 import psycopg
+from psycopg import sql
 
 from kit import manifest
 
@@ -16,33 +17,43 @@ def _split(rows: list) -> tuple[set, set, dict]:
     return constraints, indexes, columns
 
 
+def _table(name: str) -> sql.Composable:
+    return sql.Identifier("public", name)
+
+
 def restore(conn: psycopg.Connection, original: list, migration_columns: set) -> None:
     want_c, want_i, want_cols = _split(original)
     have_c, have_i, have_cols = _split(manifest.shape(conn))
     extra = sorted(have_c - want_c, key=lambda c: c[2] != "f")  # foreign keys go first
     for table, name, _, _ in extra:
-        conn.execute(f'alter table public."{table}" drop constraint "{name}"')
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(_table(table), sql.Identifier(name)))
     for table, name, _ in have_i - want_i:
-        conn.execute(f'drop index public."{name}"')
+        conn.execute(sql.SQL("drop index {}").format(sql.Identifier("public", name)))
     for table, column in set(have_cols) - set(want_cols):
         if (table, column) in migration_columns:
-            conn.execute(f'alter table public."{table}" drop column "{column}"')
+            conn.execute(sql.SQL("alter table {} drop column {}").format(_table(table), sql.Identifier(column)))
     for key, (not_null, spec) in want_cols.items():
         if key in have_cols and have_cols[key] != (not_null, spec):
             _column(conn, key, not_null, spec, have_cols[key])
     missing = sorted(want_c - have_c, key=lambda c: c[2] == "f")  # keys first, foreign keys last
+    partitioned = {t for (t,) in conn.execute(
+        "select relname from pg_class where relnamespace = 'public'::regnamespace and relkind = 'p'")}
     for table, name, kind, spec in missing:
-        tail = " not valid" if kind == "f" else ""
-        conn.execute(f'alter table public."{table}" add constraint "{name}" {spec}{tail}')
+        # Before PostgreSQL 18 a partitioned table takes no NOT VALID foreign key: it is checked now.
+        tail = " not valid" if kind == "f" and table not in partitioned else ""
+        conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
+            _table(table), sql.Identifier(name), sql.SQL(spec + tail)))
     for _, _, spec in want_i - have_i:
-        conn.execute(spec)
+        # pg_get_indexdef writes ON ONLY for a partitioned table's index: built on every partition here.
+        conn.execute(sql.SQL(spec.replace(" ON ONLY ", " ON ", 1)))
 
 
 def _column(conn: psycopg.Connection, key: tuple, not_null: bool, spec: str, have: tuple) -> None:
     table, column = key
-    target = f'alter table public."{table}" alter column "{column}"'
+    target = sql.SQL("alter table {} alter column {} ").format(_table(table), sql.Identifier(column))
     default = spec.partition(" default ")[2]
     if default != have[1].partition(" default ")[2]:
-        conn.execute(f"{target} set default {default}" if default else f"{target} drop default")
+        conn.execute(target + (sql.SQL("set default {}").format(sql.SQL(default)) if default
+                               else sql.SQL("drop default")))
     if not_null != have[0]:
-        conn.execute(f"{target} {'set' if not_null else 'drop'} not null")
+        conn.execute(target + sql.SQL("set not null" if not_null else "drop not null"))

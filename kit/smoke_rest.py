@@ -8,7 +8,7 @@ from postgrest.exceptions import APIError
 
 from kit.errors import ConfigError, ConnectError
 from kit.redact import redact
-from kit.smoke import CheckError
+from kit.smoke_rows import AGENT, CheckError, Col, Shape
 
 TABLE = "llm_usage"
 AUTH_CODES = ("PGRST300", "PGRST301", "PGRST302")
@@ -42,35 +42,85 @@ class RestDriver:
         providers = {p.get("id"): p["name"] for p in self._call(self.client.table("llm_providers").select("*"))}
         return [(m["name"], m.get("provider_name") or providers.get(m.get("provider_id"), "")) for m in models]
 
+    def shape(self) -> Shape:
+        """llm_usage's columns from the OpenAPI description PostgREST serves at /rest/v1/."""
+        try:
+            answer = httpx.get(f"{self.url}/rest/v1/", headers={"apikey": self.key,
+                                                                "Authorization": f"Bearer {self.key}"}, timeout=30)
+        except httpx.HTTPError as exc:
+            raise ConnectError(f"cannot reach the API at {self.url}: {exc.__class__.__name__}; check SUPABASE_URL") \
+                from None
+        if answer.status_code == 401:
+            try:
+                message = redact(str(answer.json().get("message", "")), self.secrets)
+            except ValueError:
+                message = ""
+            raise ConfigError(f"the API at {self.url} refused SUPABASE_SERVICE_ROLE_KEY (401{': ' + message if message else ''}); "
+                              "copy the service_role key from Dashboard > Project Settings > API")
+        try:
+            table = answer.json()["definitions"][TABLE]
+        except (ValueError, KeyError, TypeError):
+            raise CheckError(f"the API at {self.url} describes no {TABLE} table (HTTP {answer.status_code}): push the "
+                             "migrations, or reload PostgREST's schema cache") from None
+        required = set(table.get("required", []))
+        cols = {name: Col(name, prop.get("format", prop.get("type", "")), name in required,
+                          "default" in prop or name not in required, True, list(prop.get("enum", [])))
+                for name, prop in table.get("properties", {}).items()}
+        key = [n for n, prop in table.get("properties", {}).items() if "<pk/>" in prop.get("description", "")]
+        return Shape(cols, key)
+
     def insert(self, row: dict) -> dict:
         return self._call(self.client.table(TABLE).insert(row))[0]
 
-    def select(self, run_id: str) -> list[dict]:
-        return self._call(self.client.table(TABLE).select("*").eq("metadata->>smoke_run", run_id))
+    def _where(self, request, key: tuple):
+        for column, value in zip(self._key(), key):
+            request = request.eq(column, value)
+        return request
 
-    def delete(self, run_id: str) -> None:
-        self._call(self.client.table(TABLE).delete().eq("metadata->>smoke_run", run_id))
+    def _key(self) -> list[str]:
+        if not hasattr(self, "_key_columns"):
+            self._key_columns = self.shape().key
+        return self._key_columns
 
-    def legacy_insert(self, row: dict) -> str | None:
+    def select_keys(self, keys: list[tuple]) -> list[dict]:
+        return [r for k in keys for r in self._call(self._where(self.client.table(TABLE).select("*"), k))]
+
+    def delete_keys(self, keys: list[tuple]) -> None:
+        for k in keys:
+            self._call(self._where(self.client.table(TABLE).delete(), k))
+
+    def _marker(self, request, column: str, kind: str, run_id: str):
+        if kind == "json":
+            return request.eq(f"{column}->>smoke_run", run_id)
+        return request.like(column, f"{AGENT}-{run_id}-*")
+
+    def select_marker(self, column: str, kind: str, run_id: str) -> list[dict]:
+        return self._call(self._marker(self.client.table(TABLE).select("*"), column, kind, run_id))
+
+    def delete_marker(self, column: str, kind: str, run_id: str) -> None:
+        self._call(self._marker(self.client.table(TABLE).delete(), column, kind, run_id))
+
+    def legacy_insert(self, row: dict) -> tuple[str | None, dict | None]:
+        """(the refusal when it is about model_id, else None; the row written when it was accepted)."""
         try:
-            self.insert(row)
+            return None, self.insert(row)
         except CheckError as exc:
-            if str(exc).startswith("PGRST204"):
-                return str(exc)
+            if str(exc).startswith("PGRST204") and "'model_id'" in str(exc):
+                return str(exc), None
             raise
-        return None
 
-    async def insert_many(self, rows: list[dict]) -> list[float]:
+    async def insert_many(self, rows: list[dict]) -> tuple[list[float], list[dict]]:
         """The async client, as agents running many calls at once use it."""
         from supabase import acreate_client
 
         client = await acreate_client(self.url, self.key)
         latencies: list[float] = []
+        returned: list[dict] = []
 
         async def one(row: dict) -> None:
             start = time.perf_counter()
             try:
-                await client.table(TABLE).insert(row).execute()
+                returned.extend((await client.table(TABLE).insert(row).execute()).data)
             except APIError as exc:
                 raise self._error(exc) from None
             except httpx.HTTPError as exc:
@@ -78,7 +128,7 @@ class RestDriver:
             latencies.append(time.perf_counter() - start)
 
         await asyncio.gather(*(one(r) for r in rows))
-        return latencies
+        return latencies, returned
 
     def close(self) -> None:
         pass

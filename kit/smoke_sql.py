@@ -5,16 +5,16 @@ import json
 import time
 
 import psycopg
-import psycopg.sql
-from psycopg.rows import dict_row
+from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
-from kit import db
-from kit.smoke import CheckError
+from kit import catalog, db
 from kit.settings import Settings
+from kit.smoke_rows import AGENT, CheckError, Col, Shape
 
 CLAIMS = json.dumps({"role": "service_role"})
-SHAPE = ("provider_name", "model_name", "agent_name", "prompt_tokens", "completion_tokens", "cost_usd", "metadata")
+USAGE = sql.Identifier("public", "llm_usage")
 
 
 class SqlDriver:
@@ -23,14 +23,14 @@ class SqlDriver:
         self.conn = db.connect(settings, autocommit=True)
         self.conn.row_factory = dict_row
 
-    def _request(self, sql: str, params=(), conn=None):
+    def _request(self, query, params=(), conn=None):
         """One transaction as the service role, the JWT claims set, as PostgREST does per request."""
         conn = conn or self.conn
         try:
             with conn.transaction():
                 conn.execute("select set_config('role', 'service_role', true), "
                              "set_config('request.jwt.claims', %s, true)", (CLAIMS,))
-                cur = conn.execute(sql, params)
+                cur = conn.execute(query, params)
                 return cur.fetchall() if cur.description else []
         except psycopg.OperationalError as exc:
             raise CheckError(f"the database connection failed: {_first(exc)}") from None
@@ -42,25 +42,54 @@ class SqlDriver:
         providers = {p.get("id"): p["name"] for p in self._request("select * from public.llm_providers")}
         return [(m["name"], m.get("provider_name") or providers.get(m.get("provider_id"), "")) for m in models]
 
+    def shape(self) -> Shape:
+        self.conn.row_factory = tuple_row
+        try:
+            cat = catalog.read(self.conn)
+        except psycopg.OperationalError as exc:
+            raise CheckError(f"the database connection failed: {_first(exc)}") from None
+        except psycopg.Error as exc:
+            raise CheckError(f"{exc.diag.sqlstate}: {_first(exc)}") from None
+        finally:
+            self.conn.row_factory = dict_row
+        if "llm_usage" not in cat.tables:
+            raise CheckError("public.llm_usage does not exist: push the migrations first")
+        table = cat.tables["llm_usage"]
+        return Shape({c.name: Col(c.name, c.type if c.type.startswith(c.base) else c.base, c.not_null,
+                                  c.default is not None or c.identity != "", c.writable, c.enum_labels)
+                      for c in table.columns.values()}, list(table.primary_key))
+
     def insert(self, row: dict) -> dict:
         return self._request(*_insert_sql(row))[0]
 
-    def select(self, run_id: str) -> list[dict]:
-        return self._request("select * from public.llm_usage where metadata->>'smoke_run' = %s", (run_id,))
+    def select_keys(self, keys: list[tuple]) -> list[dict]:
+        return self._request(*_by_keys("select * from {} where ", self._key(), keys)) if keys else []
 
-    def delete(self, run_id: str) -> None:
-        self._request("delete from public.llm_usage where metadata->>'smoke_run' = %s", (run_id,))
+    def delete_keys(self, keys: list[tuple]) -> None:
+        if keys:
+            self._request(*_by_keys("delete from {} where ", self._key(), keys))
 
-    def legacy_insert(self, row: dict) -> str | None:
+    def select_marker(self, column: str, kind: str, run_id: str) -> list[dict]:
+        return self._request(*_by_marker("select * from {} where ", column, kind, run_id))
+
+    def delete_marker(self, column: str, kind: str, run_id: str) -> None:
+        self._request(*_by_marker("delete from {} where ", column, kind, run_id))
+
+    def _key(self) -> list[str]:
+        if not hasattr(self, "_key_columns"):
+            self._key_columns = self.shape().key
+        return self._key_columns
+
+    def legacy_insert(self, row: dict) -> tuple[str | None, dict | None]:
+        """(the refusal when it is about model_id, else None; the row written when it was accepted)."""
         try:
-            self._request(*_insert_sql(row))
+            return None, self._request(*_insert_sql(row))[0]
         except CheckError as exc:
-            if str(exc).startswith("42703"):
-                return f"42703 (undefined column): {str(exc).split(': ', 1)[1]}"
+            if str(exc).startswith("42703") and "model_id" in str(exc):
+                return f"42703 (undefined column): {str(exc).split(': ', 1)[1]}", None
             raise
-        return None
 
-    async def insert_many(self, rows: list[dict]) -> list[float]:
+    async def insert_many(self, rows: list[dict]) -> tuple[list[float], list[dict]]:
         conns = []
         try:
             for _ in range(min(len(rows), 5)):
@@ -68,27 +97,30 @@ class SqlDriver:
                     self.settings.db_url, autocommit=True, connect_timeout=self.settings.connect_timeout))
             queue = list(rows)
             latencies: list[float] = []
-            outcomes = await asyncio.gather(*(self._worker(c, queue, latencies) for c in conns),
+            returned: list[dict] = []
+            outcomes = await asyncio.gather(*(self._worker(c, queue, latencies, returned) for c in conns),
                                             return_exceptions=True)  # let every worker finish before closing
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
-            return latencies
+            return latencies, returned
         except psycopg.OperationalError as exc:
             raise CheckError(f"the database connection failed: {_first(exc)}") from None
         finally:
             for conn in conns:
                 await conn.close()
 
-    async def _worker(self, conn, queue: list[dict], latencies: list[float]) -> None:
+    async def _worker(self, conn, queue: list[dict], latencies: list[float], returned: list[dict]) -> None:
         while queue:
-            sql, params = _insert_sql(queue.pop())
+            query, params = _insert_sql(queue.pop())
             start = time.perf_counter()
             try:
                 async with conn.transaction():
                     await conn.execute("select set_config('role', 'service_role', true), "
                                        "set_config('request.jwt.claims', %s, true)", (CLAIMS,))
-                    await conn.execute(sql, params)
+                    cur = await conn.execute(query, params)
+                    names = [d.name for d in cur.description]
+                    returned += [dict(zip(names, r)) for r in await cur.fetchall()]
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
@@ -102,10 +134,25 @@ class SqlDriver:
 def _insert_sql(row: dict):
     columns = list(row)
     values = [Jsonb(v) if isinstance(v, dict) else v for v in row.values()]
-    sql = psycopg.sql.SQL("insert into public.llm_usage ({}) values ({}) returning *").format(
-        psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in columns),
-        psycopg.sql.SQL(", ").join(psycopg.sql.Placeholder() for _ in columns))
-    return sql, values
+    query = sql.SQL("insert into {} ({}) values ({}) returning *").format(
+        USAGE, sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        sql.SQL(", ").join(sql.Placeholder() for _ in columns))
+    return query, values
+
+
+def _by_keys(head: str, key: list[str], keys: list[tuple]):
+    one = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(key)))
+    query = sql.SQL(head).format(USAGE) + sql.SQL("({}) in ({})").format(
+        sql.SQL(", ").join(map(sql.Identifier, key)), sql.SQL(", ").join(one for _ in keys))
+    return query, [v for k in keys for v in k]
+
+
+def _by_marker(head: str, column: str, kind: str, run_id: str):
+    if kind == "json":
+        return sql.SQL(head).format(USAGE) + sql.SQL("{} ->> 'smoke_run' = %s").format(sql.Identifier(column)), \
+            (run_id,)
+    return sql.SQL(head).format(USAGE) + sql.SQL("{} like %s").format(sql.Identifier(column)), \
+        (f"{AGENT}-{run_id}-%",)
 
 
 def _first(exc: Exception) -> str:

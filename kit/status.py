@@ -37,7 +37,10 @@ def phase(cat: catalog.Catalog) -> str:
 
 
 def usage_foreign_keys(cat: catalog.Catalog) -> list[catalog.ForeignKey]:
-    return [fk for fk in cat.foreign_keys if fk.table == "llm_usage"]
+    """llm_usage's foreign keys to a lookup table's UUID: the ones the migration removes."""
+    return [fk for fk in cat.foreign_keys if fk.table == "llm_usage" and (
+        set(fk.columns) & {"provider_id", "model_id"} or (fk.ref_table in ("llm_providers", "llm_models")
+                                                          and "id" in fk.ref_columns))]
 
 
 def names_not_null(cat: catalog.Catalog) -> bool:

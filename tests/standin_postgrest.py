@@ -17,8 +17,20 @@ from psycopg.types.json import Jsonb
 
 from tests.standin import Reply, Request
 
-PATH = re.compile(r"^/rest/v1/(?P<table>[a-z_]+)$")
-FILTER = re.compile(r"^(?P<op>eq|neq)\.(?P<value>.*)$")
+PATH = re.compile(r"^/rest/v1/(?P<table>[a-z_]*)$")
+FILTER = re.compile(r"^(?P<op>eq|neq|like)\.(?P<value>.*)$")
+OPS = {"eq": "=", "neq": "<>", "like": "like"}
+# The OpenAPI description PostgREST serves at /rest/v1/: format is the column's type, default is
+# present when the column has one (identity and generated columns count), required lists the
+# NOT NULL columns without, and a primary key column's description carries <pk/>.
+OPENAPI_SQL = """
+select c.relname, a.attname, format_type(a.atttypid, null), a.attnotnull,
+       a.atthasdef or a.attidentity <> '' or a.attgenerated <> '',
+       exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary and a.attnum = any (i.indkey)),
+       array(select enumlabel::text from pg_enum where enumtypid = a.atttypid order by enumsortorder)
+from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'p', 'v') order by c.relname, a.attnum
+"""
 STATUS = {"23502": 400, "23503": 409, "23505": 409, "42501": 403, "42703": 400, "42P01": 404}
 
 
@@ -31,6 +43,8 @@ def postgrest_route(db_url: str, key: str):
             return Reply(401, {"message": "Invalid API key",
                                "hint": "Double check your Supabase `anon` or `service_role` API key."})
         try:
+            if not match["table"]:
+                return Reply(200, _openapi(db_url))
             return _handle(db_url, match["table"], request)
         except psycopg.Error as exc:
             d = exc.diag
@@ -80,6 +94,24 @@ def _insert(conn, table: str, target, columns: set[str], request: Request) -> Re
     return Reply(201, out if "return=representation" in request.headers.get("prefer", "") else None)
 
 
+def _openapi(db_url: str) -> dict:
+    definitions: dict = {}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for table, column, typ, not_null, has_default, pk, labels in conn.execute(OPENAPI_SQL):
+            d = definitions.setdefault(table, {"type": "object", "properties": {}, "required": []})
+            prop = {"format": typ, "type": "string"}
+            if has_default:
+                prop["default"] = "(set by the database)"
+            if pk:
+                prop["description"] = "Note:\nThis is a Primary Key.<pk/>"
+            if labels:
+                prop["enum"] = list(labels)
+            d["properties"][column] = prop
+            if not_null and not has_default:
+                d["required"].append(column)
+    return {"swagger": "2.0", "definitions": definitions}
+
+
 def _filters(query: list[tuple[str, str]]):
     parts, params = [], []
     for name, value in query:
@@ -93,8 +125,8 @@ def _filters(query: list[tuple[str, str]]):
             left = sql.SQL("{} ->> {}").format(sql.Identifier(column), sql.Literal(key))
         else:
             left = sql.Identifier(name)
-        parts.append(sql.SQL("{} {} %s").format(left, sql.SQL("=" if match["op"] == "eq" else "<>")))
-        params.append(match["value"])
+        parts.append(sql.SQL("{} {} %s").format(left, sql.SQL(OPS[match["op"]])))
+        params.append(match["value"].replace("*", "%") if match["op"] == "like" else match["value"])
     if not parts:
         return sql.SQL(""), params
     return sql.SQL(" where ") + sql.SQL(" and ").join(parts), params

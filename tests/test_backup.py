@@ -81,12 +81,14 @@ def test_round_trip_keeps_every_row_and_every_original_uuid(db_url, run_kit, tmp
     assert set(ids_before) <= set(query(db_url, "select 'p', id, name from llm_providers union all "
                                                 "select 'm', id, name from llm_models"))
     now = dict((r[0], r[1:]) for r in query(db_url, "select id, provider_id, model_id from llm_usage"))
-    changed = [i for i, (p, m) in links_before.items() if p is not None and now[i] != (p, m)]
-    assert changed == []
-    # Every row, old or new, links to the provider and model its names name.
+    changed = [i for i, links in links_before.items() if now[i] != links]
+    assert changed == []  # exactly as recorded, NULL links included
+    assert run.json["linked_from_backup"] == sum(1 for p, m in links_before.values() if p or m)
+    # Every row written since links to the provider and model its names name.
     assert query(db_url, """select count(*) from llm_usage u
         left join llm_models m on m.id = u.model_id left join llm_providers p on p.id = u.provider_id
-        where m.name is distinct from u.model_name or p.name is distinct from u.provider_name""") == [(0,)]
+        where u.agent_name = 'after'
+          and (m.name is distinct from u.model_name or p.name is distinct from u.provider_name)""") == [(0,)]
     new_ids = query(db_url, "select p.id, m.id from llm_providers p join llm_models m on m.provider_id = p.id "
                             "where p.name = 'newco' and m.name = 'newco-1'")
     assert len(new_ids) == 1 and all(new_ids[0])

@@ -7,7 +7,7 @@ from kit.errors import ConfigError
 from tests.conftest import ROOT, query
 from tests.test_status_verify import migrate_direct
 
-CHECKS = ["registered models are readable", "insert a usage row for each of 9 registered model(s)",
+CHECKS = ["llm_usage's shape read and a row built from it", "registered models are readable", "insert a usage row for each of 9 registered model(s)",
           "insert a usage row for a model that is not registered", "rows read back with every field intact",
           "20 concurrent inserts", "legacy payload with model_id (reported, not failed)", "every smoke row deleted"]
 
@@ -80,7 +80,7 @@ def test_an_empty_model_registry_is_a_failed_check(db_url, run_kit):
     query(db_url, "truncate llm_models cascade")
     run = run_kit("smoke", "--via", "sql", "--db-url", db_url, "--json")
     assert run.code == 5
-    assert run.json["checks"][0] == {**run.json["checks"][0], "ok": False,
+    assert run.json["checks"][1] == {**run.json["checks"][1], "ok": False,
                                      "detail": "llm_models is empty: load supabase/seed.sql (or register a model) first"}
 
 

@@ -57,17 +57,17 @@ def test_sync_insert_request_shape(api, db_url):
     assert request.headers["content-type"] == "application/json"
     assert request.json == row
     assert back["model_name"] == "gpt-4o-mini" and back["created_at"]
-    driver.delete("shape1")
+    driver.delete_keys([(back["id"],)])  # found by its primary key, read from /rest/v1/'s description
     delete = api.requests[-1]
-    assert (delete.method, delete.path, delete.query) == ("DELETE", "/rest/v1/llm_usage",
-                                                          [("metadata->>smoke_run", "eq.shape1")])
+    assert (delete.method, delete.path, delete.query) == ("DELETE", "/rest/v1/llm_usage", [("id", f"eq.{back['id']}")])
     assert query(db_url, "select count(*) from llm_usage where metadata->>'smoke_run' = 'shape1'") == [(0,)]
 
 
 def test_async_insert_request_shape(api, db_url):
     driver = RestDriver(api.url, KEY)
     rows = [smoke.row("shape2", "claude-sonnet-4", "anthropic", i) for i in range(3)]
-    latencies = asyncio.run(driver.insert_many(rows))
+    latencies, returned = asyncio.run(driver.insert_many(rows))
+    assert sorted(r["metadata"]["n"] for r in returned) == [0, 1, 2]
     assert len(latencies) == 3
     posts = [r for r in api.requests if r.method == "POST"]
     assert len(posts) == 3
@@ -77,7 +77,9 @@ def test_async_insert_request_shape(api, db_url):
         assert request.headers["prefer"] == "return=representation"
     assert sorted(r.json["metadata"]["n"] for r in posts) == [0, 1, 2]
     assert query(db_url, "select count(*) from llm_usage where metadata->>'smoke_run' = 'shape2'") == [(3,)]
-    driver.delete("shape2")
+    driver.delete_marker("metadata", "json", "shape2")
+    assert api.requests[-1].query == [("metadata->>smoke_run", "eq.shape2")]
+    assert query(db_url, "select count(*) from llm_usage where metadata->>'smoke_run' = 'shape2'") == [(0,)]
 
 
 def test_a_not_null_violation_is_a_failed_check_with_its_code(api, db_url):
@@ -89,8 +91,8 @@ def test_a_not_null_violation_is_a_failed_check_with_its_code(api, db_url):
 
 def test_pgrst204_is_reported_as_a_warning_not_a_failure(api):
     driver = RestDriver(api.url, KEY)
-    refusal = driver.legacy_insert({**smoke.row("legacy", "gpt-4o-mini", "openai", 0), "model_id": None})
-    assert refusal == "PGRST204: Could not find the 'model_id' column of 'llm_usage' in the schema cache"
+    refusal, written = driver.legacy_insert({**smoke.row("legacy", "gpt-4o-mini", "openai", 0), "model_id": None})
+    assert written is None and refusal == "PGRST204: Could not find the 'model_id' column of 'llm_usage' in the schema cache"
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -108,4 +108,12 @@ def cmd_rollback(args, settings) -> Result:
             f"{outcome['linked_from_backup']:,} linked as the backup recorded, {outcome['linked_by_name']:,} "
             f"through their names; history row {outcome['history_removed'] or '(none)'} removed, so the next "
             "push applies the migration again")
+    if outcome.get("links_lost"):
+        text += (f"\n{outcome['links_lost']:,} recorded link(s) point to a provider or model deleted since the "
+                 "backup and were left NULL")
+    if outcome.get("unprovable"):
+        text += (f"\nllm_usage has no primary key: {outcome['unprovable_rows']:,} row(s) were linked through names "
+                 "their backup rows were not all linked to; their original link cannot be proven: " + "; ".join(
+                     f"{u['provider_name']}/{u['model_name']}: {u['rows_now']:,} row(s) now, "
+                     f"{u['backup_rows_otherwise_linked']:,} otherwise linked in the backup" for u in outcome["unprovable"]))
     return Result({"ok": True, **outcome}, text)

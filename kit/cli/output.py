@@ -20,7 +20,8 @@ def table(rows: list[tuple], headers: tuple) -> str:
 
 
 def checks_text(checks: list) -> str:
-    rows = [("PASS" if c.ok else "FAIL", c.name, c.detail) for c in checks]
+    rows = [("INFO" if getattr(c, "level", "check") == "info" else "PASS" if c.ok else "FAIL", c.name, c.detail)
+            for c in checks]
     failed = sum(not c.ok for c in checks)
     summary = f"{len(checks) - failed} passed, {failed} failed"
     return table(rows, ("result", "check", "detail")) + "\n" + summary

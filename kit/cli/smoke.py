@@ -4,6 +4,7 @@ import sys
 
 from kit import local, project, smoke
 from kit.cli.output import Result, confirm, table
+from kit.errors import ConfigError
 
 
 def register(commands, common) -> None:
@@ -17,11 +18,17 @@ def register(commands, common) -> None:
                     "request: one transaction, role service_role, JWT claims set\n\n"
                     "It writes rows (and deletes them): a database or project that is not local needs --yes or "
                     "a typed confirmation.\n\n"
-                    "examples:\n  kit smoke\n  kit smoke --via rest --yes --json")
+                    "rows are built from llm_usage as it is: known columns get meaningful values, an unknown NOT NULL "
+                    "column without a default is filled by its type (text, uuid, integers, numeric, timestamps, "
+                    "json, boolean, an enum's first label), or from --set; generated and identity columns are left "
+                    "out; rows are found again by their primary key, or by a run marker without one.\n\n"
+                    "examples:\n  kit smoke\n  kit smoke --via rest --yes --json\n  kit smoke --set tenant_id=acme")
     p.add_argument("--via", choices=["rest", "sql"], help="rest (supabase-py) or sql (default: rest when configured)")
     p.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts to time (default 20)")
     p.add_argument("--yes", action="store_true", help="do not ask before writing rows to a database or project that "
                    "is not local (without a terminal, needed)")
+    p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
+                   help="the value for an llm_usage column in every smoke row (repeatable)")
     p.set_defaults(handler=cmd_smoke)
 
 
@@ -33,7 +40,13 @@ def cmd_smoke(args, settings) -> Result:
     confirm([project.rest(settings) if via == "rest" else project.database(settings)], args.yes,
             "insert and delete smoke-test rows in")
     say = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
-    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say)
+    overrides = {}
+    for item in args.set:
+        column, sep, value = item.partition("=")
+        if not sep or not column:
+            raise ConfigError(f"--set {item}: write COLUMN=VALUE, e.g. --set tenant_id=acme")
+        overrides[column] = value
+    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say, overrides=overrides)
     return Result(result.as_dict(), text(result), 0 if result.ok else 5)
 
 

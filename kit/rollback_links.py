@@ -1,0 +1,122 @@
+"""Give llm_usage rows their UUID links back from a backup's links file, exactly.
+
+With a primary key (any name, type or arity), the file holds every row's key and links, NULL
+ones included: a row that existed at backup time gets exactly its recorded links back, and only
+rows written since are linked through their names. Without a primary key the file holds how
+many rows had each pair of names and links; every row is linked through its names, and the
+name pairs whose backup links were anything else are counted and named as unprovable.
+"""
+
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kit.errors import BackupError
+
+TEMP = sql.Identifier("kit_links")
+LINKS = ("provider_id", "model_id")
+USAGE = sql.Identifier("public", "llm_usage")
+
+
+def key_of(data: dict) -> list[tuple[str, str]]:
+    """The backup's llm_usage key as (column, type) pairs; [] when the table had none."""
+    maps = data["maps"]
+    if "llm_usage_key" not in maps:  # backups from kits before the key was recorded: bigint id
+        return [("id", "bigint")]
+    return [(c, t) for c, t in maps["llm_usage_key"]]
+
+
+def load(conn: psycopg.Connection, folder: Path, data: dict) -> None:
+    """The links file into a session temporary table, which outlives each step's transaction."""
+    key = key_of(data)
+    if key:
+        cols = [*key, ("provider_id", "uuid"), ("model_id", "uuid")]
+    else:
+        names = data["maps"].get("llm_usage_names") or [("provider_name", "text"), ("model_name", "text")]
+        cols = [*names, ("provider_id", "uuid"), ("model_id", "uuid"), ("n", "bigint")]
+    conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(TEMP))
+    conn.execute(sql.SQL("create temp table {} ({})").format(TEMP, sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols)))
+    path = folder / data["maps"]["llm_usage"]
+    with open(path, "rb") as handle, conn.cursor().copy(
+            sql.SQL("copy {} from stdin with (format csv)").format(TEMP)) as copy:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            copy.write(block)
+    if key:
+        conn.execute(sql.SQL("create index on {} ({})").format(TEMP, _list(c for c, _ in key)))
+    conn.execute(sql.SQL("analyze {}").format(TEMP))
+
+
+def check_key(current_key: list[str], data: dict) -> None:
+    recorded = [c for c, _ in key_of(data)]
+    if recorded and recorded != current_key:
+        raise BackupError(f"llm_usage was keyed by ({', '.join(recorded)}) when the backup was taken and is keyed by "
+                          f"({', '.join(current_key) or 'nothing'}) now: put that key back, then run kit rollback again")
+
+
+def link_recorded(conn: psycopg.Connection, data: dict) -> dict:
+    """Rows present at backup time get exactly their recorded links (a link whose provider or model
+    has since been deleted becomes NULL and is counted as lost)."""
+    key = [c for c, _ in key_of(data)]
+    if not key:
+        return {"linked_from_backup": 0, "links_lost": 0}
+    match = _match(key)
+    target = {c: _target(c) for c in LINKS}
+    changed = conn.execute(sql.SQL(
+        "update {usage} u set provider_id = {p}, model_id = {m} from {temp} l where {match} "
+        "and (u.provider_id is distinct from {p} or u.model_id is distinct from {m})").format(
+        usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).rowcount
+    linked, lost = conn.execute(sql.SQL(
+        "select count(*) filter (where l.provider_id is not null or l.model_id is not null), "
+        "count(*) filter (where (l.provider_id is not null and {p} is null) or (l.model_id is not null and {m} is null)) "
+        "from {temp} l where exists (select 1 from {usage} u where {match})").format(
+        usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).fetchone()
+    return {"linked_from_backup": linked, "links_lost": lost, "links_changed": changed}
+
+
+def link_by_name(conn: psycopg.Connection, data: dict) -> int:
+    """Rows the backup does not hold (written since the migration) linked through their names."""
+    key = [c for c, _ in key_of(data)]
+    new_only = sql.SQL(" and not exists (select 1 from {} l where {})").format(TEMP, _match(key)) if key \
+        else sql.SQL("")
+    a = conn.execute(sql.SQL("update {} u set provider_id = p.id from public.llm_providers p "
+                             "where u.provider_id is null and u.provider_name = p.name").format(USAGE)
+                     + new_only).rowcount
+    b = conn.execute(sql.SQL("update {} u set model_id = m.id from public.llm_models m "
+                             "where u.model_id is null and u.model_name = m.name").format(USAGE)
+                     + new_only).rowcount
+    return max(a, b)
+
+
+def unprovable(conn: psycopg.Connection, data: dict) -> list[dict]:
+    """Without a key: name pairs whose backup rows had links other than the ones their names give now."""
+    if key_of(data):
+        return []
+    rows = conn.execute(sql.SQL(
+        "select g.provider_name, g.model_name, sum(g.n) filter (where g.provider_id is distinct from p.id "
+        "or g.model_id is distinct from m.id), (select count(*) from {usage} u where u.provider_name = g.provider_name "
+        "and u.model_name = g.model_name) from {temp} g left join public.llm_providers p on p.name = g.provider_name "
+        "left join public.llm_models m on m.name = g.model_name group by 1, 2 "
+        "having sum(g.n) filter (where g.provider_id is distinct from p.id or g.model_id is distinct from m.id) > 0 "
+        "order by 1, 2").format(usage=USAGE, temp=TEMP)).fetchall()
+    return [{"provider_name": p, "model_name": m, "backup_rows_otherwise_linked": int(n), "rows_now": int(now)}
+            for p, m, n, now in rows]
+
+
+def drop(conn: psycopg.Connection) -> None:
+    conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(TEMP))
+
+
+def _match(key: list[str]) -> sql.Composable:
+    return sql.SQL(" and ").join(sql.SQL("u.{c} = l.{c}").format(c=sql.Identifier(c)) for c in key)
+
+
+def _target(column: str) -> sql.Composable:
+    ref = "llm_providers" if column == "provider_id" else "llm_models"
+    return sql.SQL("case when exists (select 1 from {} r where r.id = l.{c}) then l.{c} end").format(
+        sql.Identifier("public", ref), c=sql.Identifier(column))
+
+
+def _list(columns) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
