@@ -25,7 +25,10 @@ def restore(conn: psycopg.Connection, original: list, migration_columns: set) ->
     want_c, want_i, want_cols = _split(original)
     have_c, have_i, have_cols = _split(manifest.shape(conn))
     extra = sorted(have_c - want_c, key=lambda c: c[2] != "f")  # foreign keys go first
-    for table, name, _, _ in extra:
+    moved = []
+    for table, name, kind, _ in extra:
+        if kind in ("p", "u"):
+            moved += _lift_dependents(conn, table, name)
         conn.execute(sql.SQL("alter table {} drop constraint {}").format(_table(table), sql.Identifier(name)))
     for table, name, _ in have_i - want_i:
         conn.execute(sql.SQL("drop index {}").format(sql.Identifier("public", name)))
@@ -46,6 +49,26 @@ def restore(conn: psycopg.Connection, original: list, migration_columns: set) ->
     for _, _, spec in want_i - have_i:
         # pg_get_indexdef writes ON ONLY for a partitioned table's index: built on every partition here.
         conn.execute(sql.SQL(spec.replace(" ON ONLY ", " ON ", 1)))
+    for schema, table, name, spec in moved:  # on the unique index the backup recorded, now back
+        conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
+            sql.Identifier(schema, table), sql.Identifier(name), sql.SQL(spec)))
+
+
+DEPENDENTS_SQL = """
+select n.nspname, c.relname, k.conname, pg_get_constraintdef(k.oid)
+from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_namespace n on n.oid = c.relnamespace
+where k.contype = 'f' and k.conparentid = 0 and k.conindid = (
+  select conindid from pg_constraint where conrelid = %s::regclass and conname = %s)
+"""
+
+
+def _lift_dependents(conn: psycopg.Connection, table: str, name: str) -> list[tuple]:
+    """Foreign keys (of any table) that rely on a key about to go: dropped now, put back at the end."""
+    found = conn.execute(DEPENDENTS_SQL, (sql.Identifier("public", table).as_string(conn), name)).fetchall()
+    for schema, rel, con, _ in found:
+        conn.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(schema, rel),
+                                                                        sql.Identifier(con)))
+    return found
 
 
 def _column(conn: psycopg.Connection, key: tuple, not_null: bool, spec: str, have: tuple) -> None:

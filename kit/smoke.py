@@ -109,6 +109,7 @@ def _marker(builder: Builder) -> list | None:
 
 def _builder(driver, run_id: str, overrides) -> Builder:
     builder = Builder(driver.shape(), run_id, overrides)
+    builder.row("probe", "probe", 0)  # a column it cannot fill fails here, naming the column and --set
     if builder.marker and driver.select_marker(*_marker(builder)):  # proves the marker is this run's alone
         raise CheckError(f"rows marked with run id {run_id} exist already; run kit smoke again")
     shape = builder.shape

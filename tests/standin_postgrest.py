@@ -120,6 +120,8 @@ def _filters(query: list[tuple[str, str]]):
         match = FILTER.match(value)
         if not match:
             continue
+        if len(name) > 1 and name[0] == name[-1] == '"':  # PostgREST's quoted column name
+            name = name[1:-1].replace('\\"', '"')
         if "->>" in name:
             column, key = name.split("->>", 1)
             left = sql.SQL("{} ->> {}").format(sql.Identifier(column), sql.Literal(key))
