@@ -8,6 +8,7 @@ publications and foreign keys are read as they are.
 from dataclasses import asdict, dataclass, field
 
 import psycopg
+from psycopg import sql
 
 TABLES = ("llm_providers", "llm_models", "llm_usage")
 UUID_COLUMNS = {"llm_providers": ("id",), "llm_models": ("id", "provider_id"),
@@ -143,7 +144,7 @@ def read(conn: psycopg.Connection) -> Catalog:
     for rel, col, typ, not_null, rls, default, ident, gen, base, labels, partkey in conn.execute(COLUMNS_SQL, (names,)):
         table = tables.setdefault(rel, Table(rel, rls=rls, partition_key=partkey))
         table.columns[col] = Column(col, typ, not_null, default, ident, gen, base, list(labels))
-    rels = [f"public.{t}" for t in tables]
+    rels = [qualified(t) for t in tables]
     fks = []
     for name, kind, rel, ref, cols, ref_cols, on_del, on_upd, definition in conn.execute(
             CONSTRAINTS_SQL, {"rels": rels}):
@@ -161,6 +162,11 @@ def read(conn: psycopg.Connection) -> Catalog:
         if rel in tables:
             tables[rel].publications.append(Publication(pub, whole, list(cols) if cols else None, qual))
     return Catalog(tables, fks)
+
+
+def qualified(table: str) -> str:
+    """public.<table> quoted as a regclass input."""
+    return sql.Identifier("public", table).as_string(None)
 
 
 def _bare(name: str | None) -> str:

@@ -40,8 +40,9 @@ order by 1, 2, 3
 
 def shape(conn: psycopg.Connection) -> list[list[str]]:
     """Columns, constraints and indexes of the LLM tables: what a rollback rebuilds."""
-    present = [t for t in catalog.TABLES if conn.execute("select to_regclass(%s)", (f"public.{t}",)).fetchone()[0]]
-    rels = [f"public.{t}" for t in present]
+    present = [t for t in catalog.TABLES
+               if conn.execute("select to_regclass(%s)", (catalog.qualified(t),)).fetchone()[0]]
+    rels = [catalog.qualified(t) for t in present]
     return [list(r) for r in conn.execute(SHAPE_SQL, {"rels": rels, "names": present})]
 
 

@@ -6,6 +6,8 @@ all. Each request takes the push lock for its own transaction and checks, under 
 that no other push has applied the file meanwhile.
 """
 
+from psycopg import sql
+
 from kit import history, lint, push
 from kit.errors import KitError, Refused
 from kit.management import ManagementAPI
@@ -43,16 +45,12 @@ def query(api: ManagementAPI, sql: str, migration: Migration):
         raise _explain(str(exc), migration, type(exc)) from None
 
 
-def request_sql(migration: Migration, lock_wait_s: float) -> str:
-    """Lock, re-check, the file, then its history row: one request, one transaction."""
-    statements = history.split_statements(migration.sql)
-    array = "array[" + ", ".join(_literal(s) for s in statements) + "]::text[]"
-    guard = f"""do $kit_push$
+GUARD = """do $kit_push$
 declare
-  deadline timestamptz := clock_timestamp() + interval '{float(lock_wait_s)} seconds';
+  deadline timestamptz := clock_timestamp() + make_interval(secs => {wait});
   applied boolean;
 begin
-  while not pg_try_advisory_xact_lock({push.PUSH_LOCK_KEY}) loop
+  while not pg_try_advisory_xact_lock({lock}) loop
     if clock_timestamp() > deadline then
       raise exception 'kit push: another push is running against this database' using errcode = 'KB004';
     end if;
@@ -60,22 +58,26 @@ begin
   end loop;
   if to_regclass('supabase_migrations.schema_migrations') is not null then
     execute 'select exists (select 1 from supabase_migrations.schema_migrations where version = $1)'
-      into applied using {_literal(migration.version)}::text;
+      into applied using {version}::text;
     if applied then
-      raise exception 'kit push: version % was applied by another push meanwhile', {_literal(migration.version)}
+      raise exception 'kit push: version % was applied by another push meanwhile', {version}
         using errcode = 'KB004';
     end if;
   end if;
 end
 $kit_push$"""
-    parts = [guard, migration.sql.rstrip().rstrip(";"), *history.SCHEMA_SQL,
-             f"insert into supabase_migrations.schema_migrations (version, name, statements) values "
-             f"({_literal(migration.version)}, {_literal(migration.name)}, {array})"]
+
+
+def request_sql(migration: Migration, lock_wait_s: float) -> str:
+    """Lock, re-check, the file, then its history row: one request, one transaction."""
+    statements = history.split_statements(migration.sql)
+    guard = sql.SQL(GUARD).format(wait=sql.Literal(float(lock_wait_s)), lock=sql.Literal(push.PUSH_LOCK_KEY),
+                                  version=sql.Literal(migration.version))
+    record = sql.SQL("insert into supabase_migrations.schema_migrations (version, name, statements) values "
+                     "({}, {}, {}::text[])").format(sql.Literal(migration.version), sql.Literal(migration.name),
+                                                    sql.Literal(list(statements)))
+    parts = [guard.as_string(None), migration.sql.rstrip().rstrip(";"), *history.SCHEMA_SQL, record.as_string(None)]
     return ";\n".join(parts) + ";\n"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _explain(message: str, migration: Migration, kind) -> KitError:

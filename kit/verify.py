@@ -76,7 +76,7 @@ where i.indrelid = %s::regclass and not i.indisprimary and i.indnkeyatts = 1 and
 
 
 def _name_indexes(conn: psycopg.Connection, table: str) -> list[str]:
-    return [r[0] for r in conn.execute(NAME_INDEXES_SQL, (f"public.{table}",))]
+    return [r[0] for r in conn.execute(NAME_INDEXES_SQL, (catalog.qualified(table),))]
 
 
 def _usage(cat: catalog.Catalog) -> list[Check]:
