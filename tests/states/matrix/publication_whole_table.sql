@@ -1,2 +1,2 @@
--- supabase_realtime publishes the whole of llm_usage: it keeps the table.
-create publication supabase_realtime for table llm_usage, llm_models;
+-- supabase_realtime publishes the whole of llm_usage and llm_models: it keeps them.
+alter publication supabase_realtime add table llm_usage, llm_models;
