@@ -34,7 +34,6 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
     if not data.get("maps"):
         raise BackupError(f"{path} was taken after the migration and holds no UUID maps: roll back with a "
                           "backup taken before it (kit deploy takes one)")
-    original = data["shape"]
     db.refuse_transaction_pooler(settings)
     with db.session(settings) as conn:
         identity.require_same(conn, settings, data, path)
@@ -44,20 +43,30 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
             return {"phase_before": before, "phase": before, "changed": False, "history_removed": None}
         if before == "absent":
             raise Refused("the LLM tables do not exist here: nothing to roll back in place (see --full)")
-        conn.execute("set statement_timeout = 0")
-        rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
-        say("A: UUID columns and the original provider and model UUIDs")
-        _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
-        say("B: linking usage rows (inserts keep flowing)")
-        linked = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
-        say("C: keys, constraints and indexes as the backup recorded them")
-        removed, late = _locked(conn, wait_s, lambda: _finish(conn, settings, data, original))
-        say("D: validating foreign keys")
-        _in_transaction(conn, lambda: _validate(conn))
-        unproven = rollback_links.unprovable(conn, data)
-        rollback_links.drop(conn)
-        rows = conn.execute("select count(*) from public.llm_usage").fetchone()[0]
-        after = status.phase(catalog.read(conn))
+        try:
+            return _steps(conn, settings, Path(path), data, wait_s, say, before)
+        except psycopg.OperationalError as exc:
+            raise KitError(f"the connection was lost during the rollback ({_first(exc)}); the step it was in was "
+                           "undone and the finished ones are kept: run kit rollback again to finish") from None
+
+
+def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: dict, wait_s: float, say,
+           before: str) -> dict:
+    original = data["shape"]
+    conn.execute("set statement_timeout = 0")
+    rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
+    say("A: UUID columns and the original provider and model UUIDs")
+    _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
+    say("B: linking usage rows (inserts keep flowing)")
+    linked = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
+    say("C: keys, constraints and indexes as the backup recorded them")
+    removed, late = _locked(conn, wait_s, lambda: _finish(conn, settings, data, original))
+    say("D: validating foreign keys")
+    _in_transaction(conn, lambda: _validate(conn))
+    unproven = rollback_links.unprovable(conn, data)
+    rollback_links.drop(conn)
+    rows = conn.execute("select count(*) from public.llm_usage").fetchone()[0]
+    after = status.phase(catalog.read(conn))
     linked["linked_by_name"] += late
     return {"phase_before": before, "phase": after, "changed": True, "usage_rows": rows, **linked,
             "unprovable": unproven, "unprovable_rows": sum(u["rows_now"] for u in unproven),
@@ -192,6 +201,10 @@ def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | Non
 def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
     return conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
                         "where c.oid = %s", (oid,)).fetchone()
+
+
+def _first(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
 
 
 def _bare(name: str) -> str:
