@@ -40,7 +40,7 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
     if found.statements and st.pending and st.phase in ("before", "partial") and not allow_legacy_statements:
         raise Refused(legacy.refusal(found))
     return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
-            "legacy_statements": legacy.summary_line(found)}
+            "suggestions": st.suggestions, "legacy_statements": legacy.summary_line(found)}
 
 
 def tool_versions(settings) -> dict:

@@ -1,6 +1,6 @@
 """`kit status`: the phase, the pending migrations and the blockers, without changing anything."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -18,6 +18,7 @@ class Status:
     blockers: list[str]
     applied: list[str]
     unknown_remote: list[str]
+    suggestions: list[str] = field(default_factory=list)
 
 
 def phase(cat: catalog.Catalog) -> str:
@@ -48,7 +49,10 @@ def names_not_null(cat: catalog.Catalog) -> bool:
     return all(c in usage and usage[c].not_null for c in ("provider_name", "model_name"))
 
 
-def blockers(conn: psycopg.Connection, settings: Settings) -> list[str]:
+SUGGESTION = "llm name keys: suggestion: "
+
+
+def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None) -> list[str]:
     """Run the change migration in a READ ONLY transaction: it lists its blockers before it writes anything.
 
     PostgreSQL itself stops the file at its first write or exclusive lock, so nothing can change,
@@ -57,6 +61,12 @@ def blockers(conn: psycopg.Connection, settings: Settings) -> list[str]:
     change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
     if change is None:
         return []
+
+    def note(diag) -> None:
+        if notes is not None and (diag.message_primary or "").startswith(SUGGESTION):
+            notes.append(diag.message_primary.removeprefix(SUGGESTION))
+
+    conn.add_notice_handler(note)
     try:
         with conn.transaction(force_rollback=True):
             conn.execute("set transaction read only")
@@ -66,6 +76,8 @@ def blockers(conn: psycopg.Connection, settings: Settings) -> list[str]:
         diag = exc.diag
         if diag.sqlstate == BLOCKERS_SQLSTATE and diag.message_detail:
             return diag.message_detail.split("\n")
+    finally:
+        conn.remove_notice_handler(note)
     return []
 
 
@@ -74,11 +86,13 @@ def read(conn: psycopg.Connection, settings: Settings) -> Status:
     local = [m.version for m in workdir.migrations(settings)]
     applied = history.applied_versions(conn)
     current = phase(cat)
-    found = blockers(conn, settings) if current in ("before", "partial") else []
+    notes: list[str] = []
+    found = blockers(conn, settings, notes) if current in ("before", "partial") else []
     return Status(
         phase=current,
         pending=[v for v in local if v not in applied],
         blockers=found,
         applied=applied,
         unknown_remote=[v for v in applied if v not in local],
+        suggestions=notes,
     )

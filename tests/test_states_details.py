@@ -1,0 +1,84 @@
+"""What particular before-states in tests/states/matrix/ must show beyond the common cycle."""
+
+from kit import settings as settings_mod
+from tests.conftest import ROOT, _run_file, query
+from tests.test_states_matrix import MATRIX
+from tests.test_status_verify import migrate_direct
+
+
+def state(make_db, name: str) -> str:
+    url = make_db()
+    _run_file(url, (MATRIX / f"{name}.sql").read_text())
+    return url
+
+
+INDEX_OID = "select indexrelid from pg_index where indexrelid = to_regclass(%s)"
+KEY_INDEX = "select conindid, conname from pg_constraint where contype = 'p' and conrelid = to_regclass(%s)"
+
+
+def test_a_plain_unique_name_index_becomes_the_key_as_it_is(make_db):
+    url = state(make_db, "providers_unique_index")
+    providers = query(url, INDEX_OID, ("public.llm_providers_name_uidx",))[0][0]
+    models = query(url, INDEX_OID, ("public.llm_models_name_uidx",))[0][0]
+    migrate_direct(url)
+    assert query(url, KEY_INDEX, ("public.llm_providers",)) == [(providers, "llm_providers_name_uidx")]
+    assert query(url, KEY_INDEX, ("public.llm_models",)) == [(models, "llm_models_name_uidx")]
+    assert query(url, "select count(*) from pg_index where indrelid = 'llm_providers'::regclass") == [(1,)]
+
+
+def test_a_unique_name_constraint_is_replaced_by_the_key_leaving_one_index(db_url):
+    migrate_direct(db_url)
+    assert query(db_url, "select indexrelid::regclass::text from pg_index where indrelid = 'llm_providers'::regclass") \
+        == [("llm_providers_pkey",)]
+
+
+def test_foreign_keys_to_auth_users_and_on_names_survive_the_migration(make_db):
+    url = state(make_db, "fk_auth_users")
+    query(url, "alter table llm_usage add constraint usage_provider_by_name foreign key (provider_name) "
+               "references llm_providers (name)")
+    migrate_direct(url)
+    assert query(url, "select conname, pg_get_constraintdef(oid) from pg_constraint where contype = 'f' "
+                      "and conrelid = 'llm_usage'::regclass order by 1") == [
+        ("llm_usage_user_id_fkey", "FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE SET NULL"),
+        ("usage_provider_by_name", "FOREIGN KEY (provider_name) REFERENCES llm_providers(name)")]
+
+
+def test_status_suggests_the_name_index_for_one_that_led_with_model_id(make_db, run_kit):
+    url = state(make_db, "index_leading_model_id")
+    run = run_kit("status", "--db-url", url, "--json")
+    assert run.json["suggestions"] == [
+        "dropping model_id drops index llm_usage_model_id_agent_idx; build its name match outside the migration: "
+        "create index concurrently on public.llm_usage (model_name, agent_name)"]
+    assert "suggest" in run_kit("status", "--db-url", url).out
+
+
+def test_a_partitioned_usage_table_has_no_false_blockers_and_keeps_its_partitions(make_db, run_kit):
+    url = state(make_db, "usage_partitioned")
+    assert query(url, "select count(*) from pg_constraint where conparentid <> 0 and contype = 'f'") != [(0,)]
+    assert run_kit("status", "--db-url", url, "--json").json["blockers"] == []
+    migrate_direct(url)
+    assert query(url, "select count(*) from pg_inherits where inhparent = 'llm_usage'::regclass") == [(4,)]
+    assert query(url, "select count(*) from pg_constraint where contype = 'f' and conrelid in "
+                      "(select inhrelid from pg_inherits where inhparent = 'llm_usage'::regclass)") == [(0,)]
+
+
+def test_publication_blockers_are_named_and_a_whole_table_publication_keeps_the_table(make_db, run_kit):
+    url = state(make_db, "publication_column_list")
+    assert run_kit("status", "--db-url", url, "--json").json["blockers"] == [
+        "publication kit_usage_cols (its column list or row filter) on llm_usage depends on a UUID column; "
+        "change or drop it first"]
+    url = state(make_db, "publication_whole_table")
+    migrate_direct(url)
+    assert query(url, "select tablename from pg_publication_tables where pubname = 'supabase_realtime' "
+                      "order by 1") == [("llm_models",), ("llm_usage",)]
+
+
+def test_verify_shows_unchanged_properties_as_info_without_a_backup(make_db, run_kit):
+    url = state(make_db, "external_name_reference")
+    migrate_direct(url)
+    run = run_kit("verify", "--db-url", url, "--json")
+    assert run.code == 0
+    info = {c["name"]: c["detail"] for c in run.json["checks"] if c["level"] == "info"}
+    assert info["llm_usage: row level security"] == "disabled"
+    assert info["foreign key provider_quotas_provider_name_fkey on provider_quotas"] == \
+        "FOREIGN KEY (provider_name) REFERENCES llm_providers(name)"
