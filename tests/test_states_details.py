@@ -82,3 +82,57 @@ def test_verify_shows_unchanged_properties_as_info_without_a_backup(make_db, run
     assert info["llm_usage: row level security"] == "disabled"
     assert info["foreign key provider_quotas_provider_name_fkey on provider_quotas"] == \
         "FOREIGN KEY (provider_name) REFERENCES llm_providers(name)"
+
+
+def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_path):
+    """Two writers insert usage rows by name through the push and the rollback of a partitioned table;
+    every row written after the backup is linked through its names, every older row as recorded."""
+    import threading
+
+    import psycopg
+
+    from tests.test_states_matrix import ROWS
+
+    url = state(make_db, "usage_partitioned")
+    before = query(url, ROWS)[0][0]
+    stop, done, errors = threading.Event(), [], []
+
+    def writer() -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            while not stop.is_set():
+                try:
+                    conn.execute("insert into llm_usage (provider_name, model_name, agent_name) "
+                                 "values ('openai', 'gpt-4o', 'writer')")
+                    done.append(1)
+                except psycopg.Error as exc:
+                    errors.append(str(exc))
+
+    backup = run_kit("backup", "--db-url", url, "--out", str(tmp_path), "--json")
+    assert backup.code == 0, backup.err
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        assert run_kit("push", "--via", "direct", "--no-lint", "--db-url", url, "--json").code == 0
+        from kit import rollback, settings as settings_mod
+
+        s = settings_mod.load({"db_url": url}, environ={}, cwd=ROOT)
+        # The writers stop when step D starts: each may have one insert that waited for step C's lock.
+        rolled = rollback.in_place(s, backup.json["path"], progress=lambda m: m.startswith("D:") and stop.set())
+        assert rolled["phase"] == "before"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert query(url, "select count(*) from llm_usage where agent_name = 'writer'") == [(len(done),)]
+    assert len(done) > 0
+    old = [r for r in query(url, ROWS)[0][0] if r["agent_name"] != "writer"]
+    assert old == [r for r in before if r["agent_name"] != "writer"]
+    linked = query(url, """select u.id, u.provider_id = p.id and u.model_id = m.id from llm_usage u
+        join llm_providers p on p.name = 'openai' join llm_models m on m.name = 'gpt-4o'
+        where agent_name = 'writer' order by u.id""")
+    tail = [i for i, ok in linked if not ok]  # inserts that waited for step C's lock ran after it
+    assert len(tail) <= len(threads) and all(i > max(i for i, ok in linked if ok) for i in tail)
+    assert query(url, "select count(*) from llm_usage u where agent_name = 'writer' and u.provider_id is not null "
+                      "and u.provider_id <> (select id from llm_providers where name = 'openai')") == [(0,)]
