@@ -20,10 +20,10 @@ def table(rows: list[tuple], headers: tuple) -> str:
 
 
 def checks_text(checks: list) -> str:
-    rows = [("INFO" if getattr(c, "level", "check") == "info" else "PASS" if c.ok else "FAIL", c.name, c.detail)
-            for c in checks]
+    info = [c for c in checks if getattr(c, "level", "check") == "info"]
+    rows = [("INFO" if c in info else "PASS" if c.ok else "FAIL", c.name, c.detail) for c in checks]
     failed = sum(not c.ok for c in checks)
-    summary = f"{len(checks) - failed} passed, {failed} failed"
+    summary = f"{len(checks) - failed - len(info)} passed, {failed} failed" + (f", {len(info)} info" if info else "")
     return table(rows, ("result", "check", "detail")) + "\n" + summary
 
 
