@@ -37,9 +37,11 @@ USAGE = ("select id, provider_name, model_name, provider_id, model_id from llm_u
 NAMES_ONLY = "select id, provider_name, model_name from llm_usage where agent_name = 'hostile' order by id"
 LOOKUP_IDS = ("select 'p', name, id from llm_providers where name = any(%s) union all "
               "select 'm', name, id from llm_models where name = any(%s) order by 1, 2")
-MISLINKED = """select count(*) from llm_usage u
+# A link that is there names the row's own provider and model (NULL links stay as recorded).
+LINKED_WRONG = """select count(*) from llm_usage u
     left join llm_models m on m.id = u.model_id left join llm_providers p on p.id = u.provider_id
-    where m.name is distinct from u.model_name or p.name is distinct from u.provider_name"""
+    where (u.model_id is not null and m.name is distinct from u.model_name)
+       or (u.provider_id is not null and p.name is distinct from u.provider_name)"""
 
 
 @hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -66,6 +68,6 @@ def test_hostile_names_survive_migrate_rollback_migrate(names, data, make_db, tm
     assert [r[:3] for r in after] == [r[:3] for r in before]
     assert after == before  # every link exactly as recorded, NULL ones included
     assert query(url, LOOKUP_IDS, (providers, models)) == ids
-    assert query(url, MISLINKED + " and (u.provider_id is not null or u.model_id is not null)") == [(0,)]
+    assert query(url, LINKED_WRONG) == [(0,)]
     assert push.run(s, "direct", lint_files=False).applied == ["20261124120000"]
     assert query(url, NAMES_ONLY) == [r[:3] for r in before]

@@ -122,3 +122,19 @@ def test_the_standalone_script_runs_the_smoke_test_and_exits_with_its_code(db_ur
     assert failed.returncode == 5, failed.stderr
     assert "error ignored" not in failed.stderr
     assert "FAIL    insert a usage row for each of 9 registered model(s)" in failed.stdout
+
+
+def test_the_legacy_warning_is_only_for_model_id(db_url, settings_for):
+    """An undefined column other than model_id is a failed request, not the legacy-payload warning."""
+    from kit.smoke_sql import SqlDriver
+
+    migrate_direct(db_url)
+    driver = SqlDriver(settings_for(db_url))
+    try:
+        refusal, written = driver.legacy_insert({**smoke.row("lg", "gpt-4o", "openai", 0), "model_id": None})
+        assert written is None and refusal.startswith('42703 (undefined column): column "model_id"')
+        with pytest.raises(smoke.CheckError, match=r'^42703: column "tenant_id" of relation "llm_usage" does not exist'):
+            driver.legacy_insert({**smoke.row("lg", "gpt-4o", "openai", 0), "tenant_id": 1})
+    finally:
+        driver.close()
+    assert query(db_url, "select count(*) from llm_usage where metadata->>'smoke_run' = 'lg'") == [(0,)]
