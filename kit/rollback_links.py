@@ -52,7 +52,8 @@ def check_key(current_key: list[str], data: dict) -> None:
     recorded = [c for c, _ in key_of(data)]
     if recorded and recorded != current_key:
         raise BackupError(f"llm_usage was keyed by ({', '.join(recorded)}) when the backup was taken and is keyed by "
-                          f"({', '.join(current_key) or 'nothing'}) now: put that key back, then run kit rollback again")
+                          f"({', '.join(current_key) or 'nothing'}) now: put that key back, then run kit rollback "
+                          "again")
 
 
 def link_recorded(conn: psycopg.Connection, data: dict) -> dict:
@@ -69,7 +70,8 @@ def link_recorded(conn: psycopg.Connection, data: dict) -> dict:
         usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).rowcount
     linked, lost = conn.execute(sql.SQL(
         "select count(*) filter (where l.provider_id is not null or l.model_id is not null), "
-        "count(*) filter (where (l.provider_id is not null and {p} is null) or (l.model_id is not null and {m} is null)) "
+        "count(*) filter (where (l.provider_id is not null and {p} is null) "
+        "or (l.model_id is not null and {m} is null)) "
         "from {temp} l where exists (select 1 from {usage} u where {match})").format(
         usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).fetchone()
     return {"linked_from_backup": linked, "links_lost": lost, "links_changed": changed}

@@ -55,7 +55,8 @@ class RestDriver:
                 message = redact(str(answer.json().get("message", "")), self.secrets)
             except ValueError:
                 message = ""
-            raise ConfigError(f"the API at {self.url} refused SUPABASE_SERVICE_ROLE_KEY (401{': ' + message if message else ''}); "
+            said = f": {message}" if message else ""
+            raise ConfigError(f"the API at {self.url} refused SUPABASE_SERVICE_ROLE_KEY (401{said}); "
                               "copy the service_role key from Dashboard > Project Settings > API")
         try:
             table = answer.json()["definitions"][TABLE]
