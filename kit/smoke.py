@@ -6,7 +6,6 @@ request: one transaction, `set local role service_role`, the JWT claims in reque
 """
 
 import asyncio
-import json
 import statistics
 import time
 import uuid
@@ -14,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from kit.errors import ConfigError, KitError
 from kit.settings import Settings
+from kit.smoke_ledger import Ledger
 from kit.smoke_rows import AGENT, Builder, CheckError, key_of, same  # noqa: F401 (CheckError re-exported)
 LEGACY_ADVICE = ("clients that still send model_id will break after the migration: remove model_id (and "
                  "provider_id) from their llm_usage payloads and send model_name and provider_name")
@@ -117,39 +117,6 @@ def _builder(driver, run_id: str, overrides) -> Builder:
            else f"by the marker in {builder.marker[0]} (no primary key)")
     builder.detail = f"{len(shape.columns)} columns; rows found {how}"
     return builder
-
-
-class Ledger:
-    """Runs whose rows may still be in the database (the run was cut off), kept in the report folder:
-    one line per run, its id, then the marker column and value or keys of the rows it wrote."""
-
-    def __init__(self, settings: Settings):
-        self.path = settings.cwd / settings.report_dir / "smoke-unfinished-runs.jsonl"  # beside the deploy reports
-
-    def entries(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        out = []
-        for line in self.path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-        return out
-
-    def add(self, run_id: str, marker, keys=()) -> None:
-        self._write([e for e in self.entries() if e["run"] != run_id]
-                    + [{"run": run_id, "marker": marker, "keys": [list(k) for k in keys]}])
-
-    def remove(self, run_id: str) -> None:
-        self._write([e for e in self.entries() if e["run"] != run_id])
-
-    def _write(self, entries: list[dict]) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("".join(json.dumps(e, default=str) + "\n" for e in entries))
-        except OSError:
-            pass  # the ledger only helps the next run; the smoke test itself does not depend on it
 
 
 def _sweep(driver, result: SmokeResult, ledger: Ledger, say) -> None:
