@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from tests.standin import Reply, Request
 
-PATH = re.compile(r"^/rest/v1/(?P<table>[a-z_]*)$")
+PATH = re.compile(r"^/rest/v1(?:/(?P<table>[a-z_]*))?$")
 FILTER = re.compile(r"^(?P<op>eq|neq|like)\.(?P<value>.*)$")
 OPS = {"eq": "=", "neq": "<>", "like": "like"}
 # The OpenAPI description PostgREST serves at /rest/v1/: format is the column's type, default is
