@@ -8,14 +8,15 @@ from kit.deploy import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 
 
-def functions(via: str | None = None, progress=None, allow_legacy_statements: bool = False) -> dict:
+def functions(via: str | None = None, progress=None, allow_legacy_statements: bool = False,
+              smoke_overrides: dict | None = None) -> dict:
     """Step name -> function(deploy); `via` picks the push route."""
     return {
         "preflight": lambda d: preflight(d, allow_legacy_statements),
         "backup": lambda d: backup_step(d, progress),
         "push": lambda d: push_step(d, via, progress),
         "verify": verify_step,
-        "smoke": smoke_step,
+        "smoke": lambda d: smoke_step(d, smoke_overrides),
         "rollback": rollback_step,
     }
 
@@ -82,10 +83,10 @@ def verify_step(deploy: Deploy) -> dict:
     return require_checks(checks, "verify")
 
 
-def smoke_step(deploy: Deploy) -> dict:
+def smoke_step(deploy: Deploy, overrides: dict | None = None) -> dict:
     from kit import smoke
 
-    result = smoke.run(deploy.settings)
+    result = smoke.run(deploy.settings, overrides=overrides)
     detail = result.as_dict() if hasattr(result, "as_dict") else {"ok": result.ok}
     if not result.ok:
         failed = [c for c in result.checks if not c.ok]

@@ -138,3 +138,16 @@ def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_pat
     assert all(i > max(i for i, ok in linked if ok) for i in tail) and len(tail) < len(linked) // 2
     assert query(url, "select count(*) from llm_usage u where agent_name = 'writer' and u.provider_id is not null "
                       "and u.provider_id <> (select id from llm_providers where name = 'openai')") == [(0,)]
+
+
+def test_deploy_passes_set_to_its_smoke_step(make_db, run_kit, clean_env, tmp_path):
+    """A column the smoke test cannot fill stops deploy's smoke step naming it and the flag; --set fills it."""
+    url = state(make_db, "usage_extra_not_null")
+    clean_env.chdir(tmp_path)
+    failed = run_kit("deploy", "--db-url", url, "--json")
+    assert failed.code == 5 and failed.json["failed_step"] == "smoke"
+    assert "llm_usage.client_ip (inet) is NOT NULL without a default" in failed.out
+    assert "pass --set client_ip=VALUE" in failed.out
+    done = run_kit("deploy", "--db-url", url, "--json", "--set", "client_ip=10.9.8.7")
+    assert done.code == 0, done.out
+    assert query(url, "select count(*) from llm_usage where client_ip = '10.9.8.7'") == [(0,)]

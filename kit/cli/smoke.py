@@ -40,14 +40,20 @@ def cmd_smoke(args, settings) -> Result:
     confirm([project.rest(settings) if via == "rest" else project.database(settings)], args.yes,
             "insert and delete smoke-test rows in")
     say = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
+    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say,
+                       overrides=parse_sets(args.set))
+    return Result(result.as_dict(), text(result), 0 if result.ok else 5)
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    """--set COLUMN=VALUE flags as {column: value}."""
     overrides = {}
-    for item in args.set:
+    for item in items:
         column, sep, value = item.partition("=")
         if not sep or not column:
             raise ConfigError(f"--set {item}: write COLUMN=VALUE, e.g. --set tenant_id=acme")
         overrides[column] = value
-    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say, overrides=overrides)
-    return Result(result.as_dict(), text(result), 0 if result.ok else 5)
+    return overrides
 
 
 def text(result: smoke.SmokeResult) -> str:
