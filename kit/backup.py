@@ -4,6 +4,7 @@ The folder holds MARKER until the manifest is written, last: an interrupted back
 killed connection, a full disk) keeps its marker and is never offered for rollback.
 """
 
+import json
 import os
 import re
 import time
@@ -157,3 +158,18 @@ def _first(exc: Exception) -> str:
     diag = getattr(exc, "diag", None)
     text = (diag.message_primary if diag is not None and diag.message_primary else str(exc)) or exc.__class__.__name__
     return text.strip().splitlines()[0]
+
+
+def latest_with_maps(settings: Settings) -> Path | None:
+    """The newest complete backup of this target that holds UUID maps (taken before the migration), or None."""
+    base = settings.backup_dir if settings.backup_dir.is_absolute() else settings.cwd / settings.backup_dir
+    folder = base / _safe(settings.label)
+    for candidate in sorted(folder.glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
+        if (candidate.parent / MARKER).exists():
+            continue
+        try:
+            if json.loads(candidate.read_text()).get("maps"):
+                return candidate.parent
+        except (OSError, ValueError):
+            continue
+    return None

@@ -76,7 +76,8 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=settings.connect_timeout,
                                application_name=APPLICATION_NAME, cursor_factory=MarkedCursor)
     except psycopg.OperationalError as exc:
-        raise ConnectError(describe_connect_error(url, str(exc), settings.secrets)) from None
+        source = settings.db_url_source if url == settings.db_url else "the database URL"
+        raise ConnectError(describe_connect_error(url, str(exc), settings.secrets, source)) from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"the database URL is malformed ({redact(_first_line(str(exc)), settings.secrets)}); "
                           "expected postgresql://USER:PASSWORD@HOST:5432/postgres") from None
@@ -91,22 +92,27 @@ def session(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
         conn.close()
 
 
-def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = ()) -> str:
+def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = (),
+                           source: str = "the database URL") -> str:
+    """One line naming what failed and where to fix it: `source` says where the URL came from
+    (`--db-url`, `SUPABASE_DB_URL`, `STAGING_SUPABASE_DB_URL in /app/.env`)."""
     host = url_host(url)
     text = message.lower()
+    missing = re.search(r"database \"(.*)\" does not exist", message)
+    if missing:
+        return (f"database {redact(missing.group(1), secrets)!r} does not exist on {host}: fix the database name at "
+                f"the end of {source} (on Supabase it is postgres)")
     if "password authentication failed" in text or "no password supplied" in text:
-        return f"wrong password or user for {host}: check the password in SUPABASE_DB_URL (dashboard > Connect)"
+        return f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)"
     if "could not translate host name" in text or "name or service not known" in text \
             or "temporary failure in name resolution" in text:
-        return f"cannot resolve the host name of {host}: check the host in SUPABASE_DB_URL"
+        return f"cannot resolve the host name of {host}: check the host in {source}"
     if "timeout expired" in text or "timed out" in text:
         return f"no answer from {host} within the connect timeout: check the host, port and network (KIT_CONNECT_TIMEOUT)"
     if "network is unreachable" in text or "cannot assign requested address" in text:
         return unreachable(url, host)
     if "connection refused" in text:
         return f"{host} refused the connection: is the database running and the port right?"
-    if re.search(r"database \".*\" does not exist", text):
-        return f"{redact(_first_line(message), secrets)}: check the database name at the end of SUPABASE_DB_URL"
     return f"cannot connect to {host}: {redact(_first_line(message), secrets)}"
 
 

@@ -1,5 +1,6 @@
 """The steps `kit deploy` runs, each a function of the Deploy that returns what the report shows."""
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
     change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
     if st.phase == "partial" and set(change) & set(st.applied):
         raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
-                      "present): run `kit rollback BACKUP` again to finish it, then deploy")
+                      f"present): run {finish_rollback(settings)} again to finish it, then deploy")
     if st.blockers:
         raise Refused(f"{len(st.blockers)} blocker(s) stop the migration, nothing was changed: "
                       + "; ".join(st.blockers))
@@ -42,6 +43,17 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
         raise Refused(legacy.refusal(found))
     return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
             "suggestions": st.suggestions, "legacy_statements": legacy.summary_line(found)}
+
+
+def finish_rollback(settings) -> str:
+    """The rollback command to run again: with the newest backup taken before the migration, when one is here."""
+    from kit import backup
+
+    found = backup.latest_with_maps(settings)
+    if found is None:
+        return (f"`kit rollback PATH` (PATH: the backup taken before the migration; none with UUID maps under "
+                f"{settings.backup_dir / settings.label})")
+    return f"`kit rollback {shlex.quote(str(found))}`"
 
 
 def tool_versions(settings) -> dict:

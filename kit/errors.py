@@ -47,3 +47,19 @@ class Interrupted(KitError):
     """The operator pressed Ctrl-C."""
 
     exit_code = 130
+
+
+def exit_codes() -> list[tuple[int, str]]:
+    """Every exit code and its meaning, read from the classes above (each --help ends with them)."""
+    codes = {0: "success", 1: "unexpected error (rerun with --debug)"}
+    pending = list(KitError.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        pending += cls.__subclasses__()
+        doc = (cls.__doc__ or cls.__name__).strip().splitlines()[0].rstrip(".")
+        codes.setdefault(cls.exit_code, doc[:1].lower() + doc[1:])
+    return sorted(codes.items())
+
+
+def exit_codes_text() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4}{meaning}" for code, meaning in exit_codes())

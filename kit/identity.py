@@ -81,13 +81,14 @@ def database_of(settings: Settings, data: dict) -> Settings:
         return settings
     target = recorded.get("target") or settings.target
     if recorded.get("url_from") == LOCAL_DEFAULT:
-        return replace(settings, db_url=None, db_url_from=None, target=target)
-    for url in (variable(recorded.get("url_from") or "", cwd=settings.cwd), settings.db_url):
+        return replace(settings, db_url=None, db_url_from=None, db_url_file=None, target=target)
+    for url in (variable(recorded.get("url_from") or "", cwd=settings.cwd, workdir=settings.workdir), settings.db_url):
         if url and same_place(url, recorded):
-            return replace(settings, db_url=url, db_url_from=recorded.get("url_from"), target=target)
+            return replace(settings, db_url=url, db_url_from=recorded.get("url_from"), db_url_file=None,
+                           target=target)
     netloc = quote(recorded.get("user") or "", safe="") + "@" + _host(recorded["host"]) + f":{recorded['port']}"
     url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded["database"], safe=""), "", ""))
-    return replace(settings, db_url=url, db_url_from="the backup's manifest", target=target)
+    return replace(settings, db_url=url, db_url_from="the backup's manifest", db_url_file=None, target=target)
 
 
 def same_place(url: str, recorded: dict) -> bool:

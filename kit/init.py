@@ -8,6 +8,7 @@ copied into a repo whose own migration creates them, a fresh preview branch woul
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -183,8 +184,20 @@ def write_new(path: Path, text: str) -> None:
 
 
 def next_commands(settings: Settings, folder: Path) -> list[str]:
-    target = f" --target {settings.target}" if settings.target != "local" else ""
-    return [f"npx supabase db push --workdir {folder}", f"kit deploy --workdir {folder}{target}"]
+    """Both ways to push, each to the database init read: the Supabase CLI without --db-url or --linked
+    would push to the local Docker stack (127.0.0.1:54322), so it always gets one of them."""
+    folder = shlex.quote(str(folder))
+    target = f" --target {shlex.quote(settings.target)}" if settings.named else ""
+    deploy = f"kit deploy --workdir {folder}{target}"
+    if not settings.db_url:  # no database configured: the project `npx supabase link` chose
+        return [f"npx supabase db push --workdir {folder} --linked", deploy]
+    if settings.db_url_from == "--db-url":  # the URL holds the password: never print it
+        return [f'npx supabase db push --workdir {folder} --db-url "$DB_URL"  # DB_URL: the URL given to --db-url',
+                f'{deploy} --db-url "$DB_URL"']
+    push = f'npx supabase db push --workdir {folder} --db-url "${settings.db_url_from}"'
+    if settings.db_url_file:  # the shell does not know a variable that only .env holds
+        push = f"(set -a && . {shlex.quote(str(settings.db_url_file))} && {push})"
+    return [push, deploy]
 
 
 def rel(path: Path, folder: Path) -> str:

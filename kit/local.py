@@ -10,7 +10,7 @@ import hashlib
 import os
 import shutil
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kit import history, pgserver
@@ -30,6 +30,7 @@ class LocalServer:
     port: int
     data_dir: Path
     created: bool
+    note: str | None = None  # e.g. why the demo data was left out
 
     @property
     def admin_url(self) -> str:
@@ -68,7 +69,8 @@ def up(settings: Settings, *, seed: bool = True, prepare_db: bool = True) -> Loc
     server = start_cluster(settings, folder, major_of(settings, folder))
     if server.created and prepare_db:
         try:
-            prepare(settings.with_db_url(server.url), admin_url=server.admin_url, seed=seed)
+            note = prepare(settings.with_db_url(server.url), admin_url=server.admin_url, seed=seed)
+            server = replace(server, note=note)
         except BaseException:
             stop_cluster(settings, folder, major_of(settings, folder))
             shutil.rmtree(folder / "data", ignore_errors=True)
@@ -136,10 +138,10 @@ def restart_cluster(settings: Settings, folder: Path) -> None:
                          "-D", str(folder / "data"), "-l", str(folder / "server.log"), "-m", "fast", "-w", "restart"])
 
 
-def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> None:
+def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> str | None:
     """Give a database Supabase's roles, schemas, extensions and grants (as supabase_admin), then every
     migration before the name-key change (recorded as the CLI records them: the kit's baseline, or a
-    team repo's own history) and data as `postgres`."""
+    team repo's own history) and data as `postgres`. Returns a note when the demo data was left out."""
     from kit import db, workdir
 
     with db.session(settings, admin_url) as conn:
@@ -148,9 +150,14 @@ def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> None:
     with db.session(settings) as conn:
         for migration in before:
             history.apply(conn, migration)
-        if seed:
-            with conn.transaction():
-                conn.execute((SQL_DIR / "local_data.sql").read_text().encode())
+        return seed_demo_data(conn) if seed else None
+
+
+def seed_demo_data(conn) -> str | None:
+    """The demo rows, fitted to the tables the migrations made (kit/local_demo.py); a note when left out."""
+    from kit import local_demo
+
+    return local_demo.seed(conn, (SQL_DIR / "local_data.sql").read_text().encode())
 
 
 def _initdb(bindir: Path, data: Path) -> None:
@@ -201,10 +208,14 @@ def require_dir_writable(path: Path) -> None:
         raise ConfigError(f"cannot create {path}: {exc.strerror}; set KIT_LOCAL_DIR to a writable folder") from None
 
 
-def resolve(settings: Settings) -> Settings:
-    """Settings with a database URL: the configured one, else the local default (started if needed)."""
+def resolve(settings: Settings, notes: list | None = None) -> Settings:
+    """Settings with a database URL: the configured one, else the local default (started if needed);
+    a note from creating it (no demo data) is appended to `notes`."""
     if settings.db_url:
         return settings
     from kit.settings import LOCAL_DEFAULT
 
-    return settings.with_db_url(up(settings).url, LOCAL_DEFAULT)
+    server = up(settings)
+    if server.note and notes is not None:
+        notes.append(server.note)
+    return settings.with_db_url(server.url, LOCAL_DEFAULT)

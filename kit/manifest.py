@@ -111,11 +111,22 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _pass_a_backup(folder: Path) -> str:
+    """The next step for a folder that is not a backup: the newest backup found below it, if any."""
+    found = sorted(folder.glob(f"*/{NAME}"), key=lambda p: p.parent.name) or sorted(
+        folder.glob(f"*/*/{NAME}"), key=lambda p: p.parent.name)
+    if found:
+        return f"pass one of the {len(found)} backup(s) it holds, e.g. {found[-1].parent}"
+    return "pass the folder `kit backup` or `kit deploy` printed (backups/<label>/<UTC time>)"
+
+
 def load(folder: Path) -> dict:
     """The manifest of a complete, unaltered backup; a BackupError naming the problem otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
         raise BackupError(f"{folder} is not a backup folder: pass the folder `kit backup` printed")
+    if not (folder / "INCOMPLETE").exists() and not (folder / NAME).exists():
+        raise BackupError(f"{folder} is not a backup: it has no {NAME}; {_pass_a_backup(folder)}")
     if (folder / "INCOMPLETE").exists() or not (folder / NAME).exists():
         raise BackupError(f"{folder} is an incomplete backup (it was interrupted); it is never used for a "
                           "rollback: take a new backup")

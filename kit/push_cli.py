@@ -51,7 +51,7 @@ def failure(settings: Settings, lines: list[str], code: int) -> KitError:
                        "changed: run from the repo that has them (--workdir), or `npx supabase migration fetch`")
     if any(hint in text.lower() for hint in CONNECT_HINTS):
         hit = next(line for line in lines if any(h in line.lower() for h in CONNECT_HINTS))
-        return ConnectError(db.describe_connect_error(settings.db_url, hit, settings.secrets))
+        return ConnectError(db.describe_connect_error(settings.db_url, hit, settings.secrets, settings.db_url_source))
     applying = [line.split("Applying migration ", 1)[1].rstrip(".") for line in lines if "Applying migration " in line]
     where = f" while applying {applying[-1]}" if applying else ""
     if any(hint in text for hint in LOST_HINTS):

@@ -11,8 +11,8 @@ from kit.redact import redact
 def write(folder: Path, stamp: str, target: str, data: dict, secrets: tuple[str, ...]) -> tuple[Path, Path]:
     """Write both files (mode 0600) and return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    base = folder / f"{stamp}-{_safe(target)}"
-    md_path, json_path = base.with_suffix(".md"), base.with_suffix(".json")
+    base = f"{stamp}-{_safe(target)}"  # the whole label: with_suffix would cut `127.0.0.1-...` at its first dot
+    md_path, json_path = folder / f"{base}.md", folder / f"{base}.json"
     data = {**data, "report": {"markdown": str(md_path), "json": str(json_path)}}
     _write(json_path, redact(json.dumps(data, indent=2, default=_plain), secrets) + "\n")
     _write(md_path, redact(markdown(data), secrets))

@@ -55,6 +55,7 @@ def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: dict,
     original = data["shape"]
     conn.execute("set statement_timeout = 0")
     rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
+    refuse_dependents(conn, original)
     say("A: UUID columns and the original provider and model UUIDs")
     _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
     say("B: linking usage rows (inserts keep flowing)")
@@ -71,6 +72,18 @@ def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: dict,
     return {"phase_before": before, "phase": after, "changed": True, "usage_rows": rows, **linked,
             "unprovable": unproven, "unprovable_rows": sum(u["rows_now"] for u in unproven),
             "history_removed": removed}
+
+
+def refuse_dependents(conn: psycopg.Connection, original: list) -> None:
+    """Refuse (exit 4) before step A when an object of the team's (a view, a policy, a function) uses a
+    column or key the rollback drops: PostgreSQL would stop step C there, with the tables half rolled back."""
+    from kit import rollback_shape
+
+    found = rollback_shape.blockers(conn, original, MIGRATION_COLUMNS)
+    if found:
+        raise Refused(f"refusing to roll back, nothing was changed: {len(found)} object(s) depend on what the "
+                      f"rollback drops: {'; '.join(found)}; drop them (keep their definitions), run kit rollback "
+                      "again, then recreate them to fit the UUID-keyed tables")
 
 
 def _link_usage(conn: psycopg.Connection, folder: Path, data: dict) -> dict:

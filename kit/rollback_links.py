@@ -61,7 +61,7 @@ def link_recorded(conn: psycopg.Connection, data: dict) -> dict:
     has since been deleted becomes NULL and is counted as lost)."""
     key = [c for c, _ in key_of(data)]
     if not key:
-        return {"linked_from_backup": 0, "links_lost": 0}
+        return {"linked_from_backup": 0, "links_lost": 0, "names_gone": []}
     match = _match(key)
     target = {c: _target(c) for c in LINKS}
     changed = conn.execute(sql.SQL(
@@ -74,7 +74,19 @@ def link_recorded(conn: psycopg.Connection, data: dict) -> dict:
         "or (l.model_id is not null and {m} is null)) "
         "from {temp} l where exists (select 1 from {usage} u where {match})").format(
         usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).fetchone()
-    return {"linked_from_backup": linked, "links_lost": lost, "links_changed": changed}
+    return {"linked_from_backup": linked, "links_lost": lost, "links_changed": changed,
+            "names_gone": names_gone(conn, data) if lost else []}
+
+
+def names_gone(conn: psycopg.Connection, data: dict) -> list[str]:
+    """The backup's providers and models whose names no longer exist: each was renamed or deleted since
+    (after the migration nothing tells those apart: the UUID that linked a row to it is gone)."""
+    maps = data["maps"]
+    recorded = [("provider", name) for name in maps["llm_providers"].values()]
+    recorded += [("model", model["name"]) for model in maps["llm_models"].values()]
+    now = {("provider", n) for (n,) in conn.execute("select name::text from public.llm_providers")}
+    now |= {("model", n) for (n,) in conn.execute("select name::text from public.llm_models")}
+    return [f"{kind} {name}" for kind, name in sorted(set(recorded) - now)]
 
 
 def link_by_name(conn: psycopg.Connection, data: dict) -> int:

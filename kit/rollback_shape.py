@@ -80,3 +80,44 @@ def _column(conn: psycopg.Connection, key: tuple, not_null: bool, spec: str, hav
                                else sql.SQL("drop default")))
     if not_null != have[0]:
         conn.execute(target + sql.SQL("set not null" if not_null else "drop not null"))
+
+
+# Objects that a plain DROP COLUMN / DROP CONSTRAINT would refuse for (normal dependencies), named as a user
+# knows them: a view rather than its _RETURN rule. Foreign keys on a key are lifted and put back, so not listed.
+BLOCKERS_SQL = """
+select distinct case when d.classid = 'pg_rewrite'::regclass then
+         (select case v.relkind when 'm' then 'materialized view ' else 'view ' end || v.oid::regclass::text
+          from pg_rewrite r join pg_class v on v.oid = r.ev_class where r.oid = d.objid)
+       else pg_describe_object(d.classid, d.objid, d.objsubid) end
+from pg_depend d
+where d.deptype = 'n' and (
+  (d.refclassid = 'pg_class'::regclass and d.refobjid = %(table)s::regclass
+   and d.refobjsubid = (select attnum from pg_attribute where attrelid = %(table)s::regclass and attname = %(column)s))
+  or (d.refclassid = 'pg_constraint'::regclass and d.refobjid = (
+   select oid from pg_constraint where conrelid = %(table)s::regclass and conname = %(constraint)s)
+   and not (d.classid = 'pg_constraint'::regclass
+            and (select contype from pg_constraint where oid = d.objid) = 'f')))
+  and not (d.classid = 'pg_rewrite'::regclass
+           and (select ev_class from pg_rewrite where oid = d.objid) = %(table)s::regclass)
+order by 1
+"""
+
+
+def blockers(conn: psycopg.Connection, original: list, migration_columns: set) -> list[str]:
+    """What would stop restore() part-way, found before anything changes: objects depending on a column
+    it drops or on a key it drops, e.g. `view public.model_directory (uses llm_models.provider_name)`."""
+    want_c, _, want_cols = _split(original)
+    have_c, _, have_cols = _split(manifest.shape(conn))
+    found = []
+    for table, column in sorted(set(have_cols) - set(want_cols)):
+        if (table, column) in migration_columns:
+            found += [f"{obj} (uses {table}.{column})" for obj in _dependents(conn, table, column=column)]
+    for table, name, kind, _ in sorted(have_c - want_c):
+        if kind in ("p", "u"):
+            found += [f"{obj} (relies on key {name} of {table})" for obj in _dependents(conn, table, constraint=name)]
+    return list(dict.fromkeys(found))
+
+
+def _dependents(conn: psycopg.Connection, table: str, column: str = "", constraint: str = "") -> list[str]:
+    params = {"table": sql.Identifier("public", table).as_string(conn), "column": column, "constraint": constraint}
+    return [obj for (obj,) in conn.execute(BLOCKERS_SQL, params).fetchall() if obj]

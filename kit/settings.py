@@ -1,4 +1,5 @@
-"""The one settings object: flag > environment > .env > default, loaded once."""
+"""The one settings object, loaded once: flag > environment > .env of the current folder > .env of the
+app's folder (--workdir, else the nearest folder upward holding supabase/migrations) > default."""
 
 import os
 from dataclasses import dataclass, field, fields, replace
@@ -57,6 +58,7 @@ class Settings:
     connect_timeout: int = 10
     cwd: Path = field(default_factory=Path.cwd)
     db_url_from: str | None = None  # "--db-url", the variable it was read from, or LOCAL_DEFAULT
+    db_url_file: Path | None = None  # the .env file the variable was read from, if not the environment
 
     def __repr__(self) -> str:
         shown = []
@@ -83,7 +85,18 @@ class Settings:
         return self.db_url is None or is_local_url(self.db_url)
 
     def with_db_url(self, url: str, source: str | None = None) -> "Settings":
-        return replace(self, db_url=url, db_url_from=source or self.db_url_from)
+        if source:
+            return replace(self, db_url=url, db_url_from=source, db_url_file=None)
+        return replace(self, db_url=url)
+
+    @property
+    def db_url_source(self) -> str:
+        """Where the URL came from, for advice: `--db-url`, `SUPABASE_DB_URL`, `STAGING_SUPABASE_DB_URL in ./.env`."""
+        if not self.db_url_from:
+            return "the database URL"
+        if self.db_url_from == LOCAL_DEFAULT:
+            return "the local default's URL (`kit local url`)"
+        return f"{self.db_url_from} in {self.db_url_file}" if self.db_url_file else self.db_url_from
 
     @property
     def named(self) -> bool:
@@ -153,25 +166,35 @@ def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] |
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     environ = dict(os.environ if environ is None else environ)
     cwd = Path(cwd or Path.cwd())
-    dotenv = _read_dotenv(cwd / ".env")
-    target = str(flags.get("target") or environ.get("KIT_TARGET") or dotenv.get("KIT_TARGET") or DEFAULT_TARGET)
+    files = dotenv_files(cwd, flags.get("workdir"))
+    dotenvs = [(path, _read_dotenv(path)) for path in files]
+    sources = [(None, environ)] + dotenvs
+
+    def lookup(var: str) -> tuple[str | None, Path | None]:
+        for path, found in sources:
+            if found.get(var):
+                return found[var], path
+        return None, None
+
+    target = str(flags.get("target") or lookup("KIT_TARGET")[0] or DEFAULT_TARGET)
     values: dict[str, object] = {"cwd": cwd, "target": target,
                                  "local_dir": default_local_dir(environ), "cache_dir": default_cache_dir(environ)}
     for name in ENV_NAMES:
         var = _variable_for(name, target)
-        value = environ.get(var) or dotenv.get(var)
+        value, path = lookup(var)
         if not value and name == "access_token" and var != ENV_NAMES[name]:
             var = ENV_NAMES[name]  # one token per account: a target may share the default one
-            value = environ.get(var) or dotenv.get(var)
+            value, path = lookup(var)
         if value not in (None, ""):
             values[name] = value
             if name == "db_url":
-                values["db_url_from"] = var
+                values["db_url_from"], values["db_url_file"] = var, path
     if target != DEFAULT_TARGET and "db_url" not in flags and "db_url" not in values:
-        raise ConfigError(f"unknown target {target!r}: set {target.upper()}_SUPABASE_DB_URL in .env "
-                          "or the environment (see .env.example)")
+        looked = ", ".join(str(p) for p in dotenv_candidates(cwd, flags.get("workdir")))
+        raise ConfigError(f"unknown target {target!r}: set {target.upper()}_SUPABASE_DB_URL in .env or the "
+                          f"environment (.env looked for in: {looked}; see .env.example)")
     if "db_url" in flags:
-        values["db_url_from"] = "--db-url"
+        values["db_url_from"], values["db_url_file"] = "--db-url", None
     values.update({k: v for k, v in flags.items() if k in {f.name for f in fields(Settings)}})
     return Settings(**_typed(values))
 
@@ -183,10 +206,41 @@ def _variable_for(name: str, target: str) -> str:
     return ENV_NAMES[name]
 
 
-def variable(name: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> str | None:
-    """One variable's value from the environment, else .env (for the rollback's password lookup)."""
+def variable(name: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None,
+             workdir: Path | None = None) -> str | None:
+    """One variable's value from the environment, else the .env files, in load's order (for the rollback's
+    password lookup)."""
     environ = os.environ if environ is None else environ
-    return environ.get(name) or _read_dotenv(Path(cwd or Path.cwd()) / ".env").get(name) or None
+    if environ.get(name):
+        return environ[name]
+    for path in dotenv_files(Path(cwd or Path.cwd()), workdir):
+        if _read_dotenv(path).get(name):
+            return _read_dotenv(path)[name]
+    return None
+
+
+def upward_project(cwd: Path) -> Path | None:
+    """The nearest folder at or above cwd that holds supabase/migrations: the app's repo."""
+    cwd = Path(cwd).resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "supabase" / "migrations").is_dir():
+            return folder
+    return None
+
+
+def dotenv_candidates(cwd: Path, workdir: object = None) -> list[Path]:
+    """Where .env is looked for, first wins: the current folder, then the app's (--workdir, else found upward)."""
+    app = Path(str(workdir)).expanduser() if workdir else upward_project(cwd)
+    found: list[Path] = []
+    for path in [Path(cwd) / ".env"] + ([Path(app) / ".env"] if app else []):
+        if not any(path.resolve() == f.resolve() for f in found):
+            found.append(path)
+    return found
+
+
+def dotenv_files(cwd: Path, workdir: object = None) -> list[Path]:
+    """The .env files that exist, in dotenv_candidates' order."""
+    return [path for path in dotenv_candidates(cwd, workdir) if path.is_file()]
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

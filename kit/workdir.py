@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.errors import ConfigError, ToolMissing
-from kit.settings import Settings
+from kit.settings import Settings, upward_project
 
 MIGRATION_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>.*)\.sql$")
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -30,10 +30,7 @@ def project_dir(settings: Settings) -> Path:
         if not (workdir / "supabase").is_dir():
             raise ConfigError(f"--workdir {workdir} has no supabase/ folder; pass the folder that contains supabase/")
         return workdir
-    for folder in (settings.cwd.resolve(), *settings.cwd.resolve().parents):
-        if (folder / "supabase" / "migrations").is_dir():
-            return folder
-    return kit_dir()
+    return upward_project(settings.cwd) or kit_dir()
 
 
 def kit_dir() -> Path:

@@ -52,7 +52,7 @@ def test_wrong_password_is_named_and_not_printed(run_kit, pg, db_url):
     run = run_kit("status", "--db-url", url)
     assert run.code == 3
     assert one_line(run.err) == (f"kit: error: wrong password or user for 127.0.0.1:{pg.port}: check the password "
-                                 "in SUPABASE_DB_URL (dashboard > Connect)")
+                                 "in --db-url (dashboard > Connect)")
     assert "not-the-password" not in run.err + run.out
 
 
@@ -93,14 +93,14 @@ def test_host_name_that_does_not_resolve(run_kit):
     run = run_kit("status", "--db-url", "postgresql://postgres:pw@db.nonexistent-project.invalid:5432/postgres")
     assert (run.code, one_line(run.err)) == (
         3, "kit: error: cannot resolve the host name of db.nonexistent-project.invalid:5432: check the host in "
-           "SUPABASE_DB_URL")
+           "--db-url")
 
 
 def test_unknown_target(run_kit):
     run = run_kit("status", "--target", "staging")
     assert (run.code, one_line(run.err)) == (
         2, "kit: error: unknown target 'staging': set STAGING_SUPABASE_DB_URL in .env or the environment "
-           "(see .env.example)")
+           f"(.env looked for in: {ROOT / '.env'}; see .env.example)")
 
 
 def test_migrations_folder_missing(run_kit, tmp_path, db_url):

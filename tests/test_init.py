@@ -158,8 +158,8 @@ def test_it_prints_the_next_two_commands(team, run_kit):
     assert run.code == 3  # the configured database is read first; nothing was written
     assert migration_names(team) == sorted(p.name for p in (TEAM / "supabase" / "migrations").iterdir())
     run = run_kit("init", "--workdir", str(team))
-    assert run.out.endswith(f"review the file, commit it, then either:\n  npx supabase db push --workdir {team}\n"
-                            f"  kit deploy --workdir {team}\n")
+    assert run.out.endswith(f"review the file, commit it, then either:\n  npx supabase db push --workdir {team} "
+                            f"--linked\n  kit deploy --workdir {team}\n")
 
 
 def test_a_seed_that_writes_the_uuid_columns_is_warned_about(team, run_kit):

@@ -1,9 +1,6 @@
 """The command line: parses flags, calls one library function per command, prints, exits.
 
-Exit codes (also in the README):
-  0 success · 1 unexpected error · 2 bad input or configuration · 3 cannot connect ·
-  4 refused as unsafe · 5 a check failed · 6 a tool is missing · 7 bad or failed backup ·
-  130 interrupted
+Exit codes: kit/errors.py's classes; every --help ends with them (errors.exit_codes_text()).
 """
 
 import argparse
@@ -14,12 +11,11 @@ import traceback
 from kit import __version__, settings as settings_mod
 from kit.cli import backup, branch, deploy, init, push, schema, smoke
 from kit.cli.output import Result
-from kit.errors import KitError
+from kit.errors import KitError, exit_codes_text
 from kit.redact import redact
 
 COMMAND_MODULES = [init, deploy, schema, backup, push, smoke, branch]
-EPILOG = """exit codes: 0 ok, 1 unexpected error, 2 bad input or configuration, 3 cannot connect,
-4 refused as unsafe, 5 a check failed, 6 tool missing, 7 bad or failed backup, 130 interrupted"""
+EPILOG = exit_codes_text()
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -44,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(commands, common)
     for command in commands.choices.values():  # keep the examples in each --help on their own lines
         command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.epilog = EPILOG
     return parser
 
 

