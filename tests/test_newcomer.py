@@ -234,7 +234,7 @@ def test_the_local_default_from_a_team_repo_without_the_kits_columns_deploys(tmp
     tracking.write_text(tracking.read_text().replace("  base_url     TEXT,\n", "", 1))
     assert "base_url" not in tracking.read_text()
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "KIT_LOCAL_DIR": str(tmp_path / "x"),
-           "KIT_PG_MAJOR": os.environ.get("KIT_TEST_PG_MAJOR") or "17"}
+           "KIT_PG_MAJOR": os.environ.get("KIT_TEST_PG_MAJOR") or "17", "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-m", "kit", "init", "--workdir", str(team)], cwd=tmp_path, env=env,
                    check=True, capture_output=True)
     try:
