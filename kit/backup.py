@@ -1,4 +1,5 @@
-"""`kit backup`: the split `supabase db dump` documents, plus a pg_restore archive and a manifest.
+"""`kit backup`: one pg_dump archive from one exported snapshot; the split `supabase db dump` documents,
+the row counts and the UUID maps derived from it, and a manifest.
 
 The folder holds MARKER until the manifest is written, last: an interrupted backup (Ctrl-C, a
 killed connection, a full disk) keeps its marker and is never offered for rollback.
@@ -8,24 +9,26 @@ import json
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 
-from kit import db, identity, manifest, pgtools
+from kit import backup_archive, backup_data, db, manifest, pgtools
 from kit.errors import BackupError, ConfigError, KitError
+from kit.redact import mask_url
 from kit.settings import Settings
 
 MARKER = "INCOMPLETE"
-# Schemas Supabase manages; `supabase db dump` leaves them out too.
-MANAGED_SCHEMAS = ("information_schema", "pg_*", "_analytics", "_realtime", "_supavisor", "auth", "extensions",
-                   "pgbouncer", "realtime", "storage", "supabase_functions", "supabase_migrations", "cron", "dbdev",
-                   "graphql", "graphql_public", "net", "pgmq", "pgsodium", "pgsodium_masks", "pgtle", "repack",
-                   "tiger", "tiger_data", "timescaledb_*", "_timescaledb_*", "topology", "vault")
+ARCHIVE = "database.dump"
+ARCHIVE_DIR = "database.dir"
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
+SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
+                "else pg_current_wal_lsn() end::text")
 
 
 @dataclass
@@ -34,28 +37,35 @@ class Backup:
     manifest: dict
 
 
-def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Backup:
-    """Every file and the manifest's counts from one snapshot, so rows written meanwhile are in none of them."""
+def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs: int = 1, watch=None) -> Backup:
+    """Dump the database once, from one exported snapshot, and derive every other file from that archive.
+
+    `progress(message)` gets a line per stage; `watch(part, bytes, done)` gets each part's size as it grows.
+    """
     say = progress or (lambda message: None)
+    watch = watch or (lambda part, nbytes, done=False: None)
     folder = _new_folder(settings, out_dir)
-    started = _now()
-    clock = time.perf_counter()
-    with db.session(settings) as conn:
-        try:
-            server = db.server_version(conn)
-            client = pgtools.require_client_for(settings, server)
-            conn.execute("begin isolation level repeatable read")
-            snapshot = conn.execute("select pg_export_snapshot()").fetchone()[0]
-            facts = manifest.collect(conn, folder)
-            ident = identity.read(conn, settings)
-            has_history = conn.execute("select to_regnamespace('supabase_migrations') is not null").fetchone()[0]
-        except psycopg.Error as exc:
-            raise BackupError(f"reading the database for the manifest failed ({_first(exc)}); {folder} is marked "
-                              "incomplete: take the backup again") from None
-        _write_files(settings, folder, snapshot, has_history, say)
-    data = manifest.build(folder, settings, facts, server=server, client=client, started=started,
-                          finished=_now(), seconds=time.perf_counter() - clock)
-    data["identity"] = ident
+    started, clock = _now(), time.perf_counter()
+    archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
+    with _snapshot(settings, folder) as (conn, snap):
+        server = db.server_version(conn)
+        client = pgtools.require_client_for(settings, server)
+        facts = manifest.collect(conn)
+        say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
+        _roles(settings, _private(folder / "roles.sql"))
+        watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
+        _archive(settings, archive, snap["id"], jobs, watch)
+    entries = backup_archive.parse_list(_listing(settings, archive))
+    parts = backup_archive.split(entries)
+    for name in ("schema.sql", "history.sql"):
+        _derive(settings, folder, archive, name, parts[name])
+        watch(name, (folder / name).stat().st_size, True)
+    counts, maps = backup_data.read(settings, folder, archive, parts, maps=facts.pop("wants_maps"),
+                                    on_bytes=lambda n, done=False: watch("data.sql", n, done))
+    data = manifest.build(folder, settings, {**facts, "row_counts": counts, "maps": maps}, server=server,
+                          client=client, started=started, finished=_now(), seconds=time.perf_counter() - clock,
+                          snapshot=snap, archive=archive.name, jobs=jobs,
+                          extensions=backup_archive.extensions(entries))
     data["platform"] = _platform(settings)
     manifest.save(folder, data)
     (folder / MARKER).unlink()
@@ -63,32 +73,66 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None) -> Back
     return Backup(folder, data)
 
 
-def _write_files(settings: Settings, folder: Path, snapshot: str, has_history: bool, say) -> None:
-    """The dumps, each in the exported snapshot (held open by the caller's transaction)."""
-    exclude = [f"--exclude-schema={s}" for s in MANAGED_SCHEMAS]
-    same = f"--snapshot={snapshot}"
-    steps = [
-        ("roles.sql", lambda p: _roles(settings, p)),
-        ("schema.sql", lambda p: _dump(settings, p, [same, "--schema-only", "--quote-all-identifiers", *exclude])),
-        ("data.sql", lambda p: _dump(settings, p, [same, "--data-only", "--quote-all-identifiers", *exclude],
-                                     header="SET session_replication_role = replica;\n\n")),
-        ("history.sql", lambda p: _dump(settings, p, [same, "--schema=supabase_migrations", "--quote-all-identifiers"])
-         if has_history else p.write_text("-- this database had no supabase_migrations schema\n")),
-        ("database.dump", lambda p: _dump(settings, p, [same, "--format=custom"])),
-    ]
-    for name, write in steps:
-        say(f"dumping {name}")
-        write(_private(folder / name))
+@contextmanager
+def _snapshot(settings: Settings, folder: Path):
+    """A REPEATABLE READ, read-only transaction held open while pg_dump reads its exported snapshot."""
+    try:
+        with db.session(settings, autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            snap_id, taken_at, lsn = conn.execute(SNAPSHOT_SQL).fetchone()
+            yield conn, {"id": snap_id, "taken_at": taken_at, "wal_lsn": lsn,
+                         "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
+            conn.rollback()
+    except psycopg.Error as exc:
+        raise BackupError(f"reading the database for the backup failed ({_first(exc)}); {folder} is marked "
+                          "incomplete: take the backup again") from None
+
+
+def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch) -> None:
+    """The one read of the table data: pg_dump of the whole database from the exported snapshot."""
+    fmt = ["--format=directory", f"--jobs={jobs}", f"--file={archive}"] if jobs > 1 else ["--format=custom"]
+    args = [*fmt, f"--snapshot={snapshot}", "--quote-all-identifiers"]
+    on_bytes = (lambda n: watch(archive.name, n))
+    if jobs > 1:
+        pgtools.watched(settings, "pg_dump", args, grows=archive, on_bytes=on_bytes, url=settings.db_url,
+                        what=f"writing {archive.name}")
+    else:
+        with _open(_private(archive)) as handle:
+            pgtools.watched(settings, "pg_dump", args, grows=archive, on_bytes=on_bytes, url=settings.db_url,
+                            stdout=handle, what=f"writing {archive.name}")
+    watch(archive.name, pgtools.size(archive), True)
+
+
+def _listing(settings: Settings, archive: Path) -> str:
+    out = []
+    pgtools.stream(settings, "pg_restore", ["--list", str(archive)], out.append, what=f"listing {archive.name}")
+    return b"".join(out).decode()
+
+
+def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries) -> None:
+    path = _private(folder / name)
+    if not entries:
+        path.write_text("-- nothing of this part is in the database\n")
+        return
+    listing = backup_archive.write_list(folder / ".restore.list", entries)
+    try:
+        with _open(path) as handle:
+            pgtools.stream(settings, "pg_restore", ["--use-list", str(listing), "--file", "-", str(archive)],
+                           handle.write, what=f"writing {name}")
+    finally:
+        listing.unlink(missing_ok=True)
 
 
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     base = Path(out_dir) if out_dir else settings.backup_dir
     base = base if base.is_absolute() else settings.cwd / base
-    folder = base / _safe(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = base / _safe(settings.target) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
-        (folder / MARKER).write_text("this backup did not finish; it is never used for a rollback\n")
+        (folder / MARKER).write_text(json.dumps({"note": "this backup did not finish; it is never used for a "
+                                                 "rollback", "database": mask_url(settings.db_url)}) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write a backup under {base}: {exc.strerror}; pass --out DIR or set "
                           "KIT_BACKUP_DIR to a writable folder") from None
@@ -99,13 +143,6 @@ def _private(path: Path) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
     return path
-
-
-def _dump(settings: Settings, path: Path, args: list[str], header: str = "") -> None:
-    with _open(path) as handle:
-        handle.write(header.encode())
-        handle.flush()
-        pgtools.run(settings, "pg_dump", args, stdout=handle, what=f"writing {path.name}")
 
 
 def _roles(settings: Settings, path: Path) -> None:
@@ -144,8 +181,7 @@ def _platform(settings: Settings) -> dict | None:
 
 
 def _safe(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-    return safe if safe.strip(".") else "target"
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "target"
 
 
 def _now() -> str:

@@ -15,12 +15,6 @@ from kit.settings import Settings
 
 NAME = "manifest.json"
 LINKS = "llm_usage_links.csv"
-TABLES_SQL = """
-select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-where c.relkind in ('r', 'p') and n.nspname not like 'pg\\_%%' and n.nspname <> 'information_schema'
-  and n.nspname not in ('auth', 'storage', 'realtime', 'extensions', 'vault', 'graphql', 'pgsodium', 'net', 'cron')
-order by 1, 2
-"""
 SHAPE_SQL = """
 select 'constraint', conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid)
 from pg_constraint where conrelid = any(%(rels)s::regclass[]) and contype in ('p', 'u', 'f', 'c')
@@ -47,11 +41,10 @@ def shape(conn: psycopg.Connection) -> list[list[str]]:
 
 
 def collect(conn: psycopg.Connection, folder: Path) -> dict:
-    """Row counts, the shape of the LLM tables and, before the migration, their UUID maps."""
-    counts = {f"{s}.{t}": conn.execute(psycopg.sql.SQL("select count(*) from {}").format(
-        psycopg.sql.Identifier(s, t))).fetchone()[0] for s, t in conn.execute(TABLES_SQL).fetchall()}
+    """Read in the backup's snapshot transaction: the shape and catalog of the LLM tables and, before the
+    migration, their UUID maps and every usage row's links. Row counts come from the dump itself."""
     cat = catalog.read(conn)
-    facts = {"row_counts": counts, "shape": shape(conn), "catalog": cat.as_dict(), "maps": None}
+    facts = {"shape": shape(conn), "catalog": cat.as_dict(), "maps": None}
     if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
         facts["maps"] = maps(conn, folder, cat)
     return facts
@@ -86,9 +79,15 @@ def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
             "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
 
 
-def build(folder: Path, settings: Settings, facts: dict, **facts_more) -> dict:
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in sorted(folder.iterdir())
-             if p.is_file() and p.name not in (NAME, "INCOMPLETE")}
+def build(folder: Path, settings: Settings, facts: dict, known: dict | None = None, **facts_more) -> dict:
+    """The manifest; `known` gives (bytes, sha256) of files hashed while they were written."""
+    known = known or {}
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        name = str(p.relative_to(folder))
+        if p.is_file() and p.name not in (NAME, "INCOMPLETE"):
+            size, digest = known.get(name, (None, None))
+            files[name] = {"bytes": p.stat().st_size, "sha256": digest if size == p.stat().st_size else sha256(p)}
     total = sum(f["bytes"] for f in files.values())
     seconds = facts_more.pop("seconds")
     return {"complete": True, "target": settings.target, "database": mask_url(settings.db_url), **facts_more,

@@ -4,6 +4,7 @@ import itertools
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from kit import pgserver
@@ -47,10 +48,65 @@ def run(settings: Settings, name: str, args: list[str], *, url: str | None = Non
     url = url or settings.db_url
     argv = [tool(settings, name), *args, f"--dbname={url_without_password(url)}"]
     result = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url))
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url), umask=0o077)
     if result.returncode != 0:
         raise _failed(settings, f"{name}{' ' + what if what else ''}", result.stderr, result.returncode)
     return result
+
+
+def watched(settings: Settings, name: str, args: list[str], *, grows: Path, on_bytes, url: str | None = None,
+            stdout=None, what: str = "") -> None:
+    """Run a client program; while it runs, call on_bytes(size of `grows`) five times a second."""
+    argv = [tool(settings, name), *args]
+    if url is not None:
+        argv.append(f"--dbname={url_without_password(url)}")
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(argv, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=errors,
+                                 stdin=subprocess.DEVNULL, env=child_env(url or ""), umask=0o077)
+        try:
+            while True:
+                try:
+                    child.wait(timeout=0.2)
+                    break
+                except subprocess.TimeoutExpired:
+                    on_bytes(size(grows))
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        on_bytes(size(grows))
+        if child.returncode != 0:
+            errors.seek(0)
+            raise _failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
+
+
+def stream(settings: Settings, name: str, args: list[str], consume, *, what: str = "") -> None:
+    """Run a client program that needs no database and hand its stdout to consume(chunk), 1 MB at a time."""
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen([tool(settings, name), *args], stdout=subprocess.PIPE, stderr=errors,
+                                 stdin=subprocess.DEVNULL, umask=0o077)
+        try:
+            for chunk in iter(lambda: child.stdout.read(1 << 20), b""):
+                consume(chunk)
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+        finally:
+            child.stdout.close()
+        if child.wait() != 0:
+            errors.seek(0)
+            raise _failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
+
+
+def size(path: Path) -> int:
+    """Bytes in a file, or in every file under a folder."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _failed(settings: Settings, what: str, stderr: bytes, returncode: int) -> BackupError:

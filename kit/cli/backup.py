@@ -1,13 +1,12 @@
 """`kit backup`, `kit backup verify` and `kit rollback`."""
 
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
-from kit import backup, backup_verify, db, identity, local, manifest, project, rollback, rollback_full
-from kit.cli.output import Result, checks_text, confirm, say, table
-from kit.errors import ConnectError
-from kit.redact import url_host
-from kit.settings import db_password
+from kit import backup, backup_store, backup_verify, local, rollback, rollback_full
+from kit.cli.output import Result, checks_text, confirm, table
 
 
 def register(commands, common) -> None:
@@ -19,10 +18,17 @@ def register(commands, common) -> None:
                     "PostgreSQL 18 pg_dump, so no Docker is needed.\n\n"
                     "`kit backup verify PATH` checks the checksums and pg_restore --list, then restores into a "
                     "throwaway local PostgreSQL and compares every table's row count.\n\n"
-                    "examples:\n  kit backup --db-url \"$SUPABASE_DB_URL\"\n  kit backup verify backups/local/20261124T120000Z")
-    p.add_argument("action", nargs="?", choices=["verify"], help="verify an existing backup instead")
+                    "`kit backup list` shows the backups under DIR with their database and size; `kit backup prune "
+                    "--keep N` deletes all but the newest N of each database, never the newest complete one.\n\n"
+                    "examples:\n  kit backup --db-url \"$SUPABASE_DB_URL\"\n  kit backup --jobs 4\n"
+                    "  kit backup verify backups/local/20261124T120000Z\n  kit backup list\n  kit backup prune --keep 3")
+    p.add_argument("action", nargs="?", choices=["verify", "list", "prune"],
+                   help="verify PATH, list the backups, or prune old ones, instead of taking a backup")
     p.add_argument("path", nargs="?", help="the backup folder to verify")
     p.add_argument("--out", metavar="DIR", help="where backups go (default: KIT_BACKUP_DIR or ./backups)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="dump the archive with N parallel workers, as a directory (database.dir/), same snapshot")
+    p.add_argument("--keep", type=int, metavar="N", help="with prune: keep the newest N backups of each database")
     p.set_defaults(handler=cmd_backup)
     p = commands.add_parser(
         "rollback", parents=[common], help="undo the migration in place from a backup, losing no row",
@@ -31,9 +37,6 @@ def register(commands, common) -> None:
                     "through its names, and remove the migration's history row so the next push applies it "
                     "again. Polite: 100 ms lock attempts, and the long update runs without the exclusive lock.\n\n"
                     "--full restores the whole backup (roles, schema, data, history) into an empty database.\n\n"
-                    "Without --db-url or --target, the database is the one the backup's manifest names, with "
-                    "the password from the variable the backup found it in (else PGPASSWORD or ~/.pgpass, else "
-                    "a prompt). A backup of another database is refused (exit 4) before anything is written.\n\n"
                     "examples:\n  kit rollback backups/local/20261124T120000Z --yes\n"
                     "  kit rollback backups/prod/20261124T120000Z --full --db-url postgresql://postgres@127.0.0.1:5432/restore")
     p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
@@ -56,12 +59,16 @@ def cmd_backup(args, settings) -> Result:
         ok = all(c.ok for c in checks)
         return Result({"ok": ok, "path": args.path, "checks": [c.as_dict() for c in checks]}, checks_text(checks),
                       0 if ok else 7)
+    if args.action in ("list", "prune"):
+        return _store(args, settings)
+    if args.jobs < 1:
+        from kit.errors import ConfigError
+
+        raise ConfigError(f"--jobs {args.jobs} is not a number of workers: pass 1 or more")
     settings = local.resolve(settings)
-    if settings.access_token and settings.project_ref:  # the manifest lists this project's platform backups
-        plan = project.check(settings, database=True, project=True)
-        if plan and not args.json:
-            say(plan)
-    taken = backup.take(settings, Path(args.out) if args.out else None, progress=_say(args))
+    with parts_display(args) as watch:
+        taken = backup.take(settings, Path(args.out) if args.out else None, progress=_say(args), jobs=args.jobs,
+                            watch=watch)
     m = taken.manifest
     rows = [(name, f"{f['bytes']:,}", f["sha256"][:16]) for name, f in m["files"].items()]
     text = "\n".join([table(rows, ("file", "bytes", "sha256")),
@@ -72,35 +79,64 @@ def cmd_backup(args, settings) -> Result:
                    "maps": bool(m["maps"])}, text)
 
 
-def _with_password(settings):
-    """Reach the database; when it wants a password the URL lacks and there is a terminal, ask for it."""
-    import getpass
+def _store(args, settings) -> Result:
+    base = Path(args.out) if args.out else settings.backup_dir
+    base = base if base.is_absolute() else settings.cwd / base
+    if args.action == "list":
+        found = backup_store.find(base)
+        rows = [(s.database, s.path.name, "complete" if s.complete else "INCOMPLETE", f"{s.bytes / 1e6:,.1f} MB",
+                 str(s.path)) for s in found]
+        text = table(rows, ("database", "taken", "state", "size", "path")) if rows else f"no backups under {base}"
+        return Result({"base": str(base), "backups": [s.as_dict() for s in found]}, text)
+    if args.keep is None:
+        from kit.errors import ConfigError
 
-    try:
-        with db.session(settings):
-            return settings
-    except ConnectError as exc:
-        if db_password(settings.db_url) or not str(exc).startswith("wrong password"):
-            raise
-        if not sys.stdin.isatty():
-            raise ConnectError(f"{url_host(settings.db_url)} wants a password and {settings.db_url_from or 'the URL'} "
-                               "has none: set PGPASSWORD, pass --db-url with the password, or run on a terminal to "
-                               "be asked") from None
-    from kit.process import url_without_password
+        raise ConfigError("kit backup prune needs --keep N: the number of backups to keep per database")
+    kept, deleted = backup_store.prune(base, args.keep)
+    lines = [f"deleted {s.path} ({s.database}, {s.bytes / 1e6:,.1f} MB)" for s in deleted]
+    lines.append(f"kept {len(kept)} backup(s), deleted {len(deleted)} "
+                 f"({sum(s.bytes for s in deleted) / 1e6:,.1f} MB)")
+    return Result({"kept": [s.as_dict() for s in kept], "deleted": [s.as_dict() for s in deleted]}, "\n".join(lines))
 
-    password = getpass.getpass(f"password for {url_without_password(settings.db_url)}: ")
-    return settings.with_db_url(identity.with_password(settings.db_url, password))
+
+@contextmanager
+def parts_display(args):
+    """watch(part, bytes, done) for backup.take: rich bars with bytes and MB/s on a terminal, else one line per part."""
+    if args.json:
+        yield None
+        return
+    if sys.stderr.isatty():
+        from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        with Progress(TextColumn("{task.description:<20}"), DownloadColumn(), TransferSpeedColumn(),
+                      transient=False) as bars:
+            tasks = {}
+
+            def live(part, nbytes, done=False):
+                if part not in tasks:
+                    tasks[part] = bars.add_task(part, total=None)
+                bars.update(tasks[part], completed=nbytes, total=nbytes if done else None)
+
+            yield live
+        return
+    started = {}
+
+    def plain(part, nbytes, done=False):
+        started.setdefault(part, time.perf_counter())
+        if done:
+            seconds = time.perf_counter() - started[part]
+            print(f"... {part}: {nbytes / 1e6:,.1f} MB in {seconds:.1f} s ({nbytes / 1e6 / max(seconds, 1e-3):,.1f} MB/s)",
+                  file=sys.stderr, flush=True)
+
+    yield plain
 
 
 def cmd_rollback(args, settings) -> Result:
+    settings = local.resolve(settings)
     if args.full:
-        settings = local.resolve(settings)
         outcome = rollback_full.restore(settings, Path(args.path), yes=args.yes, progress=_say(args))
         return Result({"ok": True, **outcome}, f"restored {args.path} into {outcome['database']}")
-    if not (args.db_url or args.target):  # the backup knows its database
-        settings = identity.database_of(settings, manifest.load(Path(args.path)))
-    settings = _with_password(local.resolve(settings))
-    confirm([project.database(settings)], args.yes, "roll back the LLM name-key migration on")
+    confirm(settings, args.yes, "roll back the LLM name-key migration on")
     outcome = rollback.in_place(settings, Path(args.path), progress=_say(args))
     if not outcome["changed"]:
         return Result({"ok": True, **outcome}, "nothing to roll back: the LLM tables are keyed by UUID already")

@@ -1,0 +1,101 @@
+"""Read the COPY blocks of a plain-format data stream as it passes: rows per table, and chosen columns of chosen tables.
+
+Rows are counted with bytes.count over whole blocks (a row is one line: COPY text escapes newlines), so
+counting costs next to nothing; only the tables asked for are split into fields.
+"""
+
+import re
+
+ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
+END = b"\\.\n"
+
+
+def unescape(field: bytes) -> str | None:
+    """A COPY text field as Python text; None for \\N."""
+    if field == b"\\N":
+        return None
+    text = field.decode()
+    if "\\" not in text:
+        return text
+    return re.sub(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", _one, text)
+
+
+def _one(match: re.Match) -> str:
+    code = match.group(1)
+    if code[0] == "x" and len(code) > 1:
+        return chr(int(code[1:], 16))
+    if code[0] in "01234567":
+        return chr(int(code, 8))
+    return ESCAPES.get(code, code)
+
+
+def identifiers(text: str) -> list[str]:
+    """`"a"."b" ("c", d)` -> ['a', 'b', 'c', 'd']: quoted (with "" inside) or bare identifiers, in order."""
+    return [q.replace('""', '"') if q else bare for q, bare in re.findall(r'"((?:[^"]|"")*)"|([A-Za-z_][\w$]*)', text)]
+
+
+class CopyReader:
+    """Feed it the stream in chunks of any size; it keeps `counts` per "schema.table".
+
+    For the tables in `want`, each run of whole rows goes to `on_block(table, columns, rows)`, where rows is
+    the raw COPY text (lines ending in newlines) and columns the names the COPY line gives.
+    """
+
+    def __init__(self, want, on_block):
+        self.want, self.on_block = want, on_block
+        self.counts: dict[str, int] = {}
+        self._rest = b""
+        self._table: str | None = None
+        self._columns: list[str] | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._rest + chunk
+        cut = data.rfind(b"\n") + 1
+        self._rest, data = data[cut:], data[:cut]
+        pos = 0
+        while pos < len(data):
+            pos = self._in_block(data, pos) if self._table else self._header(data, pos)
+
+    def _header(self, data: bytes, pos: int) -> int:
+        start = _line_start(data, b"COPY ", pos)
+        if start < 0:
+            return len(data)
+        end = data.index(b"\n", start)
+        line = data[start:end].decode()
+        names = identifiers(line[5:line.rindex(" FROM stdin")])
+        table = f"{names[0]}.{names[1]}"
+        self._table = table
+        self.counts.setdefault(table, 0)
+        self._columns = names[2:] if table in self.want else None
+        return end + 1
+
+    def _in_block(self, data: bytes, pos: int) -> int:
+        end = _line_start(data, END, pos)
+        block = data[pos:] if end < 0 else data[pos:end]
+        self.counts[self._table] += block.count(b"\n")
+        if self._columns is not None and block:
+            self.on_block(self._table, self._columns, block)
+        if end < 0:
+            return len(data)
+        self._table = self._columns = None
+        return end + len(END)
+
+    def close(self) -> None:
+        if self._rest.strip() or self._table:
+            raise ValueError("the data stream ended inside a COPY block")
+
+
+def _line_start(data: bytes, needle: bytes, pos: int) -> int:
+    """Index of `needle` at the start of a line at or after pos (itself a line start), or -1."""
+    while True:
+        at = data.find(needle, pos)
+        if at < 0 or at == pos or data[at - 1] == 10:
+            return at
+        pos = at + 1
+
+
+def fields(block: bytes, columns: list[str], wanted: tuple[str, ...]) -> list[list[bytes]]:
+    """The raw fields of the wanted columns, row by row."""
+    pick = [columns.index(c) for c in wanted]
+    width = max(pick) + 1
+    return [[f[i] for i in pick] for f in (line.split(b"\t", width) for line in block[:-1].split(b"\n"))]

@@ -1,0 +1,130 @@
+"""`kit backup` on a database being written to: one snapshot, read once, verified exactly; --jobs, list, prune."""
+
+import json
+import re
+import time
+from pathlib import Path
+
+from kit import pgtools, settings as settings_mod
+from tests.conftest import ROOT, query
+from tests.snapshot import data, schema
+from tests.test_backup import _grow, take
+from tests.writers import Writers
+
+
+def _usage_block(path: Path) -> list[bytes]:
+    """The llm_usage rows of data.sql, as COPY text lines."""
+    text = (path / "data.sql").read_bytes()
+    start = text.index(b'\nCOPY "public"."llm_usage" (')
+    start = text.index(b"\n", start + 1) + 1
+    return text[start:text.index(b"\n\\.\n", start - 1) + 1].splitlines()
+
+
+def _seq_scans(admin_url: str) -> int:
+    return query(admin_url, "select seq_scan from pg_stat_user_tables where relid = 'public.llm_usage'::regclass")[0][0]
+
+
+def _settled_seq_scans(admin_url: str) -> int:
+    """Backends flush their statistics at most once a second; wait until two reads agree."""
+    last = -1
+    for _ in range(20):
+        time.sleep(1.1)
+        now = _seq_scans(admin_url)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def test_backup_under_writes_is_one_snapshot_read_once_and_verifies_exactly(db_url, pg, run_kit, tmp_path):
+    _grow(db_url, 60_000)
+    admin = pg.admin_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1]
+    with Writers(db_url, 2) as writers:
+        before = query(db_url, "select count(*) from llm_usage")[0][0]
+        scans_before = _settled_seq_scans(admin)
+        path = take(run_kit, db_url, tmp_path)
+        scans_after = _settled_seq_scans(admin)
+    assert writers.errors == []
+    m = json.loads((path / "manifest.json").read_text())
+    rows = m["row_counts"]["public.llm_usage"]
+    after = query(db_url, "select count(*) from llm_usage")[0][0]
+    assert before <= rows < after  # the writers added rows during and after the snapshot
+    # Everything that describes rows is that one snapshot.
+    block = _usage_block(path)
+    assert len(block) == rows
+    linked = sum(1 for line in block if line.split(b"\t")[1] != b"\\N" or line.split(b"\t")[2] != b"\\N")
+    assert len((path / "llm_usage_links.csv").read_bytes().splitlines()) == linked > 20_000
+    assert m["snapshot"]["how"] == "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"
+    assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", m["snapshot"]["wal_lsn"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", m["snapshot"]["taken_at"])
+    assert m["started"] <= m["snapshot"]["taken_at"][:19] + "Z" <= m["finished"]
+    # Production was read once: pg_dump's one scan of llm_usage, no count(*), no second dump.
+    assert scans_after - scans_before == 1
+    with Writers(db_url, 2) as writers:
+        run = run_kit("backup", "verify", str(path), "--json")
+    assert run.code == 0, run.err
+    rehearsal = run.json["checks"][2]
+    assert rehearsal["ok"] and f"{sum(m['row_counts'].values()):,} rows, every count equal" in rehearsal["detail"]
+    assert json.loads((path / "manifest.json").read_text())["rehearsal"]["server"].startswith("PostgreSQL ")
+    assert writers.errors == []
+
+
+def test_jobs_dumps_a_directory_archive_from_the_snapshot_that_restores(db_url, make_db, pg, run_kit, tmp_path):
+    _grow(db_url, 20_000)
+    path = take(run_kit, db_url, tmp_path, "--jobs", "2")
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["archive"] == "database.dir" and m["jobs"] == 2 and not (path / "database.dump").exists()
+    assert "database.dir/toc.dat" in m["files"]
+    assert {oct(p.stat().st_mode & 0o777) for p in (path / "database.dir").iterdir()} == {"0o600"}
+    run = run_kit("backup", "verify", str(path), "--json")
+    assert run.code == 0, run.err
+    assert "25,014 rows, every count equal" in run.json["checks"][2]["detail"]
+    empty = make_db("template0")
+    s = settings_mod.load({"db_url": empty}, environ={}, cwd=ROOT)
+    pgtools.run(s, "pg_restore", ["--exit-on-error", "--no-owner", "--jobs", "2", str(path / "database.dir")],
+                url=pg.url(empty.rsplit("/", 1)[1]))
+    assert data(empty) == data(db_url) and schema(empty) == schema(db_url)
+
+
+def test_each_part_is_one_plain_line_with_its_size_and_speed_off_a_terminal(db_url, run_kit, tmp_path):
+    run = run_kit("backup", "--db-url", db_url, "--out", str(tmp_path))
+    assert run.code == 0, run.err
+    parts = re.findall(r"^\.\.\. ([\w.]+): [\d,.]+ MB in [\d.]+ s \([\d,.]+ MB/s\)$", run.err, re.M)
+    assert parts == ["roles.sql", "database.dump", "schema.sql", "history.sql", "data.sql"]
+
+
+def test_list_and_prune_keep_the_newest_per_database_and_the_newest_complete_one(make_db, run_kit, tmp_path):
+    a, b = make_db(), make_db()
+    a_paths = [take(run_kit, a, tmp_path) for _ in range(3)]
+    b_paths = [take(run_kit, b, tmp_path) for _ in range(2)]
+    (a_paths[2] / "manifest.json").unlink()
+    (a_paths[2] / "INCOMPLETE").write_text(json.dumps({"database": a}))  # the newest of a did not finish
+    listed = run_kit("backup", "list", "--out", str(tmp_path), "--json")
+    assert listed.code == 0, listed.err
+    rows = [(r["database"], r["path"], r["complete"]) for r in listed.json["backups"]]
+    assert sorted(rows) == sorted([(a, str(p), p != a_paths[2]) for p in a_paths] + [(b, str(p), True) for p in b_paths])
+    assert all(r["bytes"] > 10_000 for r in listed.json["backups"])
+    text = run_kit("backup", "list", "--out", str(tmp_path)).out
+    assert text.splitlines()[0].split() == ["database", "taken", "state", "size", "path"]
+    assert "INCOMPLETE" in text and a in text
+    pruned = run_kit("backup", "prune", "--keep", "1", "--out", str(tmp_path), "--json")
+    assert pruned.code == 0, pruned.err
+    assert sorted(r["path"] for r in pruned.json["deleted"]) == sorted([str(a_paths[0]), str(b_paths[0])])
+    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == sorted(
+        p.name for p in (a_paths[1], a_paths[2], b_paths[1]))
+    assert run_kit("rollback", str(a_paths[1]), "--full", "--db-url", make_db("template0"), "--json").code == 0
+    refused = run_kit("backup", "prune", "--keep", "0", "--out", str(tmp_path))
+    assert refused.code == 2
+    assert refused.err == "kit: error: --keep 0 would delete every backup: keep at least 1\n"
+
+
+def test_a_needed_extension_no_server_has_is_one_line(db_url, run_kit, tmp_path):
+    path = take(run_kit, db_url, tmp_path)
+    m = json.loads((path / "manifest.json").read_text())
+    m["extensions"] = [*m["extensions"], "postgis_kit_test"]
+    (path / "manifest.json").write_text(json.dumps(m))
+    run = run_kit("backup", "verify", str(path))
+    assert run.code == 7
+    assert re.fullmatch(r"kit: error: the backup needs the extension postgis_kit_test, which no PostgreSQL server "
+                        r"here has \(PostgreSQL \d+ at \S+ lacks it\): install its contrib package and verify again\n",
+                        run.err.splitlines(keepends=True)[-1])

@@ -1,0 +1,67 @@
+"""Writers that insert usage rows for as long as a test runs something, recording every id and latency."""
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+
+INSERT = ("insert into public.llm_usage (provider_name, model_name, agent_name, prompt_tokens, completion_tokens) "
+          "values ('openai', 'gpt-4o-mini', %s, 10, 5) returning id")
+
+
+@dataclass
+class Writer:
+    url: str
+    name: str
+    pause: float
+    stop: threading.Event
+    ids: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                start = time.perf_counter()
+                try:
+                    self.ids.append(conn.execute(INSERT, (self.name,)).fetchone()[0])
+                    self.latencies.append(time.perf_counter() - start)
+                except psycopg.Error as exc:
+                    self.errors.append(str(exc).splitlines()[0])
+                time.sleep(self.pause)
+
+
+class Writers:
+    """with Writers(url, 2) as w: ... — w.ids, w.errors, w.longest after the block."""
+
+    def __init__(self, url: str, count: int = 2, pause: float = 0.002):
+        self.stop = threading.Event()
+        self.writers = [Writer(url, f"writer-{n}", pause, self.stop) for n in range(count)]
+        self.threads = [threading.Thread(target=w.run, daemon=True) for w in self.writers]
+
+    def __enter__(self) -> "Writers":
+        for thread in self.threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while not all(w.ids for w in self.writers) and time.monotonic() < deadline:
+            time.sleep(0.01)  # every writer is inserting before the work starts
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.05)  # and still inserting after it ends
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted(i for w in self.writers for i in w.ids)
+
+    @property
+    def errors(self) -> list[str]:
+        return [e for w in self.writers for e in w.errors]
+
+    @property
+    def longest(self) -> float:
+        return max((t for w in self.writers for t in w.latencies), default=0.0)
