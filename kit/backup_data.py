@@ -7,6 +7,7 @@ from pathlib import Path
 from kit import pgtools
 from kit.backup_archive import Entry, write_list
 from kit.copy_stream import CopyReader, fields, unescape
+from kit.errors import BackupError
 from kit.settings import Settings
 
 LINKS = "llm_usage_links.csv"
@@ -56,7 +57,11 @@ def read(settings: Settings, folder: Path, archive: Path, parts: dict[str, list[
 
         def consume(chunk: bytes) -> None:
             nonlocal written
-            out.write(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise BackupError(f"writing data.sql failed: {exc.strerror}; {folder} is marked incomplete: "
+                                  "free space or pass --out DIR, then take the backup again") from None
             reader.feed(chunk)
             written += len(chunk)
             on_bytes(written)
