@@ -46,29 +46,34 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     watch = watch or (lambda part, nbytes, done=False: None)
     folder = _new_folder(settings, out_dir)
     started, clock = _now(), time.perf_counter()
-    archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
-    with _snapshot(settings, folder) as (conn, snap):
-        server = db.server_version(conn)
-        client = pgtools.require_client_for(settings, server)
-        facts = manifest.collect(conn)
-        say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
-        _roles(settings, _private(folder / "roles.sql"))
-        watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
-        _archive(settings, archive, snap["id"], jobs, watch)
-    entries = backup_archive.parse_list(_listing(settings, archive))
-    parts = backup_archive.split(entries)
-    for name in ("schema.sql", "history.sql"):
-        _derive(settings, folder, archive, name, parts[name])
-        watch(name, (folder / name).stat().st_size, True)
-    counts, maps = backup_data.read(settings, folder, archive, parts, maps=facts.pop("wants_maps"),
-                                    on_bytes=lambda n, done=False: watch("data.sql", n, done))
-    data = manifest.build(folder, settings, {**facts, "row_counts": counts, "maps": maps}, server=server,
-                          client=client, started=started, finished=_now(), seconds=time.perf_counter() - clock,
-                          snapshot=snap, archive=archive.name, jobs=jobs,
-                          extensions=backup_archive.extensions(entries))
-    data["platform"] = _platform(settings)
-    manifest.save(folder, data)
-    (folder / MARKER).unlink()
+    try:
+        archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
+        with _snapshot(settings, folder) as (conn, snap):
+            server = db.server_version(conn)
+            client = pgtools.require_client_for(settings, server)
+            facts = manifest.collect(conn)
+            say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
+            _roles(settings, _private(folder / "roles.sql"))
+            watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
+            _archive(settings, archive, snap["id"], jobs, watch)
+        entries = backup_archive.parse_list(_listing(settings, archive))
+        parts = backup_archive.split(entries)
+        for name in ("schema.sql", "history.sql"):
+            _derive(settings, folder, archive, name, parts[name])
+            watch(name, (folder / name).stat().st_size, True)
+        counts, maps = backup_data.read(settings, folder, archive, parts, maps=facts.pop("wants_maps"),
+                                        on_bytes=lambda n, done=False: watch("data.sql", n, done))
+        data = manifest.build(folder, settings, {**facts, "row_counts": counts, "maps": maps}, server=server,
+                              client=client, started=started, finished=_now(), seconds=time.perf_counter() - clock,
+                              snapshot=snap, archive=archive.name, jobs=jobs,
+                              extensions=backup_archive.extensions(entries))
+        data["platform"] = _platform(settings)
+        manifest.save(folder, data)
+        (folder / MARKER).unlink()
+    except BackupError as exc:
+        if "marked incomplete" in str(exc):
+            raise
+        raise BackupError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
     say(f"backup complete: {folder}")
     return Backup(folder, data)
 

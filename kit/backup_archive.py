@@ -15,6 +15,13 @@ MANAGED_SCHEMAS = ("information_schema", "pg_*", "_analytics", "_realtime", "_su
                    "pgbouncer", "realtime", "storage", "supabase_functions", "supabase_migrations", "cron", "dbdev",
                    "graphql", "graphql_public", "net", "pgmq", "pgsodium", "pgsodium_masks", "pgtle", "repack",
                    "tiger", "tiger_data", "timescaledb_*", "_timescaledb_*", "topology", "vault")
+# data.sql keeps the users' data in auth, storage and the like, as `supabase db dump --data-only` does (for a
+# move to a new project), but not the data of these schemas and tables, which the platform maintains.
+DATA_EXCLUDED = ("information_schema", "pg_*", "extensions", "pgbouncer", "realtime", "_realtime", "_analytics",
+                 "_supavisor", "supabase_migrations", "cron", "graphql", "graphql_public", "net", "pgmq", "pgsodium",
+                 "pgsodium_masks", "pgtle", "repack", "tiger", "tiger_data", "timescaledb_*", "_timescaledb_*",
+                 "topology", "vault")
+DATA_EXCLUDED_TABLES = ("auth.schema_migrations", "storage.migrations", "supabase_functions.migrations")
 HISTORY_SCHEMA = "supabase_migrations"
 # Entry kinds of more than one word, longest first (pg_dump's names for them).
 KINDS = sorted(["TABLE DATA", "SEQUENCE SET", "SEQUENCE OWNED BY", "FK CONSTRAINT", "CHECK CONSTRAINT", "DEFAULT ACL",
@@ -48,6 +55,12 @@ class Entry:
         return "-"
 
     @property
+    def name(self) -> str:
+        """The object's name for an entry in a schema (a table's name for TABLE DATA)."""
+        rest = self.line.split(f"{self.kind} {self.namespace} ", 1)[-1]
+        return rest.rsplit(" ", 1)[0]
+
+    @property
     def is_data(self) -> bool:
         return self.kind in DATA_KINDS
 
@@ -65,24 +78,28 @@ def parse_list(listing: str) -> list[Entry]:
     return entries
 
 
-def managed(schema: str) -> bool:
-    return any(fnmatch.fnmatchcase(schema, pattern) for pattern in MANAGED_SCHEMAS)
+def managed(schema: str, patterns: tuple[str, ...] = MANAGED_SCHEMAS) -> bool:
+    return any(fnmatch.fnmatchcase(schema, pattern) for pattern in patterns)
+
+
+def user_data(entry: Entry) -> bool:
+    """Data that data.sql carries: not of a platform schema, nor a platform migrations table."""
+    return not managed(entry.schema, DATA_EXCLUDED) and f"{entry.schema}.{entry.name}" not in DATA_EXCLUDED_TABLES
 
 
 def split(entries: list[Entry]) -> dict[str, list[Entry]]:
-    """Entries for schema.sql, data.sql, history.sql, and the managed schemas' table data (counted only)."""
-    parts = {"schema.sql": [], "data.sql": [], "history.sql": [], "managed_data": []}
+    """Entries for schema.sql, data.sql, history.sql, and the rest of the table data (counted only)."""
+    parts = {"schema.sql": [], "data.sql": [], "history.sql": [], "other_data": []}
     for entry in entries:
         schema = entry.schema
         if schema == HISTORY_SCHEMA:
             parts["history.sql"].append(entry)
-            if entry.kind == "TABLE DATA":
-                parts["managed_data"].append(entry)
-        elif managed(schema):
-            if entry.kind == "TABLE DATA":
-                parts["managed_data"].append(entry)
-        else:
-            parts["data.sql" if entry.is_data else "schema.sql"].append(entry)
+        elif not entry.is_data and not managed(schema):
+            parts["schema.sql"].append(entry)
+        if entry.is_data and user_data(entry):
+            parts["data.sql"].append(entry)
+        elif entry.kind == "TABLE DATA":
+            parts["other_data"].append(entry)
     return parts
 
 

@@ -68,8 +68,8 @@ def read(settings: Settings, folder: Path, archive: Path, parts: dict[str, list[
 
         _restore(settings, folder, archive, parts["data.sql"], consume, "writing data.sql")
     reader.close()
-    if parts["managed_data"]:
-        _restore(settings, folder, archive, parts["managed_data"], reader.feed, "counting managed tables")
+    if parts["other_data"]:
+        _restore(settings, folder, archive, parts["other_data"], reader.feed, "counting the platform's tables")
         reader.close()
     on_bytes(written, done=True)
     return reader.counts, mapper.close() if mapper else None

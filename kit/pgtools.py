@@ -121,22 +121,37 @@ HEADER_LINES = 50  # pg_dump writes its SET lines at the top of every file
 
 def psql_file(settings: Settings, url: str, path: Path) -> None:
     """Run a SQL file in one transaction, streamed; header settings the server is too old for are left out."""
+    psql_files(settings, url, [path], f"restoring {path.name}")
+
+
+def psql_files(settings: Settings, url: str, sources: list, what: str) -> None:
+    """Run SQL files (paths, or bytes) one after the other in ONE transaction through psql, streamed: any error
+    rolls all of them back. Header settings the server is too old for are left out of each file."""
     from kit import db
 
     with db.session(settings, url) as conn:
         server = conn.info.server_version
     argv = [tool(settings, "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
             "--file", "-", f"--dbname={url_without_password(url)}"]
-    with open(path, "rb") as source, subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                                      stderr=subprocess.PIPE, env=child_env(url)) as psql:
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=child_env(url)) as psql:
         try:
-            for line in itertools.islice(source, HEADER_LINES):
-                if server >= NEWER_SETTINGS.get(line, 0):
-                    psql.stdin.write(line)
-            shutil.copyfileobj(source, psql.stdin, 1 << 20)
+            for source in sources:
+                _feed(psql.stdin, source, server)
             psql.stdin.close()
         except BrokenPipeError:
             pass  # psql stopped on an error; its stderr says which
         errors = psql.stderr.read()
     if psql.returncode != 0:
-        raise _failed(settings, f"psql restoring {path.name}", errors, psql.returncode)
+        raise _failed(settings, f"psql {what}", errors, psql.returncode)
+
+
+def _feed(pipe, source, server: int) -> None:
+    if isinstance(source, bytes):
+        pipe.write(source)
+        return
+    with open(source, "rb") as handle:
+        for line in itertools.islice(handle, HEADER_LINES):
+            if server >= NEWER_SETTINGS.get(line, 0):
+                pipe.write(line)
+        shutil.copyfileobj(handle, pipe, 1 << 20)

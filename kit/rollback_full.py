@@ -1,34 +1,59 @@
-"""`kit rollback --full`: restore a whole backup the way Supabase documents it, into an empty database."""
+"""`kit rollback --full`: restore a whole backup the way Supabase documents it, in one transaction.
 
+Roles, schema, data (with session_replication_role = replica) and history go through one psql session
+with --single-transaction, as Supabase's restore guide runs them: a failure anywhere (a bad statement, a
+lost connection) rolls everything back, so the database is either restored or exactly as it was. A
+database that already has tables outside Supabase's own schemas is refused: restore into a fresh project
+or an empty database.
+"""
+
+import re
 from pathlib import Path
 
-from kit import db, manifest, pgtools
-from kit.errors import Refused
+from kit import backup_archive, db, manifest, pgtools
+from kit.errors import BackupError, Refused
 from kit.redact import mask_url, url_host
 from kit.settings import Settings
 
 SQL_DIR = Path(__file__).parent / "sql"
-USER_TABLES = ("select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
-               "and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg\\_%'")
+USER_TABLES = ("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+               "where c.relkind in ('r', 'p', 'v', 'm', 'f') and n.nspname not like 'pg\\_%%' "
+               "and n.nspname <> 'information_schema' order by 1, 2")
+ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
 
 
 def restore(settings: Settings, path: Path, *, yes: bool, progress=None) -> dict:
     say = progress or (lambda message: None)
+    path = Path(path)
     manifest.load(path)
-    with db.session(settings) as conn:
-        tables = conn.execute(USER_TABLES).fetchone()[0]
-        has_auth = conn.execute("select to_regnamespace('auth') is not null").fetchone()[0]
     if not yes and not settings.is_local:
         raise Refused(f"{url_host(settings.db_url)} is not local: a full restore there needs --yes")
-    if tables and not yes:
-        raise Refused(f"{url_host(settings.db_url)} already has {tables} table(s): a full restore needs an empty "
-                      "database (or --yes to restore over it)")
-    say("roles.sql")
-    pgtools.run(settings, "psql", ["--no-psqlrc", "--quiet", "--file", str(path / "roles.sql")], what="roles.sql")
+    with db.session(settings) as conn:
+        tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES) if not backup_archive.managed(s)]
+        has_auth = conn.execute("select to_regclass('auth.users') is not null").fetchone()[0]
+        roles = {r for (r,) in conn.execute("select rolname from pg_roles")}
+    if tables:
+        shown = ", ".join(tables[:3]) + (f" and {len(tables) - 3} more" if len(tables) > 3 else "")
+        raise Refused(f"{url_host(settings.db_url)} already has {len(tables)} table(s) outside Supabase's own "
+                      f"schemas ({shown}): a full restore goes into a fresh project or an empty database; "
+                      "nothing was changed")
+    sources = []
     if not has_auth:
-        say("Supabase roles, auth schema and grants (the target is not a Supabase project)")
-        pgtools.psql_file(settings, settings.db_url, SQL_DIR / "supabase_env.sql")
-    for name in ("schema.sql", "data.sql", "history.sql"):
-        say(name)
-        pgtools.psql_file(settings, settings.db_url, path / name)
+        say("Supabase skeleton: API roles, auth schema and grants (the target is not a Supabase project)")
+        sources.append(SQL_DIR / "supabase_env.sql")
+    say("roles.sql, schema.sql, data.sql (session_replication_role = replica), history.sql: one transaction")
+    sources += [_roles(path / "roles.sql", roles), path / "schema.sql", path / "data.sql",
+                b"\nSET session_replication_role = origin;\n", path / "history.sql"]
+    try:
+        pgtools.psql_files(settings, settings.db_url, sources, "restoring the backup")
+    except BackupError as exc:
+        raise BackupError(f"{exc}; it ran in one transaction, so nothing of it was restored: fix the cause and "
+                          "run kit rollback --full again") from None
     return {"database": mask_url(settings.db_url), "path": str(path)}
+
+
+def _roles(path: Path, existing: set[str]) -> bytes:
+    """roles.sql without the roles the server has already: those are left as they are."""
+    kept = [line for line in path.read_text().splitlines()
+            if not ((m := ROLE_LINE.match(line)) and m.group(1) in existing)]
+    return ("\n".join(kept) + "\n").encode()

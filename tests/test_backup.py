@@ -111,7 +111,9 @@ def test_full_restore_round_trip_gives_equal_rows_and_checksums(db_url, make_db,
         refused = run_kit("rollback", str(path), "--full", "--db-url", empty)
         assert refused.code == 4
         assert refused.err.startswith(f"kit: error: 127.0.0.1:{pg.port} already has ")
-        assert refused.err.endswith(" table(s): a full restore needs an empty database (or --yes to restore over it)\n")
+        assert refused.err.endswith(" table(s) outside Supabase's own schemas (public.llm_models, public.llm_providers, "
+                                    "public.llm_usage): a full restore goes into a fresh project or an empty database; "
+                                    "nothing was changed\n")
     finally:
         with psycopg.connect(pg.admin_url, autocommit=True) as conn:
             conn.execute(f'drop database if exists "{empty.rsplit("/", 1)[1]}" with (force)')
