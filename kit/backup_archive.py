@@ -94,13 +94,22 @@ def split(entries: list[Entry]) -> dict[str, list[Entry]]:
         schema = entry.schema
         if schema == HISTORY_SCHEMA:
             parts["history.sql"].append(entry)
-        elif not entry.is_data and not managed(schema):
+        elif not entry.is_data and not managed(schema) and not _platforms(entry):
             parts["schema.sql"].append(entry)
         if entry.is_data and user_data(entry):
             parts["data.sql"].append(entry)
         elif entry.kind == "TABLE DATA":
             parts["other_data"].append(entry)
     return parts
+
+
+def _platforms(entry: Entry) -> bool:
+    """What a Supabase project has already and its login role cannot set again: an extension's comment, the
+    realtime publication itself (the tables added to it stay), the platform roles' default privileges."""
+    about = entry.line.split(" - ", 1)[-1]
+    if entry.kind == "DEFAULT ACL":  # the platform's own default grants: only that role could set them again
+        return bool(re.fullmatch(r"supabase_\w+", entry.line.rsplit(" ", 1)[-1]))
+    return about.startswith("EXTENSION ") or (entry.kind == "PUBLICATION" and about.startswith("supabase_realtime "))
 
 
 def write_list(path: Path, entries: list[Entry]) -> Path:

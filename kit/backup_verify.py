@@ -17,7 +17,7 @@ ROLES_SQL = """
 do $roles$
 declare name text;
 begin
-  foreach name in array array['anon', 'authenticated', 'service_role', 'authenticator', 'supabase_admin',
+  foreach name in array array['postgres', 'anon', 'authenticated', 'service_role', 'authenticator', 'supabase_admin',
                               'supabase_auth_admin', 'supabase_storage_admin', 'dashboard_user', 'pgbouncer']
   loop
     if not exists (select 1 from pg_roles where rolname = name) then

@@ -111,8 +111,10 @@ def size(path: Path) -> int:
 
 def _failed(settings: Settings, what: str, stderr: bytes, returncode: int) -> BackupError:
     """The program's last line of stderr, secrets masked, as one error line."""
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    return BackupError(f"{what} failed: {redact(lines[-1] if lines else f'exit {returncode}', settings.secrets)}")
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if re.search(r"\b(ERROR|FATAL|error):", line)]
+    line = (errors or lines or [f"exit {returncode}"])[-1]
+    return BackupError(f"{what} failed: {redact(line, settings.secrets)}")
 
 
 NEWER_SETTINGS = {b"SET transaction_timeout = 0;\n": 170000}  # written by pg_dump 17+, unknown to older servers

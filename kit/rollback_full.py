@@ -31,12 +31,17 @@ def restore(settings: Settings, path: Path, *, yes: bool, progress=None) -> dict
     with db.session(settings) as conn:
         tables = [f"{s}.{t}" for s, t in conn.execute(USER_TABLES) if not backup_archive.managed(s)]
         has_auth = conn.execute("select to_regclass('auth.users') is not null").fetchone()[0]
+        superuser = conn.execute("select rolsuper from pg_roles where rolname = current_user").fetchone()[0]
         roles = {r for (r,) in conn.execute("select rolname from pg_roles")}
     if tables:
         shown = ", ".join(tables[:3]) + (f" and {len(tables) - 3} more" if len(tables) > 3 else "")
         raise Refused(f"{url_host(settings.db_url)} already has {len(tables)} table(s) outside Supabase's own "
                       f"schemas ({shown}): a full restore goes into a fresh project or an empty database; "
                       "nothing was changed")
+    if not has_auth and not superuser:
+        raise Refused(f"{url_host(settings.db_url)} has no Supabase skeleton (no auth.users), and only a superuser "
+                      "could add it: restore into a fresh Supabase project or a database made from the skeleton "
+                      "(kit local up); nothing was changed")
     sources = []
     if not has_auth:
         say("Supabase skeleton: API roles, auth schema and grants (the target is not a Supabase project)")

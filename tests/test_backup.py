@@ -100,23 +100,26 @@ def test_round_trip_keeps_every_row_and_every_original_uuid(db_url, run_kit, tmp
 
 def test_full_restore_round_trip_gives_equal_rows_and_checksums(db_url, make_db, pg, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
-    empty = pg.url(f"restore_{os.getpid()}_{tmp_path.name[-6:]}".lower().replace("-", "_"))
-    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-        conn.execute(f'create database "{empty.rsplit("/", 1)[1]}"')
-    try:
-        run = run_kit("rollback", str(path), "--full", "--db-url", empty, "--json")
-        assert run.code == 0, run.err
-        assert data(empty) == data(db_url)
-        assert schema(empty) == schema(db_url)
-        refused = run_kit("rollback", str(path), "--full", "--db-url", empty)
-        assert refused.code == 4
-        assert refused.err.startswith(f"kit: error: 127.0.0.1:{pg.port} already has ")
-        assert refused.err.endswith(" table(s) outside Supabase's own schemas (public.llm_models, public.llm_providers, "
-                                    "public.llm_usage): a full restore goes into a fresh project or an empty database; "
-                                    "nothing was changed\n")
-    finally:
-        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{empty.rsplit("/", 1)[1]}" with (force)')
+    bare = make_db("template0")  # no Supabase skeleton, and postgres is no superuser who could add it
+    refused = run_kit("rollback", str(path), "--full", "--db-url", bare)
+    assert refused.code == 4
+    assert refused.err == (f"kit: error: 127.0.0.1:{pg.port} has no Supabase skeleton (no auth.users), and only a "
+                           "superuser could add it: restore into a fresh Supabase project or a database made from the "
+                           "skeleton (kit local up); nothing was changed\n")
+    empty = make_db("kit_tpl_supabase")
+    run = run_kit("rollback", str(path), "--full", "--db-url", empty, "--json")
+    assert run.code == 0, run.err
+    assert data(empty) == data(db_url)
+    assert schema(empty) == schema(db_url)
+    tables = ("llm_providers", "llm_models", "llm_usage", "agent_profiles")
+    assert data(empty, tables) == data(db_url, tables)
+    assert query(empty, "select count(*) from auth.users") == query(db_url, "select count(*) from auth.users")
+    refused = run_kit("rollback", str(path), "--full", "--db-url", empty)
+    assert refused.code == 4
+    assert refused.err.startswith(f"kit: error: 127.0.0.1:{pg.port} already has ")
+    assert refused.err.endswith(" table(s) outside Supabase's own schemas (public.agent_profiles, public.llm_models, "
+                                "public.llm_providers and 1 more): a full restore goes into a fresh project or an "
+                                "empty database; nothing was changed\n")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit"])
@@ -157,7 +160,7 @@ def test_backup_verify_restores_into_a_throwaway_server(db_url, run_kit, tmp_pat
     assert run.code == 0, run.err
     names = [c["name"] for c in run.json["checks"]]
     assert names == ["checksums", "pg_restore --list", "rehearsal restore"]
-    assert run.json["checks"][2]["detail"].startswith("3 table(s), 5,014 rows, every count equal to the snapshot's, on PostgreSQL ")
+    assert run.json["checks"][2]["detail"].startswith("5 table(s), 5,089 rows, every count equal to the snapshot's, on PostgreSQL ")
 
 
 def test_rollback_waits_politely_then_refuses_and_changes_nothing(db_url, run_kit, tmp_path, monkeypatch):

@@ -43,9 +43,9 @@ def test_full_restore_over_existing_tables_refuses_and_changes_nothing(db_url, r
     for extra in ((), ("--yes",)):
         run = run_kit("rollback", str(path), "--full", "--db-url", db_url, *extra)
         assert run.code == 4
-        assert run.err.endswith(" already has 3 table(s) outside Supabase's own schemas (public.llm_models, "
-                                "public.llm_providers, public.llm_usage): a full restore goes into a fresh project "
-                                "or an empty database; nothing was changed\n")
+        assert run.err.endswith(" already has 4 table(s) outside Supabase's own schemas (public.agent_profiles, "
+                                "public.llm_models, public.llm_providers and 1 more): a full restore goes into a "
+                                "fresh project or an empty database; nothing was changed\n")
     assert (_target_state(db_url), data(db_url)) == before
 
 

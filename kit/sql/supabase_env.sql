@@ -112,3 +112,7 @@ alter default privileges in schema public grant all on sequences to postgres, an
 alter default privileges for role postgres in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public grant all on functions to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public grant all on sequences to anon, authenticated, service_role;
+
+-- As Supabase's supautils allows it, `postgres` may set session_replication_role: data.sql loads with it
+-- (Supabase's restore guide), and the full restore runs as postgres.
+grant set on parameter session_replication_role to postgres;
