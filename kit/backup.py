@@ -55,17 +55,22 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
             _roles(settings, _private(folder / "roles.sql"))
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
-            _archive(settings, archive, snap["id"], jobs, watch)
+            split = backup_data.Split(folder, facts.pop("wants_maps"),
+                                      lambda n, done=False: watch("data.sql", n, done))
+            known = _archive(settings, archive, snap["id"], jobs, watch, split)
+        if jobs > 1:
+            counts, maps = backup_data.from_archive(settings, archive, split)
+        else:
+            counts, maps = known.pop("result")
+        known["data.sql"] = (split.written, split.digest.hexdigest())
         entries = backup_archive.parse_list(_listing(settings, archive))
         parts = backup_archive.split(entries)
         for name in ("schema.sql", "history.sql"):
             _derive(settings, folder, archive, name, parts[name])
             watch(name, (folder / name).stat().st_size, True)
-        counts, maps = backup_data.read(settings, folder, archive, parts, maps=facts.pop("wants_maps"),
-                                        on_bytes=lambda n, done=False: watch("data.sql", n, done))
-        data = manifest.build(folder, settings, {**facts, "row_counts": counts, "maps": maps}, server=server,
-                              client=client, started=started, finished=_now(), seconds=time.perf_counter() - clock,
-                              snapshot=snap, archive=archive.name, jobs=jobs,
+        data = manifest.build(folder, settings, {**facts, "row_counts": counts, "maps": maps}, known=known,
+                              server=server, client=client, started=started, finished=_now(),
+                              seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs,
                               extensions=backup_archive.extensions(entries))
         data["platform"] = _platform(settings)
         manifest.save(folder, data)
@@ -94,19 +99,20 @@ def _snapshot(settings: Settings, folder: Path):
                           "incomplete: take the backup again") from None
 
 
-def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch) -> None:
-    """The one read of the table data: pg_dump of the whole database from the exported snapshot."""
-    fmt = ["--format=directory", f"--jobs={jobs}", f"--file={archive}"] if jobs > 1 else ["--format=custom"]
-    args = [*fmt, f"--snapshot={snapshot}", "--quote-all-identifiers"]
+def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split) -> dict:
+    """The one read of the table data: pg_dump of the whole database from the exported snapshot. With one job
+    its output also streams into the split as it is written; returns what is known of the files already."""
+    args = [f"--snapshot={snapshot}", "--quote-all-identifiers"]
     on_bytes = (lambda n: watch(archive.name, n))
     if jobs > 1:
-        pgtools.watched(settings, "pg_dump", args, grows=archive, on_bytes=on_bytes, url=settings.db_url,
-                        what=f"writing {archive.name}")
-    else:
-        with _open(_private(archive)) as handle:
-            pgtools.watched(settings, "pg_dump", args, grows=archive, on_bytes=on_bytes, url=settings.db_url,
-                            stdout=handle, what=f"writing {archive.name}")
-    watch(archive.name, pgtools.size(archive), True)
+        pgtools.watched(settings, "pg_dump", ["--format=directory", f"--jobs={jobs}", f"--file={archive}", *args],
+                        grows=archive, on_bytes=on_bytes, url=settings.db_url, what=f"writing {archive.name}")
+        watch(archive.name, pgtools.size(archive), True)
+        return {}
+    tee = {}
+    result = backup_data.dump_and_split(settings, archive, ["--format=custom", *args], split, on_bytes, tee)
+    watch(archive.name, tee["bytes"], True)
+    return {"result": result, archive.name: (tee["bytes"], tee["sha256"])}
 
 
 def _listing(settings: Settings, archive: Path) -> str:

@@ -82,9 +82,9 @@ def managed(schema: str, patterns: tuple[str, ...] = MANAGED_SCHEMAS) -> bool:
     return any(fnmatch.fnmatchcase(schema, pattern) for pattern in patterns)
 
 
-def user_data(entry: Entry) -> bool:
+def user_data(schema: str, name: str) -> bool:
     """Data that data.sql carries: not of a platform schema, nor a platform migrations table."""
-    return not managed(entry.schema, DATA_EXCLUDED) and f"{entry.schema}.{entry.name}" not in DATA_EXCLUDED_TABLES
+    return not managed(schema, DATA_EXCLUDED) and f"{schema}.{name}" not in DATA_EXCLUDED_TABLES
 
 
 def split(entries: list[Entry]) -> dict[str, list[Entry]]:
@@ -96,7 +96,7 @@ def split(entries: list[Entry]) -> dict[str, list[Entry]]:
             parts["history.sql"].append(entry)
         elif not entry.is_data and not managed(schema) and not _platforms(entry):
             parts["schema.sql"].append(entry)
-        if entry.is_data and user_data(entry):
+        if entry.is_data and user_data(entry.schema, entry.name):
             parts["data.sql"].append(entry)
         elif entry.kind == "TABLE DATA":
             parts["other_data"].append(entry)

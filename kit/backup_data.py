@@ -1,37 +1,113 @@
-"""data.sql, the row counts and the LLM tables' UUID maps, all from one read of the archive's table data."""
+"""data.sql, the row counts and the LLM tables' UUID maps, all from one pass over the archive's data stream.
 
+With one job the archive is not read back at all: pg_dump's output is written to database.dump and, as
+it arrives, piped through `pg_restore --data-only` into data.sql, so the split costs little more wall
+time than the dump itself. With --jobs the directory archive is read back once, after the dump.
+"""
+
+import hashlib
 import os
 import re
+import subprocess
+import tempfile
+import threading
 from pathlib import Path
 
 from kit import pgtools
-from kit.backup_archive import Entry, write_list
+from kit.backup_archive import user_data
 from kit.copy_stream import CopyReader, fields, unescape
 from kit.errors import BackupError
+from kit.process import child_env, url_without_password
 from kit.settings import Settings
 
-LINKS = "llm_usage_links.csv"
 REPLICA = b"SET session_replication_role = replica;\n\n"
 NULL = b"\\N"
 LINKED = re.compile(rb"^(\d+)\t(?!\\N\t\\N[\t\n])([^\t\n]*)\t([^\t\n]*)[\t\n]", re.M)
 MAP_COLUMNS = {"public.llm_providers": ("id", "name"), "public.llm_models": ("id", "name", "provider_id"),
                "public.llm_usage": ("id", "provider_id", "model_id")}
+HEADER = re.compile(rb"^-- (?:Data for )?Name: (.*?); Type: (.*?); Schema: (.*?); Owner: ")
+TRAILER = b"-- PostgreSQL database dump complete"
+CHUNK = 1 << 20
+
+
+class Split:
+    """Routes the whole data stream: the users' entries to data.sql, every COPY block counted, the maps picked."""
+
+    def __init__(self, folder: Path, maps: bool, on_bytes):
+        self.folder, self.on_bytes = folder, on_bytes
+        self.maps = Maps() if maps else None
+        self.reader = CopyReader(MAP_COLUMNS if maps else {}, self.maps.block if self.maps else None,
+                                 self._text, self._rows)
+        self._out = _private_file(folder / "data.sql")
+        self.digest = hashlib.sha256()
+        self.written = 0
+        self._keep = True
+        self._write(REPLICA)
+
+    def feed(self, chunk: bytes) -> None:
+        self.reader.feed(chunk)
+        self.on_bytes(self.written)
+
+    def close(self) -> tuple[dict, dict | None]:
+        self.reader.close()
+        self._out.close()
+        self.on_bytes(self.written, done=True)
+        return self.reader.counts, self.maps.close() if self.maps else None
+
+    def discard(self) -> None:
+        """Close the files after a failure (the folder keeps its INCOMPLETE marker)."""
+        self._out.close()
+
+    def _text(self, text: bytes) -> None:
+        if b"-- " not in text:
+            if self._keep:
+                self._write(text)
+            return
+        for line in text.splitlines(keepends=True):
+            if line.startswith(b"-- "):
+                match = HEADER.match(line)
+                if match:
+                    self._keep = user_data(match.group(3).decode(), match.group(1).decode())
+                elif line.startswith(TRAILER):
+                    self._keep = True
+            if self._keep:
+                self._write(line)
+
+    def _rows(self, rows: bytes) -> None:
+        if self._keep:
+            if self.maps and self.reader.table == "public.llm_usage":
+                self.maps.usage_range(self.written, len(rows))
+            self._write(rows)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            raise BackupError(f"writing data.sql failed: {exc.strerror}; {self.folder} is marked incomplete: "
+                              "free space or pass --out DIR, then take the backup again") from None
+        self.digest.update(data)
+        self.written += len(data)
 
 
 class Maps:
-    """The providers' and models' UUID-name maps, and every linked usage row written to the links CSV."""
+    """The providers' and models' UUID-name maps; where the usage rows' links are in data.sql (byte range and
+    columns of llm_usage's COPY block), read only when a rollback needs them."""
 
-    def __init__(self, links: Path):
+    def __init__(self):
         self.providers: dict[str, str] = {}
         self.models: dict[str, dict] = {}
-        self.path = links
-        self._links = os.fdopen(os.open(links, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        self.usage = {"file": "data.sql", "offset": None, "bytes": 0, "columns": None}
+
+    def usage_range(self, offset: int, length: int) -> None:
+        if self.usage["offset"] is None:
+            self.usage["offset"] = offset
+        self.usage["bytes"] = offset + length - self.usage["offset"]
 
     def block(self, table: str, columns: list[str], block: bytes) -> None:
         if not all(c in columns for c in MAP_COLUMNS[table]):
             return
         if table == "public.llm_usage":
-            self._links.write(_links(block, columns))
+            self.usage["columns"] = columns
             return
         rows = fields(block, columns, MAP_COLUMNS[table])
         if table == "public.llm_providers":
@@ -41,38 +117,108 @@ class Maps:
                                for r in rows)
 
     def close(self) -> dict:
-        self._links.close()
-        return {"llm_providers": self.providers, "llm_models": self.models, "llm_usage": LINKS}
+        usage = self.usage if self.usage["columns"] else None
+        return {"llm_providers": self.providers, "llm_models": self.models, "llm_usage": usage}
 
 
-def read(settings: Settings, folder: Path, archive: Path, parts: dict[str, list[Entry]], *, maps: bool,
-         on_bytes) -> tuple[dict, dict | None]:
-    """Write data.sql from the archive, count every table's rows; the UUID maps when `maps`."""
-    mapper = Maps(folder / LINKS) if maps else None
-    reader = CopyReader(MAP_COLUMNS if maps else {}, mapper.block if mapper else None)
-    path = folder / "data.sql"
-    written = 0
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
-        out.write(REPLICA)
+def usage_links(folder: Path, maps: dict):
+    """CSV blocks `id,provider_id,model_id` of the backup's linked usage rows, for `COPY ... (format csv)`:
+    from the range of data.sql the manifest names (or the links CSV of a backup from before that)."""
+    where = maps.get("llm_usage")
+    if isinstance(where, str):
+        with open(folder / where, "rb") as handle:
+            yield from iter(lambda: handle.read(CHUNK), b"")
+        return
+    if not where:
+        return
+    with open(folder / where["file"], "rb") as handle:
+        handle.seek(where["offset"])
+        left, rest = where["bytes"], b""
+        while left > 0:
+            data = rest + handle.read(min(CHUNK, left))
+            left -= len(data) - len(rest)
+            cut = data.rfind(b"\n") + 1 if left > 0 else len(data)
+            data, rest = data[:cut], data[cut:]
+            yield _links(data, where["columns"])
 
-        def consume(chunk: bytes) -> None:
-            nonlocal written
+
+def from_archive(settings: Settings, archive: Path, split: Split) -> tuple[dict, dict | None]:
+    """Read a finished archive's data once (the --jobs path)."""
+    try:
+        pgtools.stream(settings, "pg_restore", ["--data-only", "--file", "-", str(archive)], split.feed,
+                       what="reading the archive's data")
+    except BaseException:
+        split.discard()
+        raise
+    return split.close()
+
+
+def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], split: Split,
+                   on_archive_bytes, written: dict) -> tuple[dict, dict | None]:
+    """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
+    url = settings.db_url
+    dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={url_without_password(url)}"]
+    restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
+    with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err, \
+            _private_file(archive) as out:
+        dump = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err, stdin=subprocess.DEVNULL,
+                                env=child_env(url), umask=0o077)
+        restore = subprocess.Popen(restore_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=restore_err,
+                                   umask=0o077)
+        tee = _Tee(dump.stdout, out, restore.stdin, on_archive_bytes)
+        tee.start()
+        try:
+            for chunk in iter(lambda: restore.stdout.read(CHUNK), b""):
+                split.feed(chunk)
+        except BaseException:
+            for child in (dump, restore):
+                child.kill()
+            split.discard()
+            raise
+        finally:
+            tee.join()
+            restore.stdout.close()
+            dump.wait()
+            restore.wait()
+        if tee.error is not None:
+            raise BackupError(f"writing {archive.name} failed: {tee.error}; take the backup again")
+        for child, errors, name, what in ((dump, dump_err, "pg_dump", f"writing {archive.name}"),
+                                          (restore, restore_err, "pg_restore", "splitting the data")):
+            if child.returncode != 0:
+                errors.seek(0)
+                raise pgtools.failed(settings, f"{name} {what}", errors.read(), child.returncode)
+    written.update(bytes=tee.written, sha256=tee.digest.hexdigest())
+    return split.close()
+
+
+class _Tee(threading.Thread):
+    """Copies pg_dump's output to the archive file and to pg_restore's input."""
+
+    def __init__(self, source, out, sink, on_bytes):
+        super().__init__(daemon=True)
+        self.source, self.out, self.sink, self.on_bytes = source, out, sink, on_bytes
+        self.error: str | None = None
+        self.digest = hashlib.sha256()
+        self.written = 0
+
+    def run(self) -> None:
+        try:
+            for chunk in iter(lambda: self.source.read(CHUNK), b""):
+                self.out.write(chunk)
+                self.digest.update(chunk)
+                self.written += len(chunk)
+                self.sink.write(chunk)
+                self.on_bytes(self.written)
+        except BrokenPipeError:
+            pass  # pg_restore stopped; its exit code says why
+        except OSError as exc:
+            self.error = exc.strerror
+        finally:
+            self.source.close()
             try:
-                out.write(chunk)
-            except OSError as exc:
-                raise BackupError(f"writing data.sql failed: {exc.strerror}; {folder} is marked incomplete: "
-                                  "free space or pass --out DIR, then take the backup again") from None
-            reader.feed(chunk)
-            written += len(chunk)
-            on_bytes(written)
-
-        _restore(settings, folder, archive, parts["data.sql"], consume, "writing data.sql")
-    reader.close()
-    if parts["other_data"]:
-        _restore(settings, folder, archive, parts["other_data"], reader.feed, "counting the platform's tables")
-        reader.close()
-    on_bytes(written, done=True)
-    return reader.counts, mapper.close() if mapper else None
+                self.sink.close()
+            except BrokenPipeError:
+                pass
 
 
 def _links(block: bytes, columns: list[str]) -> bytes:
@@ -85,10 +231,5 @@ def _links(block: bytes, columns: list[str]) -> bytes:
                     for i, p, m in fields(block, columns, MAP_COLUMNS["public.llm_usage"]) if p != NULL or m != NULL)
 
 
-def _restore(settings: Settings, folder: Path, archive: Path, entries: list[Entry], consume, what: str) -> None:
-    listing = write_list(folder / ".restore.list", entries)
-    try:
-        pgtools.stream(settings, "pg_restore", ["--data-only", "--use-list", str(listing), "--file", "-",
-                                                str(archive)], consume, what=what)
-    finally:
-        listing.unlink(missing_ok=True)
+def _private_file(path: Path):
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")

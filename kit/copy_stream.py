@@ -38,14 +38,18 @@ class CopyReader:
     """Feed it the stream in chunks of any size; it keeps `counts` per "schema.table".
 
     For the tables in `want`, each run of whole rows goes to `on_block(table, columns, rows)`, where rows is
-    the raw COPY text (lines ending in newlines) and columns the names the COPY line gives.
+    the raw COPY text (lines ending in newlines) and columns the names the COPY line gives. Everything passes
+    on, in order, to `on_text(bytes)` (outside the rows: SQL, comments, the COPY and \\. lines) and
+    `on_rows(bytes)`.
     """
 
-    def __init__(self, want, on_block):
+    def __init__(self, want, on_block, on_text=None, on_rows=None):
         self.want, self.on_block = want, on_block
+        self.on_text = on_text or (lambda text: None)
+        self.on_rows = on_rows or (lambda rows: None)
         self.counts: dict[str, int] = {}
         self._rest = b""
-        self._table: str | None = None
+        self.table: str | None = None  # the COPY block being read
         self._columns: list[str] | None = None
 
     def feed(self, chunk: bytes) -> None:
@@ -54,17 +58,19 @@ class CopyReader:
         self._rest, data = data[cut:], data[:cut]
         pos = 0
         while pos < len(data):
-            pos = self._in_block(data, pos) if self._table else self._header(data, pos)
+            pos = self._in_block(data, pos) if self.table else self._header(data, pos)
 
     def _header(self, data: bytes, pos: int) -> int:
         start = _line_start(data, b"COPY ", pos)
         if start < 0:
+            self.on_text(data[pos:])
             return len(data)
         end = data.index(b"\n", start)
+        self.on_text(data[pos:end + 1])
         line = data[start:end].decode()
         names = identifiers(line[5:line.rindex(" FROM stdin")])
         table = f"{names[0]}.{names[1]}"
-        self._table = table
+        self.table = table
         self.counts.setdefault(table, 0)
         self._columns = names[2:] if table in self.want else None
         return end + 1
@@ -72,17 +78,21 @@ class CopyReader:
     def _in_block(self, data: bytes, pos: int) -> int:
         end = _line_start(data, END, pos)
         block = data[pos:] if end < 0 else data[pos:end]
-        self.counts[self._table] += block.count(b"\n")
+        self.counts[self.table] += block.count(b"\n")
+        self.on_rows(block)
         if self._columns is not None and block:
-            self.on_block(self._table, self._columns, block)
+            self.on_block(self.table, self._columns, block)
         if end < 0:
             return len(data)
-        self._table = self._columns = None
+        self.on_text(END)
+        self.table = self._columns = None
         return end + len(END)
 
     def close(self) -> None:
-        if self._rest.strip() or self._table:
+        if self.table:
             raise ValueError("the data stream ended inside a COPY block")
+        self.on_text(self._rest)
+        self._rest = b""
 
 
 def _line_start(data: bytes, needle: bytes, pos: int) -> int:

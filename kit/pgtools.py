@@ -50,7 +50,7 @@ def run(settings: Settings, name: str, args: list[str], *, url: str | None = Non
     result = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url), umask=0o077)
     if result.returncode != 0:
-        raise _failed(settings, f"{name}{' ' + what if what else ''}", result.stderr, result.returncode)
+        raise failed(settings, f"{name}{' ' + what if what else ''}", result.stderr, result.returncode)
     return result
 
 
@@ -77,7 +77,7 @@ def watched(settings: Settings, name: str, args: list[str], *, grows: Path, on_b
         on_bytes(size(grows))
         if child.returncode != 0:
             errors.seek(0)
-            raise _failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
+            raise failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
 
 
 def stream(settings: Settings, name: str, args: list[str], consume, *, what: str = "") -> None:
@@ -96,7 +96,7 @@ def stream(settings: Settings, name: str, args: list[str], consume, *, what: str
             child.stdout.close()
         if child.wait() != 0:
             errors.seek(0)
-            raise _failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
+            raise failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
 
 
 def size(path: Path) -> int:
@@ -109,7 +109,7 @@ def size(path: Path) -> int:
         return 0
 
 
-def _failed(settings: Settings, what: str, stderr: bytes, returncode: int) -> BackupError:
+def failed(settings: Settings, what: str, stderr: bytes, returncode: int) -> BackupError:
     """The program's last line of stderr, secrets masked, as one error line."""
     lines = [line.strip() for line in stderr.decode(errors="replace").splitlines() if line.strip()]
     errors = [line for line in lines if re.search(r"\b(ERROR|FATAL|error):", line)]
@@ -145,7 +145,7 @@ def psql_files(settings: Settings, url: str, sources: list, what: str) -> None:
             pass  # psql stopped on an error; its stderr says which
         errors = psql.stderr.read()
     if psql.returncode != 0:
-        raise _failed(settings, f"psql {what}", errors, psql.returncode)
+        raise failed(settings, f"psql {what}", errors, psql.returncode)
 
 
 def _feed(pipe, source, server: int) -> None:

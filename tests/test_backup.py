@@ -17,7 +17,7 @@ from tests.snapshot import data, schema
 from tests.standin import Reply, serve
 from tests.test_status_verify import migrate_direct
 
-FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.csv", "manifest.json", "roles.sql", "schema.sql"]
+FILES = ["data.sql", "database.dump", "history.sql", "manifest.json", "roles.sql", "schema.sql"]
 
 
 def take(run_kit, url: str, out: Path, *extra) -> Path:
@@ -123,7 +123,7 @@ def test_full_restore_round_trip_gives_equal_rows_and_checksums(db_url, make_db,
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit"])
-@pytest.mark.parametrize("name", ["data.sql", "database.dump", "llm_usage_links.csv"])
+@pytest.mark.parametrize("name", ["data.sql", "database.dump", "schema.sql"])
 def test_a_damaged_backup_is_refused_by_name_and_nothing_changes(damage, name, db_url, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
     migrate_direct(db_url)

@@ -53,7 +53,11 @@ def test_backup_under_writes_is_one_snapshot_read_once_and_verifies_exactly(db_u
     block = _usage_block(path)
     assert len(block) == rows
     linked = sum(1 for line in block if line.split(b"\t")[1] != b"\\N" or line.split(b"\t")[2] != b"\\N")
-    assert len((path / "llm_usage_links.csv").read_bytes().splitlines()) == linked > 20_000
+    from kit.backup_data import usage_links
+
+    links = b"".join(usage_links(path, m["maps"])).splitlines()
+    assert len(links) == linked > 20_000 and len(set(links)) == len(links)
+    assert m["maps"]["llm_usage"]["columns"][:3] == ["id", "provider_id", "model_id"]
     assert m["snapshot"]["how"] == "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"
     assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", m["snapshot"]["wal_lsn"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", m["snapshot"]["taken_at"])
@@ -90,7 +94,7 @@ def test_each_part_is_one_plain_line_with_its_size_and_speed_off_a_terminal(db_u
     run = run_kit("backup", "--db-url", db_url, "--out", str(tmp_path))
     assert run.code == 0, run.err
     parts = re.findall(r"^\.\.\. ([\w.]+): [\d,.]+ MB in [\d.]+ s \([\d,.]+ MB/s\)$", run.err, re.M)
-    assert parts == ["roles.sql", "database.dump", "schema.sql", "history.sql", "data.sql"]
+    assert parts == ["roles.sql", "data.sql", "database.dump", "schema.sql", "history.sql"]
 
 
 def test_list_and_prune_keep_the_newest_per_database_and_the_newest_complete_one(make_db, run_kit, tmp_path):
