@@ -14,10 +14,13 @@ def register(commands, common) -> None:
         "backup", parents=[common], help="dump the database the way the dashboard's backup splits it",
         description="Write DIR/<target>/<UTC time>/ with roles.sql, schema.sql, data.sql, history.sql (the split "
                     "`supabase db dump` documents), database.dump (pg_restore archive) and manifest.json "
-                    "(versions, checksums, row counts, the LLM tables' UUID maps). Uses the kit's own "
-                    "PostgreSQL 18 pg_dump, so no Docker is needed.\n\n"
+                    "(snapshot, versions, checksums, row counts, the LLM tables' UUID maps). One pg_dump reads the "
+                    "data once, from a snapshot exported by a REPEATABLE READ transaction; every other file is "
+                    "derived from its archive, so writers can keep inserting. Uses the kit's own PostgreSQL 18 "
+                    "pg_dump, so no Docker is needed.\n\n"
                     "`kit backup verify PATH` checks the checksums and pg_restore --list, then restores into a "
-                    "throwaway local PostgreSQL and compares every table's row count.\n\n"
+                    "throwaway server of the backup's major with contrib and compares every table's row count with "
+                    "the snapshot's.\n\n"
                     "`kit backup list` shows the backups under DIR with their database and size; `kit backup prune "
                     "--keep N` deletes all but the newest N of each database, never the newest complete one.\n\n"
                     "examples:\n  kit backup --db-url \"$SUPABASE_DB_URL\"\n  kit backup --jobs 4\n"
@@ -36,11 +39,13 @@ def register(commands, common) -> None:
                     "recorded in the backup, link every usage row (rows written after the migration too) "
                     "through its names, and remove the migration's history row so the next push applies it "
                     "again. Polite: 100 ms lock attempts, and the long update runs without the exclusive lock.\n\n"
-                    "--full restores the whole backup (roles, schema, data, history) into an empty database.\n\n"
+                    "--full restores the whole backup as Supabase documents it (roles, schema, data with "
+                    "session_replication_role = replica, history) in one transaction, into a fresh project or a "
+                    "database with the Supabase skeleton; a failure leaves the database as it was.\n\n"
                     "examples:\n  kit rollback backups/local/20261124T120000Z --yes\n"
                     "  kit rollback backups/prod/20261124T120000Z --full --db-url postgresql://postgres@127.0.0.1:5432/restore")
     p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
-    p.add_argument("--full", action="store_true", help="restore the whole backup into an empty database")
+    p.add_argument("--full", action="store_true", help="restore the whole backup, in one transaction, into a database without tables of its own")
     p.add_argument("--yes", action="store_true", help="do not ask (needed for a database that is not local)")
     p.set_defaults(handler=cmd_rollback)
 
@@ -108,14 +113,17 @@ def parts_display(args):
     if sys.stderr.isatty():
         from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-        with Progress(TextColumn("{task.description:<20}"), DownloadColumn(), TransferSpeedColumn(),
+        with Progress(TextColumn("{task.description:<28}"), DownloadColumn(), TransferSpeedColumn(),
                       transient=False) as bars:
-            tasks = {}
+            tasks, started = {}, {}
 
             def live(part, nbytes, done=False):
                 if part not in tasks:
-                    tasks[part] = bars.add_task(part, total=None)
+                    tasks[part], started[part] = bars.add_task(part, total=None), time.perf_counter()
                 bars.update(tasks[part], completed=nbytes, total=nbytes if done else None)
+                if done:
+                    seconds = max(time.perf_counter() - started[part], 1e-3)
+                    bars.update(tasks[part], description=f"{part} {nbytes / 1e6 / seconds:,.1f} MB/s")
 
             yield live
         return
