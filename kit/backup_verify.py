@@ -89,14 +89,14 @@ def rehearsal(settings: Settings, path: Path, data: dict, major: int, bindir: Pa
     """Restore the archive into a throwaway server and compare every table's row count with the snapshot's."""
     start = time.perf_counter()
     archive = path / data.get("archive", "database.dump")
-    jobs = ["--jobs", str(min(int(data.get("jobs", 1)), 4))] if archive.is_dir() else []
+    jobs = min(int(data.get("jobs", 1)), 4) if archive.is_dir() else 1
     with pgserver.temporary(settings, major) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(ROLES_SQL.encode())
             version = conn.execute("show server_version").fetchone()[0]
         pgtools.psql_file(settings, url, path / "roles.sql")
-        pgtools.run(settings, "pg_restore", ["--exit-on-error", "--no-owner", "--no-acl", *jobs, str(archive)],
-                    url=url, what="in the rehearsal restore")
+        pgtools.restore_archive(settings, url, archive, ["--no-owner", "--no-acl"], jobs=jobs,
+                                what="in the rehearsal restore")
         counts = _counts(url, data["row_counts"])
     data["rehearsal_server"] = f"PostgreSQL {version} ({bindir.parent.name})"
     wrong = [f"{t}: {counts.get(t)} restored, {n} in the snapshot" for t, n in data["row_counts"].items()

@@ -152,8 +152,42 @@ def _feed(pipe, source, server: int) -> None:
     if isinstance(source, bytes):
         pipe.write(source)
         return
+    if hasattr(source, "read"):
+        _copy_filtered(source, pipe, server)
+        return
     with open(source, "rb") as handle:
-        for line in itertools.islice(handle, HEADER_LINES):
-            if server >= NEWER_SETTINGS.get(line, 0):
-                pipe.write(line)
-        shutil.copyfileobj(handle, pipe, 1 << 20)
+        _copy_filtered(handle, pipe, server)
+
+
+def _copy_filtered(handle, pipe, server: int) -> None:
+    for line in itertools.islice(handle, HEADER_LINES):
+        if server >= NEWER_SETTINGS.get(line, 0):
+            pipe.write(line)
+    shutil.copyfileobj(handle, pipe, 1 << 20)
+
+
+def restore_archive(settings: Settings, url: str, archive: Path, args: list[str], *, jobs: int = 1,
+                    what: str = "") -> None:
+    """pg_restore an archive into `url`, stopping at the first error. A server older than 17 does not know the
+    settings pg_restore 18 sends first, so for it the archive goes as a script through psql without them."""
+    from kit import db
+
+    with db.session(settings, url) as conn:
+        server = conn.info.server_version
+    if server >= 170000:
+        run(settings, "pg_restore", ["--exit-on-error", *args, *([f"--jobs={jobs}"] if jobs > 1 else []),
+                                     str(archive)], url=url, what=what)
+        return
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen([tool(settings, "pg_restore"), *args, "--file", "-", str(archive)],
+                                 stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+        try:
+            psql_files(settings, url, [child.stdout], f"restoring {archive.name}{' ' + what if what else ''}")
+        finally:
+            child.stdout.close()
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+        if child.returncode not in (0, -9):
+            errors.seek(0)
+            raise failed(settings, f"pg_restore {what}", errors.read(), child.returncode)

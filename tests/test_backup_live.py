@@ -85,8 +85,7 @@ def test_jobs_dumps_a_directory_archive_from_the_snapshot_that_restores(db_url, 
     assert "25,089 rows, every count equal" in run.json["checks"][2]["detail"]
     empty = make_db("template0")
     s = settings_mod.load({"db_url": empty}, environ={}, cwd=ROOT)
-    pgtools.run(s, "pg_restore", ["--exit-on-error", "--no-owner", "--jobs", "2", str(path / "database.dir")],
-                url=pg.admin(empty.rsplit("/", 1)[1]))
+    pgtools.restore_archive(s, pg.admin(empty.rsplit("/", 1)[1]), path / "database.dir", ["--no-owner"], jobs=2)
     assert data(empty) == data(db_url) and schema(empty) == schema(db_url)
 
 
