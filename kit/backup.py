@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from kit import backup_archive, backup_data, db, manifest, pgtools
+from kit import backup_archive, backup_data, db, identity, manifest, pgtools
 from kit.errors import BackupError, ConfigError, KitError
 from kit.redact import mask_url
 from kit.settings import Settings
@@ -52,6 +52,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             server = db.server_version(conn)
             client = pgtools.require_client_for(settings, server)
             facts = manifest.collect(conn)
+            ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
             _roles(settings, _private(folder / "roles.sql"))
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
@@ -72,6 +73,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
                               server=server, client=client, started=started, finished=_now(),
                               seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs,
                               extensions=backup_archive.extensions(entries))
+        data["identity"] = ident
         data["platform"] = _platform(settings)
         manifest.save(folder, data)
         (folder / MARKER).unlink()
@@ -138,7 +140,7 @@ def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries)
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     base = Path(out_dir) if out_dir else settings.backup_dir
     base = base if base.is_absolute() else settings.cwd / base
-    folder = base / _safe(settings.target) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = base / _safe(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
@@ -192,7 +194,8 @@ def _platform(settings: Settings) -> dict | None:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "target"
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return safe if safe.strip(".") else "target"
 
 
 def _now() -> str:

@@ -5,8 +5,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from kit import backup, backup_store, backup_verify, local, rollback, rollback_full
-from kit.cli.output import Result, checks_text, confirm, table
+from kit import backup, backup_store, backup_verify, db, identity, local, manifest, project, rollback, rollback_full
+from kit.cli.output import Result, checks_text, confirm, say, table
+from kit.errors import ConnectError
+from kit.redact import url_host
+from kit.settings import db_password
 
 
 def register(commands, common) -> None:
@@ -42,6 +45,9 @@ def register(commands, common) -> None:
                     "--full restores the whole backup as Supabase documents it (roles, schema, data with "
                     "session_replication_role = replica, history) in one transaction, into a fresh project or a "
                     "database with the Supabase skeleton; a failure leaves the database as it was.\n\n"
+                    "Without --db-url or --target, the database is the one the backup's manifest names, with "
+                    "the password from the variable the backup found it in (else PGPASSWORD or ~/.pgpass, else "
+                    "a prompt). A backup of another database is refused (exit 4) before anything is written.\n\n"
                     "examples:\n  kit rollback backups/local/20261124T120000Z --yes\n"
                     "  kit rollback backups/prod/20261124T120000Z --full --db-url postgresql://postgres@127.0.0.1:5432/restore")
     p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
@@ -71,6 +77,10 @@ def cmd_backup(args, settings) -> Result:
 
         raise ConfigError(f"--jobs {args.jobs} is not a number of workers: pass 1 or more")
     settings = local.resolve(settings)
+    if settings.access_token and settings.project_ref:  # the manifest lists this project's platform backups
+        plan = project.check(settings, database=True, project=True)
+        if plan and not args.json:
+            say(plan)
     with parts_display(args) as watch:
         taken = backup.take(settings, Path(args.out) if args.out else None, progress=_say(args), jobs=args.jobs,
                             watch=watch)
@@ -139,12 +149,35 @@ def parts_display(args):
     yield plain
 
 
+def _with_password(settings):
+    """Reach the database; when it wants a password the URL lacks and there is a terminal, ask for it."""
+    import getpass
+
+    try:
+        with db.session(settings):
+            return settings
+    except ConnectError as exc:
+        if db_password(settings.db_url) or not str(exc).startswith("wrong password"):
+            raise
+        if not sys.stdin.isatty():
+            raise ConnectError(f"{url_host(settings.db_url)} wants a password and {settings.db_url_from or 'the URL'} "
+                               "has none: set PGPASSWORD, pass --db-url with the password, or run on a terminal to "
+                               "be asked") from None
+    from kit.process import url_without_password
+
+    password = getpass.getpass(f"password for {url_without_password(settings.db_url)}: ")
+    return settings.with_db_url(identity.with_password(settings.db_url, password))
+
+
 def cmd_rollback(args, settings) -> Result:
-    settings = local.resolve(settings)
     if args.full:
+        settings = local.resolve(settings)
         outcome = rollback_full.restore(settings, Path(args.path), yes=args.yes, progress=_say(args))
         return Result({"ok": True, **outcome}, f"restored {args.path} into {outcome['database']}")
-    confirm(settings, args.yes, "roll back the LLM name-key migration on")
+    if not (args.db_url or args.target):  # the backup knows its database
+        settings = identity.database_of(settings, manifest.load(Path(args.path)))
+    settings = _with_password(local.resolve(settings))
+    confirm([project.database(settings)], args.yes, "roll back the LLM name-key migration on")
     outcome = rollback.in_place(settings, Path(args.path), progress=_say(args))
     if not outcome["changed"]:
         return Result({"ok": True, **outcome}, "nothing to roll back: the LLM tables are keyed by UUID already")
