@@ -113,7 +113,7 @@ def test_list_and_prune_keep_the_newest_per_database_and_the_newest_complete_one
     pruned = run_kit("backup", "prune", "--keep", "1", "--out", str(tmp_path), "--json")
     assert pruned.code == 0, pruned.err
     assert sorted(r["path"] for r in pruned.json["deleted"]) == sorted([str(a_paths[0]), str(b_paths[0])])
-    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == sorted(
+    assert sorted(p.name for p in tmp_path.glob("*/*")) == sorted(
         p.name for p in (a_paths[1], a_paths[2], b_paths[1]))
     assert run_kit("rollback", str(a_paths[1]), "--full", "--db-url", make_db("kit_tpl_supabase"), "--json").code == 0
     refused = run_kit("backup", "prune", "--keep", "0", "--out", str(tmp_path))

@@ -23,7 +23,8 @@ def _missing(url: str, ids: list[int]) -> int:
 def test_deploy_under_live_writes_loses_no_row_and_a_rollback_keeps_the_later_rows(db_url, run_kit, in_tmp):
     _grow(db_url, 20_000)
     with Writers(db_url, 2) as during:
-        run = run_kit("deploy", "--db-url", db_url, "--json")
+        # _grow wrote a third of the rows with their UUIDs, as an older client does: that is known here
+        run = run_kit("deploy", "--db-url", db_url, "--json", "--allow-legacy-statements")
     assert run.code == 0, run.err
     assert run.json["phase"] == "migrated"
     assert during.errors == []  # how long they waited is measured by benchmarks/backup.py, not asserted here
