@@ -59,9 +59,11 @@ def test_a_full_restore_killed_halfway_leaves_the_target_as_it_was(db_url, make_
 
     def restore():
         try:
-            rollback_full.restore(s, path, yes=True)
+            outcome["result"] = rollback_full.restore(s, path, yes=True)
         except BackupError as exc:
             outcome["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - shown by the assertion below
+            outcome["other"] = repr(exc)
 
     worker = threading.Thread(target=restore)
     worker.start()
@@ -72,9 +74,10 @@ def test_a_full_restore_killed_halfway_leaves_the_target_as_it_was(db_url, make_
                                      "and application_name = 'psql' and query like 'COPY %%llm_usage%%'", (name,))
         if killed:
             break
-        time.sleep(0.02)
+        time.sleep(0.005)
     worker.join(timeout=120)
-    assert killed, "the restore never reached the usage rows"
+    assert killed, f"the restore never reached the usage rows: {outcome}"
+    assert "error" in outcome, outcome
     assert "it ran in one transaction, so nothing of it was restored: fix the cause and run kit rollback --full " \
            "again" in outcome["error"]
     assert outcome["error"].startswith("psql restoring the backup failed: ")
