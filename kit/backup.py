@@ -1,5 +1,5 @@
 """`kit backup`: one pg_dump archive from one exported snapshot; the split `supabase db dump` documents,
-the row counts and the UUID maps derived from it, and a manifest.
+the row counts derived from it; the UUID maps read in the snapshot's own transaction; a manifest.
 
 The folder holds MARKER until the manifest is written, last: an interrupted backup (Ctrl-C, a
 killed connection, a full disk) keeps its marker and is never offered for rollback.
@@ -46,30 +46,30 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     watch = watch or (lambda part, nbytes, done=False: None)
     folder = _new_folder(settings, out_dir)
     started, clock = _now(), time.perf_counter()
+    split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
         with _snapshot(settings, folder) as (conn, snap):
             server = db.server_version(conn)
             client = pgtools.require_client_for(settings, server)
-            facts = manifest.collect(conn)
+            facts = manifest.collect(conn, folder)  # maps and links: in this snapshot's transaction
             ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
             _roles(settings, _private(folder / "roles.sql"))
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
-            split = backup_data.Split(folder, facts.pop("wants_maps"),
-                                      lambda n, done=False: watch("data.sql", n, done))
+            split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done))
             known = _archive(settings, archive, snap["id"], jobs, watch, split)
         if jobs > 1:
-            counts, maps = backup_data.from_archive(settings, archive, split)
+            counts = backup_data.from_archive(settings, archive, split)
         else:
-            counts, maps = known.pop("result")
+            counts = known.pop("result")
         known["data.sql"] = (split.written, split.digest.hexdigest())
         entries = backup_archive.parse_list(_listing(settings, archive))
         parts = backup_archive.split(entries)
         for name in ("schema.sql", "history.sql"):
             _derive(settings, folder, archive, name, parts[name])
             watch(name, (folder / name).stat().st_size, True)
-        data = manifest.build(folder, settings, {**facts, "row_counts": counts, "maps": maps}, known=known,
+        data = manifest.build(folder, settings, {**facts, "row_counts": counts}, known=known,
                               server=server, client=client, started=started, finished=_now(),
                               seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs,
                               extensions=backup_archive.extensions(entries))
@@ -77,8 +77,13 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
         data["platform"] = _platform(settings)
         manifest.save(folder, data)
         (folder / MARKER).unlink()
-    except BackupError as exc:
-        if "marked incomplete" in str(exc):
+    except BaseException as exc:
+        if split is not None:
+            split.discard()
+        if isinstance(exc, OSError) and exc.strerror:
+            raise BackupError(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
+                              "space or pass --out DIR, then take the backup again") from None
+        if not isinstance(exc, BackupError) or "marked incomplete" in str(exc):
             raise
         raise BackupError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
     say(f"backup complete: {folder}")

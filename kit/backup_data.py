@@ -1,4 +1,4 @@
-"""data.sql, the row counts and the LLM tables' UUID maps, all from one pass over the archive's data stream.
+"""data.sql and every table's row count, from one pass over the archive's data stream.
 
 With one job the archive is not read back at all: pg_dump's output is written to database.dump and, as
 it arrives, piped through `pg_restore --data-only` into data.sql, so the split costs little more wall
@@ -17,29 +17,23 @@ from pathlib import Path
 
 from kit import pgtools
 from kit.backup_archive import user_data
-from kit.copy_stream import CopyReader, fields, unescape
+from kit.copy_stream import CopyReader
 from kit.errors import BackupError
 from kit.process import child_env, url_without_password
 from kit.settings import Settings
 
 REPLICA = b"SET session_replication_role = replica;\n\n"
-NULL = b"\\N"
-LINKED = re.compile(rb"^(\d+)\t(?!\\N\t\\N[\t\n])([^\t\n]*)\t([^\t\n]*)[\t\n]", re.M)
-MAP_COLUMNS = {"public.llm_providers": ("id", "name"), "public.llm_models": ("id", "name", "provider_id"),
-               "public.llm_usage": ("id", "provider_id", "model_id")}
 HEADER = re.compile(rb"^-- (?:Data for )?Name: (.*?); Type: (.*?); Schema: (.*?); Owner: ")
 TRAILER = b"-- PostgreSQL database dump complete"
 CHUNK = 1 << 20
 
 
 class Split:
-    """Routes the whole data stream: the users' entries to data.sql, every COPY block counted, the maps picked."""
+    """Routes the whole data stream: the users' entries to data.sql, every COPY block counted."""
 
-    def __init__(self, folder: Path, maps: bool, on_bytes):
+    def __init__(self, folder: Path, on_bytes):
         self.folder, self.on_bytes = folder, on_bytes
-        self.maps = Maps() if maps else None
-        self.reader = CopyReader(MAP_COLUMNS if maps else {}, self.maps.block if self.maps else None,
-                                 self._text, self._rows)
+        self.reader = CopyReader({}, None, self._text, self._rows)
         self._writer = _Writer(_private_file(folder / "data.sql"))
         self._writer.start()
         self.written = 0
@@ -55,12 +49,12 @@ class Split:
         self._flush()
         self.on_bytes(self.written)
 
-    def close(self) -> tuple[dict, dict | None]:
+    def close(self) -> dict:
         self.reader.close()
         self._flush()
         self._finish()
         self.on_bytes(self.written, done=True)
-        return self.reader.counts, self.maps.close() if self.maps else None
+        return self.reader.counts
 
     def discard(self) -> None:
         """Close the files after a failure (the folder keeps its INCOMPLETE marker)."""
@@ -96,8 +90,6 @@ class Split:
 
     def _rows(self, rows: bytes) -> None:
         if self._keep:
-            if self.maps and self.reader.table == "public.llm_usage":
-                self.maps.usage_range(self.written, len(rows))
             self._write(rows)
 
     def _write(self, data: bytes) -> None:
@@ -134,60 +126,7 @@ class _Writer(threading.Thread):
         return self.error
 
 
-class Maps:
-    """The providers' and models' UUID-name maps; where the usage rows' links are in data.sql (byte range and
-    columns of llm_usage's COPY block), read only when a rollback needs them."""
-
-    def __init__(self):
-        self.providers: dict[str, str] = {}
-        self.models: dict[str, dict] = {}
-        self.usage = {"file": "data.sql", "offset": None, "bytes": 0, "columns": None}
-
-    def usage_range(self, offset: int, length: int) -> None:
-        if self.usage["offset"] is None:
-            self.usage["offset"] = offset
-        self.usage["bytes"] = offset + length - self.usage["offset"]
-
-    def block(self, table: str, columns: list[str], block: bytes) -> None:
-        if not all(c in columns for c in MAP_COLUMNS[table]):
-            return
-        if table == "public.llm_usage":
-            self.usage["columns"] = columns
-            return
-        rows = fields(block, columns, MAP_COLUMNS[table])
-        if table == "public.llm_providers":
-            self.providers.update((r[0].decode(), unescape(r[1])) for r in rows)
-        else:
-            self.models.update((r[0].decode(), {"name": unescape(r[1]), "provider_id": unescape(r[2])})
-                               for r in rows)
-
-    def close(self) -> dict:
-        usage = self.usage if self.usage["columns"] else None
-        return {"llm_providers": self.providers, "llm_models": self.models, "llm_usage": usage}
-
-
-def usage_links(folder: Path, maps: dict):
-    """CSV blocks `id,provider_id,model_id` of the backup's linked usage rows, for `COPY ... (format csv)`:
-    from the range of data.sql the manifest names (or the links CSV of a backup from before that)."""
-    where = maps.get("llm_usage")
-    if isinstance(where, str):
-        with open(folder / where, "rb") as handle:
-            yield from iter(lambda: handle.read(CHUNK), b"")
-        return
-    if not where:
-        return
-    with open(folder / where["file"], "rb") as handle:
-        handle.seek(where["offset"])
-        left, rest = where["bytes"], b""
-        while left > 0:
-            data = rest + handle.read(min(CHUNK, left))
-            left -= len(data) - len(rest)
-            cut = data.rfind(b"\n") + 1 if left > 0 else len(data)
-            data, rest = data[:cut], data[cut:]
-            yield _links(data, where["columns"])
-
-
-def from_archive(settings: Settings, archive: Path, split: Split) -> tuple[dict, dict | None]:
+def from_archive(settings: Settings, archive: Path, split: Split) -> dict:
     """Read a finished archive's data once (the --jobs path)."""
     try:
         pgtools.stream(settings, "pg_restore", ["--data-only", "--file", "-", str(archive)], split.feed,
@@ -199,7 +138,7 @@ def from_archive(settings: Settings, archive: Path, split: Split) -> tuple[dict,
 
 
 def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], split: Split,
-                   on_archive_bytes, written: dict) -> tuple[dict, dict | None]:
+                   on_archive_bytes, written: dict) -> dict:
     """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
     url = settings.db_url
     dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={url_without_password(url)}"]
@@ -220,7 +159,6 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
         except BaseException:
             for child in (dump, restore):
                 child.kill()
-            split.discard()
             raise
         finally:
             tee.join()
@@ -228,7 +166,8 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
             dump.wait()
             restore.wait()
         if tee.error is not None:
-            raise BackupError(f"writing {archive.name} failed: {tee.error}; take the backup again")
+            raise BackupError(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked incomplete: "
+                              "free space or pass --out DIR, then take the backup again")
         for child, errors, name, what in ((dump, dump_err, "pg_dump", f"writing {archive.name}"),
                                           (restore, restore_err, "pg_restore", "splitting the data")):
             if child.returncode != 0:
@@ -266,16 +205,6 @@ class _Tee(threading.Thread):
                 self.sink.close()
             except BrokenPipeError:
                 pass
-
-
-def _links(block: bytes, columns: list[str]) -> bytes:
-    """CSV lines `id,provider_id,model_id` of the rows that have a link; a regular expression when the three
-    columns lead (the baseline's order: 1M rows in a fraction of a second), else field by field."""
-    if columns[:3] == ["id", "provider_id", "model_id"]:
-        found = LINKED.findall(block)
-        return b"".join(b"%b,%b,%b\n" % row for row in found).replace(NULL, b"")
-    return b"".join(b"%b,%b,%b\n" % (i, b"" if p == NULL else p, b"" if m == NULL else m)
-                    for i, p, m in fields(block, columns, MAP_COLUMNS["public.llm_usage"]) if p != NULL or m != NULL)
 
 
 def _widen(pipe) -> None:

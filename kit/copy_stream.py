@@ -6,27 +6,7 @@ counting costs next to nothing; only the tables asked for are split into fields.
 
 import re
 
-ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 END = b"\\.\n"
-
-
-def unescape(field: bytes) -> str | None:
-    """A COPY text field as Python text; None for \\N."""
-    if field == b"\\N":
-        return None
-    text = field.decode()
-    if "\\" not in text:
-        return text
-    return re.sub(r"\\(x[0-9a-fA-F]{1,2}|[0-7]{1,3}|.)", _one, text)
-
-
-def _one(match: re.Match) -> str:
-    code = match.group(1)
-    if code[0] == "x" and len(code) > 1:
-        return chr(int(code[1:], 16))
-    if code[0] in "01234567":
-        return chr(int(code, 8))
-    return ESCAPES.get(code, code)
 
 
 def identifiers(text: str) -> list[str]:
@@ -103,9 +83,3 @@ def _line_start(data: bytes, needle: bytes, pos: int) -> int:
             return at
         pos = at + 1
 
-
-def fields(block: bytes, columns: list[str], wanted: tuple[str, ...]) -> list[list[bytes]]:
-    """The raw fields of the wanted columns, row by row."""
-    pick = [columns.index(c) for c in wanted]
-    width = max(pick) + 1
-    return [[f[i] for i in pick] for f in (line.split(b"\t", width) for line in block[:-1].split(b"\n"))]

