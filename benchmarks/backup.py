@@ -210,8 +210,9 @@ def run(args, folder: Path, s, admin_url: str) -> None:
     for label, r in ((f"pg_dump -Fc", p), ("kit backup", b), ("kit backup verify", verify),
                      (f"kit backup, {args.big_rows:,} rows", big)):
         print(f"{label:<44}{r['seconds']:>8.2f}{r['peak_mb']:>9.0f}{r.get('mb', 0):>11.1f}")
+    pairs = ", ".join("%.2f/%.2f" % (k["seconds"], d["seconds"]) for k, d in zip(backups, plains))
     print(f"\nkit backup / pg_dump -Fc: {b['seconds'] / p['seconds']:.2f}x the time "
-          f"(runs: {', '.join(f'{r[0]:.2f}/{r[1]:.2f}' for r in zip([x['seconds'] for x in backups], [x['seconds'] for x in plains]))} s), "
+          f"(runs: {pairs} s), "
           f"{b['mb'] / p['mb']:.2f}x the bytes")
     print(f"peak memory, {args.big_rows:,} against {args.rows:,} rows: {big['peak_mb']:.0f} / {b['peak_mb']:.0f} MB "
           f"= {big['peak_mb'] / b['peak_mb']:.2f}x")

@@ -161,7 +161,8 @@ def test_backup_verify_restores_into_a_throwaway_server(db_url, run_kit, tmp_pat
     assert run.code == 0, run.err
     names = [c["name"] for c in run.json["checks"]]
     assert names == ["checksums", "pg_restore --list", "rehearsal restore"]
-    assert run.json["checks"][2]["detail"].startswith("5 table(s), 5,089 rows, every count equal to the snapshot's, on PostgreSQL ")
+    assert run.json["checks"][2]["detail"].startswith(
+        "5 table(s), 5,089 rows, every count equal to the snapshot's, on PostgreSQL ")
 
 
 def test_rollback_waits_politely_then_refuses_and_changes_nothing(db_url, run_kit, tmp_path, monkeypatch):

@@ -105,7 +105,8 @@ def test_list_and_prune_keep_the_newest_per_database_and_the_newest_complete_one
     listed = run_kit("backup", "list", "--out", str(tmp_path), "--json")
     assert listed.code == 0, listed.err
     rows = [(r["database"], r["path"], r["complete"]) for r in listed.json["backups"]]
-    assert sorted(rows) == sorted([(a, str(p), p != a_paths[2]) for p in a_paths] + [(b, str(p), True) for p in b_paths])
+    expected = [(a, str(p), p != a_paths[2]) for p in a_paths] + [(b, str(p), True) for p in b_paths]
+    assert sorted(rows) == sorted(expected)
     assert all(r["bytes"] > 10_000 for r in listed.json["backups"])
     text = run_kit("backup", "list", "--out", str(tmp_path)).out
     assert text.splitlines()[0].split() == ["database", "taken", "state", "size", "path"]

@@ -143,7 +143,8 @@ def parts_display(args):
         started.setdefault(part, time.perf_counter())
         if done:
             seconds = time.perf_counter() - started[part]
-            print(f"... {part}: {nbytes / 1e6:,.1f} MB in {seconds:.1f} s ({nbytes / 1e6 / max(seconds, 1e-3):,.1f} MB/s)",
+            rate = nbytes / 1e6 / max(seconds, 1e-3)
+            print(f"... {part}: {nbytes / 1e6:,.1f} MB in {seconds:.1f} s ({rate:,.1f} MB/s)",
                   file=sys.stderr, flush=True)
 
     yield plain
