@@ -101,7 +101,7 @@ class _Writer(threading.Thread):
 
     def __init__(self, out):
         super().__init__(daemon=True)
-        self.out, self.queue = out, queue.Queue(maxsize=8)
+        self.out, self.queue = out, queue.Queue(maxsize=2)
         self.digest = hashlib.sha256()
         self.error: str | None = None
 
