@@ -52,12 +52,14 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
         with _snapshot(settings, folder) as (conn, snap):
             server = db.server_version(conn)
             client = pgtools.require_client_for(settings, server)
-            facts = manifest.collect(conn, folder)  # maps and links: in this snapshot's transaction
+            facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
             ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
             _roles(settings, _private(folder / "roles.sql"))
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
-            split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done))
+            from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
+            split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
+                                      links=folder / manifest.LINKS if from_dump else None)
             known = _archive(settings, archive, snap["id"], jobs, watch, split)
         if jobs > 1:
             counts = backup_data.from_archive(settings, archive, split)

@@ -26,14 +26,18 @@ REPLICA = b"SET session_replication_role = replica;\n\n"
 HEADER = re.compile(rb"^-- (?:Data for )?Name: (.*?); Type: (.*?); Schema: (.*?); Owner: ")
 TRAILER = b"-- PostgreSQL database dump complete"
 CHUNK = 1 << 20
+USAGE = "public.llm_usage"
+LINK_COLUMNS = ("id", "provider_id", "model_id")
+LEADING = re.compile(rb"^(\d+)\t([^\t\n]*)\t([^\t\n]*)[\t\n]", re.M)
 
 
 class Split:
     """Routes the whole data stream: the users' entries to data.sql, every COPY block counted."""
 
-    def __init__(self, folder: Path, on_bytes):
+    def __init__(self, folder: Path, on_bytes, links: Path | None = None):
         self.folder, self.on_bytes = folder, on_bytes
-        self.reader = CopyReader({}, None, self._text, self._rows)
+        self._links = _private_file(links) if links else None
+        self.reader = CopyReader({USAGE: LINK_COLUMNS} if links else {}, self._usage, self._text, self._rows)
         self._writer = _Writer(_private_file(folder / "data.sql"))
         self._writer.start()
         self.written = 0
@@ -53,12 +57,26 @@ class Split:
         self.reader.close()
         self._flush()
         self._finish()
+        if self._links:
+            self._links.close()
         self.on_bytes(self.written, done=True)
         return self.reader.counts
 
     def discard(self) -> None:
         """Close the files after a failure (the folder keeps its INCOMPLETE marker)."""
         self._writer.finish()
+        if self._links:
+            self._links.close()
+
+    def _usage(self, table: str, columns: list[str], rows: bytes) -> None:
+        """llm_usage's rows as the links file's CSV lines: id, provider_id, model_id (NULL as empty)."""
+        if columns[:3] == list(LINK_COLUMNS):
+            lines = b"".join(b"%b,%b,%b\n" % row for row in LEADING.findall(rows))
+        else:
+            pick = [columns.index(c) for c in LINK_COLUMNS]
+            lines = b"".join(b"%b,%b,%b\n" % tuple(f[i] for i in pick)
+                             for f in (line.split(b"\t") for line in rows[:-1].split(b"\n")))
+        self._links.write(lines.replace(b"\\N", b""))
 
     def _flush(self) -> None:
         if self._writer.error:

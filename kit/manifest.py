@@ -40,22 +40,31 @@ def shape(conn: psycopg.Connection) -> list[list[str]]:
     return [list(r) for r in conn.execute(SHAPE_SQL, {"rels": rels, "names": present})]
 
 
-def collect(conn: psycopg.Connection, folder: Path) -> dict:
+def collect(conn: psycopg.Connection, folder: Path, links_from_dump: bool = False) -> dict:
     """Read in the backup's snapshot transaction: the shape and catalog of the LLM tables and, before the
     migration, their UUID maps and every usage row's links. Row counts come from the dump itself."""
     cat = catalog.read(conn)
     facts = {"shape": shape(conn), "catalog": cat.as_dict(), "maps": None}
     if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
-        facts["maps"] = maps(conn, folder, cat)
+        facts["maps"] = maps(conn, folder, cat, read_links=not (links_from_dump and streamable(cat)))
     return facts
 
 
-def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
-    """The UUID maps; call it inside the backup's snapshot so they match the dump."""
+def streamable(cat: catalog.Catalog) -> bool:
+    """llm_usage is a plain table keyed by a bigint id: its links file can come from the dump's own rows."""
+    usage = cat.tables.get("llm_usage")
+    return bool(usage) and usage.primary_key == ["id"] and not usage.partitioned \
+        and usage.columns["id"].type == "bigint"
+
+
+def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> dict:
+    """The UUID maps; call it inside the backup's snapshot so they match the dump. Without read_links the
+    links file is left to the caller, which writes it from the dump (see streamable)."""
     providers = {str(i): n for i, n in conn.execute("select id, name from public.llm_providers")}
     models = {str(i): {"name": n, "provider_id": str(p) if p else None}
               for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
-    return {"llm_providers": providers, "llm_models": models, **links(conn, folder, cat)}
+    found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump"}
+    return {"llm_providers": providers, "llm_models": models, **found}
 
 
 def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
@@ -74,6 +83,11 @@ def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
     with os.fdopen(fd, "wb") as handle, conn.cursor().copy(query) as copy:
         for chunk in copy:
             handle.write(chunk)
+    return link_fields(cat)
+
+
+def link_fields(cat: catalog.Catalog) -> dict:
+    key = cat.tables["llm_usage"].primary_key
     columns = cat.tables["llm_usage"].columns
     return {"llm_usage": LINKS, "llm_usage_key": [[c, columns[c].type] for c in key],
             "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
