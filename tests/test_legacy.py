@@ -9,6 +9,7 @@ with set_config('role', ...), the JSON body as the one parameter. No HTTP is inv
 
 import json
 import re
+import shlex
 import shutil
 import threading
 import uuid
@@ -21,7 +22,7 @@ from psycopg.types.json import Json
 
 from kit import deploy_steps, legacy, local, pgserver, settings as settings_mod
 from kit.deploy import Deploy
-from tests.conftest import ROOT, query
+from tests.conftest import ROOT, STATES, _run_file, query
 
 COLS = ["agent_name", "model_id", "model_name", "provider_name"]
 # PostgREST v12+ (SqlFragment.fromJsonBodyF): INSERT ... SELECT pgrst_body.* FROM json_to_recordset
@@ -345,3 +346,50 @@ def test_mark_puts_the_mark_after_each_statements_first_word(text, marked):
 def test_the_readme_shows_the_query_the_kit_runs():
     readme = (ROOT / "README.md").read_text()
     assert legacy.QUERY_FILE.read_text().replace("{schema}", "extensions") in readme
+
+
+@pytest.mark.parametrize("shape", ["local_default", "matrix/usage_id_uuid"])
+def test_deploy_rollback_deploy_again_lists_none_of_the_kits_own_statements(shape, make_db, run_kit, tmp_path,
+                                                                            clean_env, pg):
+    """The rollback puts the UUID columns back at the end of each table, so the second deploy's pg_dump
+    lists the columns in another order than the first's; neither is a client's statement."""
+    clean_env.chdir(tmp_path)
+    url = make_db()
+    if shape != "local_default":
+        _run_file(url, (STATES / f"{shape}.sql").read_text())
+    first = run_kit("deploy", "--db-url", url, "--json")
+    assert first.code == 0, first.out + first.err
+    assert first.json["legacy_statements"] == [] and first.json["phase"] == "migrated"
+    assert listed(run_kit("status", "--db-url", url, "--json")) == []  # the first dump's COPYs name dropped columns
+    back = run_kit(*shlex.split(first.json["rollback_command"])[1:], "--json")
+    assert back.code == 0, back.out + back.err
+    assert listed(run_kit("status", "--db-url", url, "--json")) == []
+    second = run_kit("deploy", "--db-url", url, "--json")
+    assert second.code == 0, second.out + second.err
+    assert second.json["legacy_statements"] == [] and second.json["phase"] == "migrated"
+    assert listed(run_kit("status", "--db-url", url, "--json")) == []
+    dumped = [q.replace('"', "").lower() for (q,) in query(
+        pg.admin(url.rsplit("/", 1)[1]), "select query from extensions.pg_stat_statements where dbid = "
+        "(select oid from pg_database where datname = current_database()) and query ~* '^copy .*llm_providers'")]
+    # both orders are there: the first deploy's dump (id first) and the second's (id last, as the rollback added it)
+    assert any(q.startswith("copy public.llm_providers (id, name") for q in dumped), dumped
+    assert any(re.match(r"copy public\.llm_providers \(name, .*, id\) to stdout", q) for q in dumped), dumped
+
+
+def test_a_clients_copy_of_some_columns_is_listed_and_a_whole_table_copy_in_any_order_is_not(db_url, run_kit):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        with conn.cursor().copy("copy llm_usage (provider_name, model_name, model_id) from stdin") as copy:
+            copy.write_row(("openai", "gpt-4o", None))
+        with conn.cursor().copy("copy public.llm_models (id, name) to stdout") as copy:
+            list(copy)
+        # every column but one: a client's read, not a dump
+        with conn.cursor().copy("copy public.llm_providers (id, name, display_name) to stdout") as copy:
+            list(copy)
+        # every column, shuffled: a whole-table dump, as pg_dump writes one after a rollback re-added id last
+        with conn.cursor().copy('copy "public"."llm_providers" ("name", "created_at", "base_url", "display_name", '
+                                '"id") to stdout') as copy:
+            list(copy)
+    found = sorted(s["query"] for s in listed(run_kit("status", "--db-url", db_url, "--json")))
+    assert found == ["copy llm_usage (provider_name, model_name, model_id) from stdin",
+                     "copy public.llm_models (id, name) to stdout",
+                     "copy public.llm_providers (id, name, display_name) to stdout"]

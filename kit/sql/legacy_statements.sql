@@ -12,14 +12,34 @@ with s as (
     and coalesce((to_jsonb(s) ->> 'toplevel')::bool, true)  -- not the statements inside a DO block or function
     and strpos(s.query, '/* supabase-kit */') = 0       -- not the kit's own statements
 ),
-dump_copies as (                                        -- pg_dump's COPY of a whole table, and its restore
-  select format('copy public.%s (%s) %s', c.relname, string_agg(lower(a.attname), ', ' order by a.attnum), d) as q
+-- pg_dump's COPY of a whole table (the kit's backup) and its restore: every column of the table, in any
+-- order, give or take the columns the migration and the rollback drop and add (a rollback adds them back
+-- at the end, so two backups list the same columns in different orders). A client's read or write lists
+-- the columns it uses, never all of them.
+kit_columns (t, col) as (
+  values ('llm_providers', 'id'), ('llm_models', 'id'), ('llm_models', 'provider_id'),
+         ('llm_models', 'provider_name'), ('llm_usage', 'provider_id'), ('llm_usage', 'model_id')
+),
+table_columns as (
+  select c.relname as t, lower(a.attname) as col, a.attgenerated = '' as copied
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'public'
-  join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
-  cross join (values ('to stdout'), ('from stdin')) v (d)
+  join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
   where c.relname in ('llm_usage', 'llm_models', 'llm_providers')
-  group by c.relname, d
+),
+copies as (
+  select s.q, m[1] as t, regexp_split_to_array(m[2], ' ?, ?') as cols
+  from s, regexp_match(rtrim(s.q, '; '),
+         '^copy (?:public\.)?(llm_usage|llm_models|llm_providers) \(([^()]*)\) (?:to stdout|from stdin)$') m
+  where m is not null
+),
+dump_copies as (
+  select p.q from copies p
+  where not exists (select from unnest(p.cols) x (col)  -- it names no column the table never had
+                    where (p.t, x.col) not in (select t, col from table_columns union all select t, col from kit_columns))
+    and not exists (select from table_columns c         -- and leaves out no column pg_dump copies
+                    where c.t = p.t and c.copied and c.col <> all (p.cols)
+                      and (c.t, c.col) not in (select t, col from kit_columns))
 )
 select r.rolname as role, s.calls, round(s.mean_exec_time::numeric, 3) as mean_ms, s.stats_since,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 300) as query
@@ -40,5 +60,5 @@ where s.q ~ '^(select|insert|update|delete|merge|with|copy|values|table)\M'   --
                                        'union', 'except', 'intersect', 'having', 'window', 'for', 'select',
                                        'values', 'default', 'fetch', 'lateral', 'tablesample', 'only')
                     and s.q ~ ('\m' || m.a[1] || ' ?\. ?id\M')))
-  and rtrim(s.q, '; ') not in (select q from dump_copies)
+  and s.q not in (select q from dump_copies)
 order by s.calls desc, s.query
