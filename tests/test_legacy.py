@@ -393,3 +393,15 @@ def test_a_clients_copy_of_some_columns_is_listed_and_a_whole_table_copy_in_any_
     assert found == ["copy llm_usage (provider_name, model_name, model_id) from stdin",
                      "copy public.llm_models (id, name) to stdout",
                      "copy public.llm_providers (id, name, display_name) to stdout"]
+
+
+def test_the_refusal_is_printed_once_per_deploy(db_url, run_kit, tmp_path, clean_env):
+    clean_env.chdir(tmp_path)
+    as_client(db_url, "insert into llm_usage (provider_name, model_name, model_id) values (%s, %s, %s)",
+              ("openai", "gpt-4o", None))
+    run = run_kit("deploy", "--db-url", db_url, "--via", "direct")
+    assert run.code == 4, run.out + run.err
+    both = run.out + run.err
+    assert both.count("still use the UUID columns, and their clients will fail") == 1, both
+    assert "FAILED at preflight: 1 statement(s) in pg_stat_statements still use the UUID columns" in run.out
+    assert "[preflight] failed in " in run.err

@@ -57,8 +57,9 @@ def cmd_deploy(args, settings) -> Result:
 
 
 def summary(result: deploy.Deploy) -> str:
-    rows = [(s.name, s.status, f"{s.seconds:.2f}s", s.error or "") for s in result.steps]
-    lines = [table(rows, ("step", "result", "time", "note")), ""]
+    # A failed step's error is printed once, on the FAILED line below (a refusal can be a paragraph long).
+    rows = [(s.name, s.status, f"{s.seconds:.2f}s") for s in result.steps]
+    lines = [table(rows, ("step", "result", "time")), ""]
     if result.ok:
         lines.append(f"deployed to {result.settings.label}; the LLM tables are {result.phase}")
         if result.rollback_command:
@@ -103,9 +104,8 @@ class Progress:
         elif self.enabled:
             if event == "start":
                 print(f"[{step.name}] ...", file=sys.stderr, flush=True)
-            else:
-                note = f": {step.error}" if step.error else ""
-                print(f"[{step.name}] {step.status} in {step.seconds:.2f}s{note}", file=sys.stderr, flush=True)
+            else:  # the error itself follows once, in the summary
+                print(f"[{step.name}] {step.status} in {step.seconds:.2f}s", file=sys.stderr, flush=True)
 
     def _render(self):
         from rich.spinner import Spinner
