@@ -33,6 +33,9 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
     deploy.phase = st.phase
     deploy.versions.update(tool_versions(settings))
     change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
+    if st.locked_by:
+        raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
+                      "nothing was changed: deploy again when that session ends")
     if st.phase == "partial" and set(change) & set(st.applied):
         raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
                       f"present): run {finish_rollback(settings)} again to finish it, then deploy")

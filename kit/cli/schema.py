@@ -62,7 +62,8 @@ def cmd_status(args, settings) -> Result:
         st = status.read(conn, settings)
         found = legacy.read(conn)
     data = {"phase": st.phase, "pending": st.pending, "blockers": st.blockers, "applied": st.applied,
-            "unknown_remote": st.unknown_remote, "suggestions": st.suggestions, "database": mask_url(settings.db_url),
+            "unknown_remote": st.unknown_remote, "suggestions": st.suggestions, "blockers_note": st.blockers_note,
+            "database": mask_url(settings.db_url),
             "legacy_statements": found.as_list(), "legacy_statements_note": found.note}
     lines = [f"database  {mask_url(settings.db_url)}", f"phase     {st.phase}",
              f"applied   {', '.join(st.applied) or 'none'}", f"pending   {', '.join(st.pending) or 'none'}"]
@@ -70,7 +71,7 @@ def cmd_status(args, settings) -> Result:
         lines.append(f"unknown   {', '.join(st.unknown_remote)} (in the database's history, not in "
                      f"{workdir.project_dir(settings)}/supabase/migrations: run from the repo that has them, "
                      "--workdir DIR, or `npx supabase migration fetch`)")
-    lines.append(f"blockers  {len(st.blockers) or 'none'}")
+    lines.append(f"blockers  {st.blockers_note or len(st.blockers) or 'none'}")
     lines += [f"  - {b}" for b in st.blockers]
     if st.suggestions:
         lines.append("suggest   (after the migration, outside it)")

@@ -239,6 +239,12 @@ begin
         else '' end;
   end loop;
 
+  -- `kit status` runs this file in a READ ONLY transaction to list the blockers and suggestions
+  -- above; it stops here, before the back-fill's row locks and the ACCESS EXCLUSIVE lock below.
+  if current_setting('transaction_read_only') = 'on' then
+    return;
+  end if;
+
   ---------------------------------------------------------------------------------
   -- Back-fill names from UUIDs under an UPDATE's weak lock (inserts keep flowing).
   ---------------------------------------------------------------------------------
