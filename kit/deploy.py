@@ -152,11 +152,9 @@ def _take_deploy_lock(conn, settings: Settings) -> None:
 
 
 def _phase(settings: Settings) -> str:
-    from kit import catalog
-
     try:
         with db.session(settings) as conn:
-            return status.phase(catalog.read(conn))
+            return status.read_phase(conn)
     except KitError:
         return "unknown (the database cannot be reached)"
 

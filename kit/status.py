@@ -116,12 +116,21 @@ def read(conn: psycopg.Connection, settings: Settings) -> Status:
     st = Status("unknown", [v for v in local if v not in applied], [], applied, [v for v in applied if v not in local])
     with _no_waiting(conn):
         try:
-            st.phase = phase(catalog.read(conn))  # pg_get_expr takes ACCESS SHARE on each table (PostgreSQL 16+)
+            st.phase = phase(catalog.read(conn))  # pg_get_expr takes ACCESS SHARE
             if st.phase in ("before", "partial"):
                 st.blockers = blockers(conn, settings, st.suggestions)
         except psycopg.errors.LockNotAvailable:
             st.locked_by = _lockers(conn)
     return st
+
+
+def read_phase(conn: psycopg.Connection) -> str:
+    """The phase, without waiting for a lock: `unknown (...)` naming the holders when one is taken."""
+    with _no_waiting(conn):
+        try:
+            return phase(catalog.read(conn))
+        except psycopg.errors.LockNotAvailable:
+            return f"unknown (the LLM tables are locked by {_lockers(conn)})"
 
 
 @contextmanager
