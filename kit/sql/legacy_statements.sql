@@ -36,7 +36,8 @@ copies as (
 dump_copies as (
   select p.q from copies p
   where not exists (select from unnest(p.cols) x (col)  -- it names no column the table never had
-                    where (p.t, x.col) not in (select t, col from table_columns union all select t, col from kit_columns))
+                    where (p.t, x.col) not in (select t, col from table_columns
+                                               union all select t, col from kit_columns))
     and not exists (select from table_columns c         -- and leaves out no column pg_dump copies
                     where c.t = p.t and c.copied and c.col <> all (p.cols)
                       and (c.t, c.col) not in (select t, col from kit_columns))
