@@ -251,7 +251,7 @@ def test_connection_problems_are_one_line_each(pg, db_url, run_kit, clean_env):
     wrong = run_kit("push", "--db-url", pg.password_url(name, "not-the-password"))
     assert wrong.code == 3
     assert wrong.err == (f"kit: error: wrong password or user for 127.0.0.1:{pg.port}: check the password in "
-                         "SUPABASE_DB_URL (dashboard > Connect)\n")
+                         "--db-url (dashboard > Connect)\n")
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
