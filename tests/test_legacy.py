@@ -199,7 +199,7 @@ def test_the_kits_own_backup_and_status_statements_are_in_pg_stat_statements_but
     dump = [q for q in seen if q.replace('"', "").lower().startswith("copy public.llm_usage (id, provider_id, ")
             and q.rstrip(";").lower().endswith("to stdout")]
     assert dump, seen  # pg_dump's own statements, unmarked (two texts on PostgreSQL 15, one entry on 16+)
-    assert any(legacy.MARK in q and "copy" in q.lower() for q in seen), seen  # the manifest's, marked
+    # the kit's own reads (marked) may be there too, depending on the table's shape and the major
     assert listed(run_kit("status", "--db-url", db_url, "--json")) == []
 
 
