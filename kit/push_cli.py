@@ -41,8 +41,11 @@ def run(settings: Settings, plan, output=None) -> list[str]:
 
 def failure(settings: Settings, lines: list[str], code: int) -> KitError:
     text = "\n".join(lines)
+    # The CLI echoes the failing statement after the error, and that source holds every `raise` text
+    # of the migration: only the ERROR line says which one was raised.
+    raised = [line for line in lines if "ERROR:" in line and "llm name keys:" in line]
     for marker in ("refusing to migrate", "could not lock the LLM tables", "llm name keys:"):
-        hit = next((line for line in lines if marker in line), None)
+        hit = next((line for line in raised if marker in line), None)
         if hit:
             return Refused(_from(hit, "llm name keys:"))
     if "Remote migration versions not found" in text:

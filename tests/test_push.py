@@ -5,6 +5,7 @@ Management API's query endpoint on the test database, because the real API canno
 """
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -281,3 +282,20 @@ def test_a_push_while_another_holds_the_lock_exits_4(via, request, db_url, run_k
         assert run.err == (f"kit: error: another push is running against this database (pid {pid}); nothing was "
                            "applied: wait for it to finish, then push again\n")
     assert query(db_url, "select to_regclass('supabase_migrations.schema_migrations')") == [(None,)]
+
+
+def test_the_cli_route_reports_the_lock_error_the_database_raised(db_url, run_kit, clean_env):
+    """A reader holds llm_usage; the CLI echoes the whole migration (every `raise` text in it) after the
+    error, and the kit must show the one the database raised, with its numbers and the holder's pid."""
+    import psycopg
+
+    clean_env.setenv("PGOPTIONS", "-c kit.lock_wait_s=1")
+    with psycopg.connect(db_url) as holder:
+        holder.execute("select count(*) from public.llm_usage")  # its transaction stays open
+        pid = holder.info.backend_pid
+        run = run_kit(*push_args("cli", db_url))
+        holder.rollback()
+    assert run.code == 4, run.err
+    assert re.fullmatch(r"kit: error: llm name keys: could not lock the LLM tables in 1 s \(\d+ attempts\); held by "
+                        rf"pid {pid} \(no name, idle in transaction\)\n", run.err), run.err
+    assert [r[0] for r in history_rows(db_url)] == VERSIONS[:1]
