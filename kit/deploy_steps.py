@@ -4,16 +4,16 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from kit import db, legacy, local, pgserver, push, status, verify, workdir
+from kit import db, legacy, lint, local, pgserver, push, status, verify, workdir
 from kit.deploy import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 
 
 def functions(via: str | None = None, progress=None, allow_legacy_statements: bool = False,
-              smoke_overrides: dict | None = None) -> dict:
-    """Step name -> function(deploy); `via` picks the push route."""
+              smoke_overrides: dict | None = None, lint_files: bool = True) -> dict:
+    """Step name -> function(deploy); `via` picks the push route; the lint runs in preflight."""
     return {
-        "preflight": lambda d: preflight(d, allow_legacy_statements),
+        "preflight": lambda d: preflight(d, allow_legacy_statements, lint_files, smoke_overrides),
         "backup": lambda d: backup_step(d, progress),
         "push": lambda d: push_step(d, via, progress),
         "verify": verify_step,
@@ -22,14 +22,16 @@ def functions(via: str | None = None, progress=None, allow_legacy_statements: bo
     }
 
 
-def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
+def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files: bool = True,
+              smoke_overrides: dict | None = None) -> dict:
     settings = deploy.settings
     with db.session(settings) as conn:
         deploy.versions["server"] = db.server_version(conn)
         st = status.read(conn, settings)
         found = legacy.read(conn)
     deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
-    push.check_history(push.make_plan(settings, st.applied))
+    plan = push.make_plan(settings, st.applied)
+    push.check_history(plan)
     deploy.phase = st.phase
     deploy.versions.update(tool_versions(settings))
     change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
@@ -44,8 +46,11 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False) -> dict:
                       + "; ".join(st.blockers))
     if found.statements and st.pending and st.phase in ("before", "partial") and not allow_legacy_statements:
         raise Refused(legacy.refusal(found))
+    findings = lint.run(plan.pending, workdir.project_dir(settings)) if lint_files else []
+    lint.require_clean(findings, "deploy")
     return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
-            "suggestions": st.suggestions, "legacy_statements": legacy.summary_line(found)}
+            "suggestions": st.suggestions, "legacy_statements": legacy.summary_line(found), "linted": lint_files,
+            "lint_findings": [f.as_dict() for f in findings]}
 
 
 def finish_rollback(settings) -> str:
@@ -87,7 +92,7 @@ def backup_step(deploy: Deploy, progress=None) -> dict:
 
 
 def push_step(deploy: Deploy, via: str | None, progress=None) -> dict:
-    result = push.run(deploy.settings, via, output=progress)
+    result = push.run(deploy.settings, via, output=progress, lint_files=False)  # preflight linted (or --no-lint)
     deploy.applied = result.applied
     return result.as_dict()
 

@@ -58,7 +58,8 @@ def run(files: list[Migration], project: Path) -> list[Finding]:
             for item in raw]
 
 
-def require_clean(findings: list[Finding]) -> None:
+def require_clean(findings: list[Finding], command: str = "push") -> None:
+    """Refuse on any finding, pointing to the --no-lint flag of `command` (push or deploy)."""
     if findings:
         raise Refused(f"squawk found {len(findings)} problem(s), first: {findings[0]}; fix the file, annotate a "
-                      "deliberate exception with `-- squawk-ignore RULE` and its reason, or push with --no-lint")
+                      f"deliberate exception with `-- squawk-ignore RULE` and its reason, or {command} with --no-lint")

@@ -182,3 +182,24 @@ def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_t
         from kit import local, settings as settings_mod
 
         local.destroy(settings_mod.load({}, environ=env, cwd=folder))
+
+
+def test_a_lint_finding_stops_deploy_in_preflight_before_the_backup_unless_no_lint(db_url, run_kit, in_tmp):
+    """A team's plain `create view` migration: squawk's finding stops the deploy before the backup is
+    taken, pointing to deploy's own --no-lint, which then deploys it."""
+    folder = workdir_with(in_tmp, "20261201000000_usage_view.sql",
+                          "create view public.usage_by_agent as select agent_name, count(*) from public.llm_usage "
+                          "group by agent_name;\n")
+    before = (schema(db_url), data(db_url))
+    run = run_kit("deploy", "--db-url", db_url, "--json", "--workdir", str(folder))
+    assert run.code == 4, run.err
+    report = report_of(run)
+    assert report["failed_step"] == "preflight" and report["backup"] is None
+    assert statuses(report)["backup"] == "skipped"
+    assert report["error"].startswith("squawk found ") and "20261201000000_usage_view.sql:1: " in report["error"]
+    assert report["error"].endswith("reason, or deploy with --no-lint")
+    assert not (in_tmp / "backups").exists()
+    assert (schema(db_url), data(db_url)) == before
+    forced = run_kit("deploy", "--db-url", db_url, "--json", "--workdir", str(folder), "--no-lint")
+    assert forced.code == 0, forced.err
+    assert report_of(forced)["applied"] == VERSIONS + ["20261201000000"]

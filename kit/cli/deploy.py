@@ -25,6 +25,8 @@ def register(commands, common) -> None:
     p.add_argument("--allow-legacy-statements", action="store_true",
                    help="deploy even though pg_stat_statements lists clients that still use the UUID columns "
                         "(they will fail after the migration)")
+    p.add_argument("--no-lint", action="store_true",
+                   help="skip squawk on the pending files (findings otherwise stop the deploy in preflight)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
                    help="a value for an llm_usage column in every smoke row, as `kit smoke --set` (repeatable)")
     p.set_defaults(handler=cmd_deploy)
@@ -48,7 +50,7 @@ def cmd_deploy(args, settings) -> Result:
     confirm(destinations, args.yes, "deploy the LLM name-key migration to")
     progress = Progress(enabled=not args.json)
     steps = deploy_steps.functions(via=args.via, allow_legacy_statements=args.allow_legacy_statements,
-                                   smoke_overrides=parse_sets(args.set))
+                                   smoke_overrides=parse_sets(args.set), lint_files=not args.no_lint)
     result = deploy.run(settings, steps, rollback_on_failure=args.rollback_on_failure,
                         observe=progress)
     progress.close()
