@@ -6,6 +6,7 @@ rollback command for the backup it took (or runs it, with rollback_on_failure).
 
 import platform
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -42,6 +43,8 @@ class Deploy:
     phase: str = "unknown"
     versions: dict = field(default_factory=dict)
     rollback_command: str | None = None
+    rollback_backup: str | None = None  # the backup the rollback command uses (with the UUID maps)
+    rollback_note: str | None = None  # why there is no rollback command, when there is none
     rolled_back: bool = False
     error: str | None = None
     exit_code: int = 0
@@ -63,6 +66,7 @@ class Deploy:
                 "started": self.started, "finished": self.finished, "phase": self.phase,
                 "failed_step": self.failed_step, "error": self.error, "backup": self.backup_path,
                 "applied": self.applied, "rollback_command": self.rollback_command,
+                "rollback_backup": self.rollback_backup, "rollback_note": self.rollback_note,
                 "rolled_back": self.rolled_back, "versions": self.versions,
                 "steps": [asdict(s) for s in self.steps], "report": self.report_md,
                 "report_json": self.report_json, "legacy_statements": self.legacy_statements,
@@ -86,7 +90,7 @@ def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool =
         if deploy.failed_step:
             _after_failure(deploy, step_functions, rollback_on_failure, observe)
         elif deploy.backup_path:
-            deploy.rollback_command = rollback_command(deploy.settings, deploy.backup_path)
+            _choose_rollback(deploy)
     _finish(deploy, observe)
     return deploy
 
@@ -115,8 +119,8 @@ def _after_failure(deploy: Deploy, step_functions: dict, rollback_on_failure: bo
             step.status = "skipped"
     deploy.phase = _phase(deploy.settings)
     if deploy.backup_path and deploy.phase in ("migrated", "partial"):
-        deploy.rollback_command = rollback_command(deploy.settings, deploy.backup_path)
-        if rollback_on_failure:
+        _choose_rollback(deploy)
+        if rollback_on_failure and deploy.rollback_backup:
             try:
                 step_functions["rollback"](deploy)
                 deploy.rolled_back = True
@@ -157,6 +161,21 @@ def _phase(settings: Settings) -> str:
             return status.read_phase(conn)
     except KitError:
         return "unknown (the database cannot be reached)"
+
+
+def _choose_rollback(deploy: Deploy) -> None:
+    """The rollback command for this deploy's backup, or, when the database was migrated already when it
+    was taken (no UUID maps in it), for the newest backup of this database taken before the migration."""
+    from kit import backup_pick
+
+    path = backup_pick.before_migration(Path(deploy.backup_path))
+    if path is None:
+        deploy.rollback_note = (f"the LLM tables were migrated before this deploy and {Path(deploy.backup_path).parent}"
+                                " holds no backup of this database from before the migration, so kit rollback "
+                                "cannot undo it from here")
+        return
+    deploy.rollback_backup = str(path)
+    deploy.rollback_command = rollback_command(deploy.settings, str(path))
 
 
 def rollback_command(settings: Settings, backup_path: str) -> str:

@@ -119,4 +119,4 @@ def smoke_step(deploy: Deploy, overrides: dict | None = None) -> dict:
 def rollback_step(deploy: Deploy) -> dict:
     from kit import rollback
 
-    return rollback.in_place(deploy.settings, deploy.backup_path)
+    return rollback.in_place(deploy.settings, deploy.rollback_backup or deploy.backup_path)

@@ -203,3 +203,30 @@ def test_a_lint_finding_stops_deploy_in_preflight_before_the_backup_unless_no_li
     forced = run_kit("deploy", "--db-url", db_url, "--json", "--workdir", str(folder), "--no-lint")
     assert forced.code == 0, forced.err
     assert report_of(forced)["applied"] == VERSIONS + ["20261201000000"]
+
+
+def test_deploying_a_migrated_database_points_to_the_backup_from_before_the_migration(db_url, run_kit, in_tmp):
+    """The second deploy's own backup holds no UUID maps: its rollback command names the first deploy's
+    backup, and that command rolls the database back."""
+    first = report_of(run_kit("deploy", "--db-url", db_url, "--json"))
+    assert first["ok"] and first["rollback_command"] == f"kit rollback {first['backup']} --yes"
+    run = run_kit("deploy", "--db-url", db_url, "--json")
+    assert run.code == 0, run.err
+    second = report_of(run)
+    assert second["backup"] != first["backup"] and Path(second["backup"]).parent == Path(first["backup"]).parent
+    assert second["rollback_backup"] == first["backup"]
+    assert second["rollback_command"] == f"kit rollback {first['backup']} --yes"
+    back = run_kit(*shlex.split(second["rollback_command"])[1:])
+    assert back.code == 0, back.err
+    assert query(db_url, "select count(*) from information_schema.columns where table_schema = 'public' "
+                         "and table_name = 'llm_usage' and column_name = 'model_id'") == [(1,)]
+
+
+def test_deploying_a_migrated_database_without_an_earlier_backup_says_none_applies(db_url, run_kit, in_tmp):
+    assert run_kit("push", "--via", "direct", "--db-url", db_url, "--yes").code == 0
+    run = run_kit("deploy", "--db-url", db_url)
+    assert run.code == 0, run.err
+    folder = next((in_tmp / "backups").iterdir())
+    assert "to roll back" not in run.out and "--yes" not in run.out
+    assert (f"no rollback command: the LLM tables were migrated before this deploy and {folder} holds no backup "
+            "of this database from before the migration, so kit rollback cannot undo it from here\n") in run.out

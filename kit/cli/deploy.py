@@ -64,15 +64,14 @@ def summary(result: deploy.Deploy) -> str:
     lines = [table(rows, ("step", "result", "time")), ""]
     if result.ok:
         lines.append(f"deployed to {result.settings.label}; the LLM tables are {result.phase}")
-        if result.rollback_command:
-            lines.append(f"to roll back: {result.rollback_command}")
+        lines += _rollback_lines(result)
     else:
         lines.append(f"FAILED at {result.failed_step}: {result.error}")
         lines.append(f"the LLM tables are now: {result.phase}")
         if result.rolled_back:
             lines.append("rolled back with the backup taken by this deploy")
-        elif result.rollback_command:
-            lines.append(f"to roll back: {result.rollback_command}")
+        elif result.rollback_command or result.rollback_note:
+            lines += _rollback_lines(result)
         else:
             lines.append("nothing was changed by the push; no rollback is needed")
     if result.legacy_statements or result.legacy_note:
@@ -80,6 +79,14 @@ def summary(result: deploy.Deploy) -> str:
                      + (f" ({result.legacy_note})" if result.legacy_note else ""))
     lines.append(f"report: {result.report_md}")
     return "\n".join(lines)
+
+
+def _rollback_lines(result: deploy.Deploy) -> list[str]:
+    if result.rollback_command and result.rollback_backup != result.backup_path:
+        return [f"to roll back (with the newest backup taken before the migration): {result.rollback_command}"]
+    if result.rollback_command:
+        return [f"to roll back: {result.rollback_command}"]
+    return [f"no rollback command: {result.rollback_note}"] if result.rollback_note else []
 
 
 class Progress:
