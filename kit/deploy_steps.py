@@ -4,7 +4,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from kit import db, legacy, lint, local, pgserver, push, status, verify, workdir
+from kit import catalog, db, legacy, lint, local, pgserver, push, status, verify, workdir
 from kit.deploy import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 
@@ -29,6 +29,7 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
         deploy.versions["server"] = db.server_version(conn)
         st = status.read(conn, settings)
         found = legacy.read(conn)
+        usage = catalog.read(conn).tables.get("llm_usage")
     deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
     plan = push.make_plan(settings, st.applied)
     push.check_history(plan)
@@ -46,6 +47,8 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
                       + "; ".join(st.blockers))
     if found.statements and st.pending and st.phase in ("before", "partial") and not allow_legacy_statements:
         raise Refused(legacy.refusal(found))
+    if usage is not None:
+        smoke_inputs(usage, smoke_overrides or {})
     findings = lint.run(plan.pending, workdir.project_dir(settings)) if lint_files else []
     lint.require_clean(findings, "deploy")
     return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
@@ -62,6 +65,15 @@ def finish_rollback(settings) -> str:
         return (f"`kit rollback PATH` (PATH: the backup taken before the migration; none with UUID maps under "
                 f"{settings.backup_dir / settings.label})")
     return f"`kit rollback {shlex.quote(str(found))}`"
+
+
+def smoke_inputs(usage, overrides: dict) -> None:
+    """The smoke step's --set flags and NOT NULL columns, judged on llm_usage as the migration leaves it
+    (its UUID columns gone), so a bad flag stops the deploy before the backup and the push (exit 2)."""
+    from kit.smoke_rows import check_inputs
+    from kit.smoke_sql import shape_of
+
+    check_inputs(shape_of(usage, without=catalog.UUID_COLUMNS["llm_usage"]), overrides)
 
 
 def tool_versions(settings) -> dict:

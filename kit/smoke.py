@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from kit.errors import ConfigError, KitError
 from kit.settings import Settings
 from kit.smoke_ledger import Ledger
-from kit.smoke_rows import AGENT, Builder, CheckError, key_of, same  # noqa: F401 (CheckError re-exported)
+from kit.smoke_rows import AGENT, Builder, CheckError, key_of  # noqa: F401 (CheckError re-exported)
 LEGACY_ADVICE = ("clients that still send model_id will break after the migration: remove model_id (and "
                  "provider_id) from their llm_usage payloads and send model_name and provider_name")
 
@@ -215,7 +215,8 @@ def _compare(driver, builder: Builder, pairs: list[tuple[dict, dict]]) -> str:
     for sent, got in lookup:
         if got is None:
             raise CheckError(f"the row for {sent.get('model_name')} was not read back")
-        wrong = [k for k, v in sent.items() if not same(v, got.get(k))]
+        types = {name: col.type for name, col in shape.columns.items()}
+        wrong = driver.differences(sent, key_of(shape, got) if shape.key else None, _marker(builder), types)
         cols = shape.columns
         if "total_tokens" in cols and not cols["total_tokens"].writable and {"prompt_tokens", "completion_tokens"} \
                 <= set(sent) and got.get("total_tokens") != sent["prompt_tokens"] + sent["completion_tokens"]:

@@ -8,7 +8,7 @@ from postgrest.exceptions import APIError
 
 from kit.errors import ConfigError, ConnectError
 from kit.redact import redact
-from kit.smoke_rows import AGENT, CheckError, Col, Shape
+from kit.smoke_rows import AGENT, CheckError, Col, Shape, same
 
 TABLE = "llm_usage"
 AUTH_CODES = ("PGRST300", "PGRST301", "PGRST302")
@@ -82,6 +82,33 @@ class RestDriver:
         if not hasattr(self, "_key_columns"):
             self._key_columns = self.shape().key
         return self._key_columns
+
+    def differences(self, sent: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]:
+        """The columns of `sent` whose stored value differs, judged by PostgREST's eq filters (the value cast to
+        the column's type by PostgreSQL, as the insert cast it), not by the JSON forms; JSON values as JSON."""
+        scalars = {k: v for k, v in sent.items() if v is not None and not isinstance(v, (dict, list))}
+        got = self._call(self._locate(self.client.table(TABLE).select("*"), sent, key, marker))
+        if not got:
+            raise CheckError(f"the row for {sent.get('model_name')} was not read back")
+        wrong = [k for k, v in sent.items() if k not in scalars and not same(v, got[0].get(k))]
+
+        def matches(names: list[str]) -> bool:
+            request = self._locate(self.client.table(TABLE).select("*"), sent, key, marker)
+            for name in names:
+                request = request.eq(name, scalars[name])
+            return bool(self._call(request))
+
+        if matches(list(scalars)):
+            return wrong
+        return wrong + [n for n in scalars if not matches([n])]
+
+    def _locate(self, request, sent: dict, key: tuple | None, marker: list | None):
+        if key is not None:
+            return self._where(request, key)
+        column, kind, run_id = marker
+        if kind == "json":
+            return request.eq(f"{column}->>smoke_run", run_id).eq(f"{column}->>n", sent[column]["n"])
+        return request.eq(column, sent[column])
 
     def select_keys(self, keys: list[tuple]) -> list[dict]:
         return [r for k in keys for r in self._call(self._where(self.client.table(TABLE).select("*"), k))]

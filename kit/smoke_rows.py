@@ -11,11 +11,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from kit.errors import ConfigError
+
 AGENT = "kit-smoke"
 
 
 class CheckError(Exception):
     """A request the check made was answered with an error; the message says which."""
+
+
+class InputError(ConfigError):
+    """A --set flag names no writable column, or a NOT NULL column cannot be filled without one (exit 2)."""
 
 
 @dataclass
@@ -60,9 +66,7 @@ class Builder:
 
     def __init__(self, shape: Shape, run_id: str, overrides: dict[str, str] | None = None):
         self.shape, self.run_id, self.overrides = shape, run_id, dict(overrides or {})
-        unknown = [c for c in self.overrides if c not in shape.columns]
-        if unknown:
-            raise CheckError(f"--set {unknown[0]}=...: llm_usage has no column {unknown[0]}")
+        check_overrides(shape, self.overrides)
         self.marker = shape.marker()
         if not shape.key and self.marker is None:
             raise CheckError("llm_usage has no primary key and no writable jsonb or text column to mark the smoke "
@@ -103,14 +107,38 @@ class Builder:
             return i
         if typ.startswith("numeric") or typ in ("real", "double precision"):
             return 0
-        if typ.startswith("timestamp") or typ == "date":
+        if typ.startswith("timestamp"):
             return datetime.now(timezone.utc).isoformat()
+        if typ == "date":
+            return datetime.now(timezone.utc).date().isoformat()
         if typ in ("jsonb", "json"):
             return {}
         if typ == "boolean":
             return False
-        raise CheckError(f"llm_usage.{col.name} ({typ}) is NOT NULL without a default and the smoke test cannot "
+        raise InputError(f"llm_usage.{col.name} ({typ}) is NOT NULL without a default and the smoke test cannot "
                          f"fill that type: pass --set {col.name}=VALUE")
+
+
+def check_overrides(shape: Shape, overrides: dict) -> None:
+    """Every --set column exists in llm_usage and can be written."""
+    for name in overrides:
+        col = shape.columns.get(name)
+        if col is None:
+            raise InputError(f"--set {name}=...: llm_usage has no column {name}"
+                             + (" after the migration" if name in ("provider_id", "model_id") else "")
+                             + "; fix or drop that --set")
+        if not col.writable:
+            raise InputError(f"--set {name}=...: llm_usage.{name} is generated or an identity column and cannot be "
+                             "written; drop that --set")
+
+
+def check_inputs(shape: Shape, overrides: dict) -> None:
+    """Refuse (InputError) the --set flags and NOT NULL columns a smoke row could not satisfy."""
+    check_overrides(shape, overrides)
+    try:
+        Builder(shape, "preflight", overrides).row("probe", "probe", 0)
+    except CheckError:
+        pass  # not about the inputs (no key and no marker column): the smoke step reports it
 
 
 def key_of(shape: Shape, row: dict) -> tuple:

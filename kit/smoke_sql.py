@@ -54,10 +54,7 @@ class SqlDriver:
             self.conn.row_factory = dict_row
         if "llm_usage" not in cat.tables:
             raise CheckError("public.llm_usage does not exist: push the migrations first")
-        table = cat.tables["llm_usage"]
-        return Shape({c.name: Col(c.name, c.type if c.type.startswith(c.base) else c.base, c.not_null,
-                                  c.default is not None or c.identity != "", c.writable, c.enum_labels)
-                      for c in table.columns.values()}, list(table.primary_key))
+        return shape_of(cat.tables["llm_usage"])
 
     def insert(self, row: dict) -> dict:
         return self._request(*_insert_sql(row))[0]
@@ -74,6 +71,30 @@ class SqlDriver:
 
     def delete_marker(self, column: str, kind: str, run_id: str) -> None:
         self._request(*_by_marker("delete from {} where ", column, kind, run_id))
+
+    def differences(self, sent: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]:
+        """The columns of `sent` whose stored value differs, judged by PostgreSQL on the typed values: each
+        sent value, cast to its column's type as the insert cast it, `is not distinct from` the stored one."""
+        names = list(sent)
+        tests = [sql.SQL("{}::jsonb is not distinct from %s::jsonb as {}" if types.get(n) == "json" else
+                         "{} is not distinct from %s as {}").format(sql.Identifier(n), sql.Identifier(f"c{i}"))
+                 for i, n in enumerate(names)]
+        where, located = self._locate(sent, key, marker)
+        rows = self._request(sql.SQL("select {} from {} where ").format(sql.SQL(", ").join(tests), USAGE) + where,
+                             [_value(sent[n]) for n in names] + located)
+        if not rows:
+            raise CheckError(f"the row for {sent.get('model_name')} was not read back")
+        return [n for i, n in enumerate(names) if not rows[0][f"c{i}"]]
+
+    def _locate(self, sent: dict, key: tuple | None, marker: list | None):
+        if key is not None:
+            return sql.SQL("({}) = ({})").format(sql.SQL(", ").join(map(sql.Identifier, self._key())),
+                                                 sql.SQL(", ").join(sql.Placeholder() * len(key))), list(key)
+        column, kind, run_id = marker
+        if kind == "json":
+            return sql.SQL("{0} ->> 'smoke_run' = %s and {0} ->> 'n' = %s").format(sql.Identifier(column)), \
+                [run_id, str(sent[column]["n"])]
+        return sql.SQL("{} = %s").format(sql.Identifier(column)), [sent[column]]
 
     def _key(self) -> list[str]:
         if not hasattr(self, "_key_columns"):
@@ -131,9 +152,21 @@ class SqlDriver:
         self.conn.close()
 
 
+def shape_of(table: catalog.Table, without: tuple[str, ...] = ()) -> Shape:
+    """The smoke rows' view of llm_usage from the catalog, leaving out the columns named in `without`."""
+    return Shape({c.name: Col(c.name, c.type if c.type.startswith(c.base) else c.base, c.not_null,
+                              c.default is not None or c.identity != "", c.writable, c.enum_labels)
+                  for c in table.columns.values() if c.name not in without},
+                 [k for k in table.primary_key if k not in without])
+
+
+def _value(value):
+    return Jsonb(value) if isinstance(value, dict) else value
+
+
 def _insert_sql(row: dict):
     columns = list(row)
-    values = [Jsonb(v) if isinstance(v, dict) else v for v in row.values()]
+    values = [_value(v) for v in row.values()]
     query = sql.SQL("insert into {} ({}) values ({}) returning *").format(
         USAGE, sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         sql.SQL(", ").join(sql.Placeholder() for _ in columns))

@@ -141,11 +141,13 @@ def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_pat
 
 
 def test_deploy_passes_set_to_its_smoke_step(make_db, run_kit, clean_env, tmp_path):
-    """A column the smoke test cannot fill stops deploy's smoke step naming it and the flag; --set fills it."""
+    """A column the smoke test cannot fill stops deploy in preflight, before the backup and the push,
+    naming it and the flag (exit 2); --set fills it."""
     url = state(make_db, "usage_extra_not_null")
     clean_env.chdir(tmp_path)
     failed = run_kit("deploy", "--db-url", url, "--json")
-    assert failed.code == 5 and failed.json["failed_step"] == "smoke"
+    assert failed.code == 2 and failed.json["failed_step"] == "preflight" and failed.json["backup"] is None
+    assert failed.json["phase"] == "before"
     assert "llm_usage.client_ip (inet) is NOT NULL without a default" in failed.out
     assert "pass --set client_ip=VALUE" in failed.out
     done = run_kit("deploy", "--db-url", url, "--json", "--set", "client_ip=10.9.8.7")

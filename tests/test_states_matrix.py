@@ -104,8 +104,8 @@ def test_state_goes_through_the_whole_cycle(state, make_db, run_kit, clean_env, 
     if sets:
         column = say["smoke-set"].split("=")[0]
         failed = run_kit("smoke", "--via", "sql", "--db-url", url, "--json")
-        assert failed.code == 5
-        assert f"pass --set {column}=VALUE" in json.dumps(failed.json["checks"])
+        assert failed.code == 2
+        assert f"pass --set {column}=VALUE" in failed.json["error"]
     smoke_both(run_kit, clean_env, url, sets)
 
     rolled = run_kit("rollback", str(path), "--db-url", url, "--json")
