@@ -12,7 +12,8 @@ def register(commands, common) -> None:
         "smoke", parents=[common], help="insert, read back and delete LLM usage rows as the service role",
         description="Insert a usage row for every registered model and one for an unregistered model, read them "
                     "back, make concurrent inserts (median and p95 latency), try an old client's payload that "
-                    "still carries model_id, then delete every row this run wrote. Exits 5 if a check fails.\n\n"
+                    "still carries model_id, then delete every row this run wrote. Exits 5 if a check fails, 2 if a --set names "
+                    "no writable column or a NOT NULL column cannot be filled without one.\n\n"
                     "routes:\n  rest  supabase-py (sync and async) against SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY"
                     " (default when both are set)\n  sql   over the database connection, as PostgREST runs a "
                     "request: one transaction, role service_role, JWT claims set\n\n"
