@@ -216,7 +216,7 @@ def _compare(driver, builder: Builder, pairs: list[tuple[dict, dict]]) -> str:
         if got is None:
             raise CheckError(f"the row for {sent.get('model_name')} was not read back")
         types = {name: col.type for name, col in shape.columns.items()}
-        wrong = driver.differences(sent, key_of(shape, got) if shape.key else None, _marker(builder), types)
+        wrong = driver.differences(sent, got, key_of(shape, got) if shape.key else None, _marker(builder), types)
         cols = shape.columns
         if "total_tokens" in cols and not cols["total_tokens"].writable and {"prompt_tokens", "completion_tokens"} \
                 <= set(sent) and got.get("total_tokens") != sent["prompt_tokens"] + sent["completion_tokens"]:

@@ -72,7 +72,7 @@ class SqlDriver:
     def delete_marker(self, column: str, kind: str, run_id: str) -> None:
         self._request(*_by_marker("delete from {} where ", column, kind, run_id))
 
-    def differences(self, sent: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]:
+    def differences(self, sent: dict, got: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]:
         """The columns of `sent` whose stored value differs, judged by PostgreSQL on the typed values: each
         sent value, cast to its column's type as the insert cast it, `is not distinct from` the stored one."""
         names = list(sent)

@@ -230,3 +230,18 @@ def test_deploying_a_migrated_database_without_an_earlier_backup_says_none_appli
     assert "to roll back" not in run.out and "--yes" not in run.out
     assert (f"no rollback command: the LLM tables were migrated before this deploy and {folder} holds no backup "
             "of this database from before the migration, so kit rollback cannot undo it from here\n") in run.out
+
+
+def test_deploy_through_the_cli_shows_the_lock_error_the_database_raised(db_url, run_kit, in_tmp, clean_env):
+    """A reader keeps llm_usage busy past kit.lock_wait_s: deploy's default (cli) route names the real error."""
+    import re
+
+    clean_env.setenv("PGOPTIONS", "-c kit.lock_wait_s=1")
+    with psycopg.connect(db_url) as holder:
+        holder.execute("select count(*) from public.llm_usage")
+        pid = holder.info.backend_pid
+        run = run_kit("deploy", "--db-url", db_url, "--via", "cli")
+        holder.rollback()
+    assert run.code == 4
+    assert re.search(r"\nFAILED at push: llm name keys: could not lock the LLM tables in 1 s \(\d+ attempts\); held "
+                     rf"by pid {pid} \(no name, idle in transaction\)\n", run.out), run.out

@@ -62,16 +62,22 @@ def test_rest_smoke_fills_a_date_and_reads_set_values_back_as_postgresql_stores_
     assert smoke_rows(team_db) == 0
 
 
-def test_a_value_stored_differently_is_still_named(team_db, run_kit):
-    """The comparison can fail: a trigger that rewrites tags makes the read-back name that column."""
+@pytest.mark.parametrize("via", ["sql", "rest"])
+def test_a_value_stored_differently_is_still_named(via, team_db, run_kit, clean_env):
+    """The comparison can fail: a trigger that rewrites tags and span makes the read-back name them."""
     migrate_direct(team_db)
     _run_file(team_db, "create function bump() returns trigger language plpgsql as $$ begin "
-                       "new.tags := array['other']; return new; end $$;\n"
+                       "new.tags := array['other']; new.span := new.span * 2; return new; end $$;\n"
                        "create trigger bump before insert on llm_usage for each row execute function bump();\n")
-    run = run_kit("smoke", "--via", "sql", "--db-url", team_db, "--json", *SETS)
+    if via == "rest":
+        with serve(postgrest_route(team_db, KEY)) as api:
+            rest_env(clean_env, api.url)
+            run = run_kit("smoke", "--via", "rest", "--yes", "--json", *SETS)
+    else:
+        run = run_kit("smoke", "--via", "sql", "--db-url", team_db, "--json", *SETS)
     assert run.code == 5
     back = next(c for c in run.json["checks"] if c["name"] == "rows read back with every field intact")
-    assert back["detail"].endswith("came back with different tags")
+    assert back["detail"].endswith("came back with different tags, span")
 
 
 def test_smoke_with_a_set_for_no_column_exits_2_naming_it(team_db, run_kit):
