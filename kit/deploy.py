@@ -6,9 +6,9 @@ rollback command for the backup it took (or runs it, with rollback_on_failure).
 
 import platform
 import time
-from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable
 
 from kit import __version__, db, report, status
@@ -166,13 +166,18 @@ def _phase(settings: Settings) -> str:
 def _choose_rollback(deploy: Deploy) -> None:
     """The rollback command for this deploy's backup, or, when the database was migrated already when it
     was taken (no UUID maps in it), for the newest backup of this database taken before the migration."""
-    from kit import backup_pick
+    from kit import backup, manifest
 
-    path = backup_pick.before_migration(Path(deploy.backup_path))
+    taken = Path(deploy.backup_path)
+    try:
+        has_maps = bool(manifest.load(taken).get("maps"))
+    except KitError:
+        has_maps = False
+    path = taken if has_maps else backup.latest_with_maps(deploy.settings)
     if path is None:
-        deploy.rollback_note = (f"the LLM tables were migrated before this deploy and {Path(deploy.backup_path).parent}"
-                                " holds no backup of this database from before the migration, so kit rollback "
-                                "cannot undo it from here")
+        deploy.rollback_note = (f"the LLM tables were migrated before this deploy and {taken.parent} holds no "
+                                "backup of this database from before the migration, so kit rollback cannot undo it "
+                                "from here")
         return
     deploy.rollback_backup = str(path)
     deploy.rollback_command = rollback_command(deploy.settings, str(path))
