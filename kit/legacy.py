@@ -46,8 +46,8 @@ class Legacy:
 
     @property
     def reset_sql(self) -> str:
-        schema = self.schema or "extensions"
-        return f"select {quote_ident(schema)}.pg_stat_statements_reset()"
+        return sql.SQL("select {}.pg_stat_statements_reset()").format(
+            sql.Identifier(self.schema or "extensions")).as_string(None)
 
     def as_list(self) -> list[dict]:
         return [asdict(s) for s in self.statements]
@@ -156,7 +156,3 @@ def summary_line(found: Legacy) -> str:
     since = found.statements[0].since
     text = f"{len(found.statements)} statement(s) still use the UUID columns (counts {since})"
     return text + (f"; {found.note}" if found.note else "")
-
-
-def quote_ident(name: str) -> str:
-    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'

@@ -135,7 +135,7 @@ def test_clients_using_the_uuid_columns_are_listed_and_names_only_clients_are_no
     text = run_kit("status", "--db-url", db_url)
     assert "legacy    7 statement(s) still use the UUID columns (counts since" in text.out
     assert "  - 3 calls by service_role, " in text.out
-    assert "fix those clients, then `select extensions.pg_stat_statements_reset()`" in text.out
+    assert "fix those clients, then `select \"extensions\".pg_stat_statements_reset()`" in text.out
 
 
 SHAPES = [  # (statement, params, listed?)
@@ -238,7 +238,7 @@ def test_deploy_preflight_refuses_while_any_are_listed_and_the_report_lists_them
                                       'WITH pgrst_source AS (INSERT INTO "public"."llm_usage"("agent_name", "model_id"')
     assert report["error"].endswith("Either fix those clients (stop sending provider_id and model_id, which works "
                                     "before and after the migration), then reset the counts with "
-                                    "`select extensions.pg_stat_statements_reset()`; or pass --allow-legacy-statements")
+                                    "`select \"extensions\".pg_stat_statements_reset()`; or pass --allow-legacy-statements")
     assert [s["role"] for s in report["legacy_statements"]] == ["service_role"]
     assert "## Statements that still use the UUID columns" in Path(run.json["report"]).read_text()
     assert query(db_url, "select count(*) from information_schema.columns where column_name = 'model_id'") == [(1,)]
@@ -249,7 +249,7 @@ def test_deploy_preflight_refuses_while_any_are_listed_and_the_report_lists_them
     assert report["phase"] == "migrated" and len(report["legacy_statements"]) == 1
     after = run_kit("status", "--db-url", db_url)
     assert "  these ran before the migration; those clients now fail. Once fixed: " \
-           "`select extensions.pg_stat_statements_reset()`" in after.out
+           "`select \"extensions\".pg_stat_statements_reset()`" in after.out
 
 
 def test_after_fixing_the_client_and_resetting_the_counts_deploy_goes_ahead(db_url, run_kit, tmp_path, clean_env, pg):
