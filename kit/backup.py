@@ -24,6 +24,9 @@ from kit.settings import Settings
 MARKER = "INCOMPLETE"
 ARCHIVE = "database.dump"
 ARCHIVE_DIR = "database.dir"
+# gzip at level 1 rather than pg_dump's default 6: half pg_dump's CPU for an archive about a quarter larger
+# (data.sql beside it is plain text anyway); every pg_restore reads it. This pg_dump has no lz4 or zstd.
+COMPRESS = "--compress=1"
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
@@ -111,7 +114,7 @@ def _snapshot(settings: Settings, folder: Path):
 def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split) -> dict:
     """The one read of the table data: pg_dump of the whole database from the exported snapshot. With one job
     its output also streams into the split as it is written; returns what is known of the files already."""
-    args = [f"--snapshot={snapshot}", "--quote-all-identifiers"]
+    args = [f"--snapshot={snapshot}", "--quote-all-identifiers", COMPRESS]
     on_bytes = (lambda n: watch(archive.name, n))
     if jobs > 1:
         pgtools.watched(settings, "pg_dump", ["--format=directory", f"--jobs={jobs}", f"--file={archive}", *args],

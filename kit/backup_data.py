@@ -10,6 +10,7 @@ import hashlib
 import os
 import queue
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -28,6 +29,7 @@ TRAILER = b"-- PostgreSQL database dump complete"
 CHUNK = 1 << 20
 USAGE = "public.llm_usage"
 LINK_COLUMNS = ("id", "provider_id", "model_id")
+CUT = shutil.which("cut")  # POSIX; without it the kit picks the fields itself
 LEADING = re.compile(rb"^(\d+)\t([^\t\n]*)\t([^\t\n]*)[\t\n]", re.M)
 
 
@@ -37,6 +39,7 @@ class Split:
     def __init__(self, folder: Path, on_bytes, links: Path | None = None):
         self.folder, self.on_bytes = folder, on_bytes
         self._links = _private_file(links) if links else None
+        self._cut: _Cut | None = None
         self.reader = CopyReader({USAGE: LINK_COLUMNS} if links else {}, self._usage, self._text, self._rows)
         self._writer = _Writer(_private_file(folder / "data.sql"))
         self._writer.start()
@@ -57,6 +60,8 @@ class Split:
         self.reader.close()
         self._flush()
         self._finish()
+        if self._cut:
+            self._cut.finish(self._links)
         if self._links:
             self._links.close()
         self.on_bytes(self.written, done=True)
@@ -65,11 +70,17 @@ class Split:
     def discard(self) -> None:
         """Close the files after a failure (the folder keeps its INCOMPLETE marker)."""
         self._writer.finish()
+        if self._cut:
+            self._cut.kill()
         if self._links:
             self._links.close()
 
     def _usage(self, table: str, columns: list[str], rows: bytes) -> None:
         """llm_usage's rows as the links file's CSV lines: id, provider_id, model_id (NULL as empty)."""
+        if columns[:3] == list(LINK_COLUMNS) and (self._cut or CUT):
+            self._cut = self._cut or _Cut(self.folder / ".links.tsv")
+            self._cut.feed(rows)
+            return
         if columns[:3] == list(LINK_COLUMNS):
             lines = b"".join(b"%b,%b,%b\n" % row for row in LEADING.findall(rows))
         else:
@@ -112,6 +123,57 @@ class Split:
 
     def _write(self, data: bytes) -> None:
         self._pending.append(data)
+
+
+class _Cut(threading.Thread):
+    """`cut -f1-3` keeps the leading three fields of llm_usage's rows in another process, fed by its own
+    thread: the per-row work costs the stream nothing; the tab-separated result becomes the links file's CSV."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.queue = path, queue.Queue(maxsize=4)
+        with _private_file(path) as out:
+            self.child = subprocess.Popen([CUT, "-f1-3"], stdin=subprocess.PIPE, stdout=out,
+                                          stderr=subprocess.DEVNULL)
+        _widen(self.child.stdin)
+        self.start()
+
+    def feed(self, rows: bytes) -> None:
+        self.queue.put(rows)
+
+    def run(self) -> None:
+        try:
+            while (rows := self.queue.get()) is not None:
+                self.child.stdin.write(rows)
+        except OSError:
+            pass  # cut stopped; its exit code says why
+        finally:
+            while rows is not None:  # let the reader go on after a failure
+                rows = self.queue.get()
+            self.child.stdin.close()
+
+    def finish(self, links) -> None:
+        self.queue.put(None)
+        self.join()
+        if self.child.wait() != 0:
+            raise BackupError(f"cut picking llm_usage's links failed (exit {self.child.returncode}); "
+                              f"{self.path.parent} is marked incomplete: take the backup again")
+        with open(self.path, "rb") as source:
+            rest = b""
+            for chunk in iter(lambda: source.read(CHUNK), b""):
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                links.write(data[:cut].replace(b"\t", b",").replace(b"\\N", b""))
+            links.write(rest.replace(b"\t", b",").replace(b"\\N", b""))
+        self.path.unlink()
+
+    def kill(self) -> None:
+        self.child.kill()
+        self.queue.put(None)
+        self.join()
+        self.child.wait()
+        self.path.unlink(missing_ok=True)
 
 
 class _Writer(threading.Thread):

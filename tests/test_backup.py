@@ -273,3 +273,25 @@ def test_a_backup_taken_while_rows_arrive_restores_to_its_own_counts(db_url, run
     assert verified.code == 0, verified.out + verified.err
     counted = json.loads((path / "manifest.json").read_text())["row_counts"]["public.llm_usage"]
     assert counted < query(db_url, "select count(*) from llm_usage")[0][0]
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_the_links_file_is_the_same_with_or_without_cut(cut, tmp_path, monkeypatch):
+    """llm_usage's links are picked by `cut -f1-3` in another process when the system has it, else by the
+    kit itself: the same CSV either way (NULL as empty, escapes kept), the data passing on unchanged."""
+    from kit import backup_data
+
+    if not cut:
+        monkeypatch.setattr(backup_data, "CUT", None)
+    rows = [b"1\t\\N\t\\N\topenai\tgpt-4o\t{}\n", b"2\taaaa-1\tbbbb-2\tx\\ty\tm\t{\"a\": \"b\\\\N\"}\n",
+            b"3\t\\N\tcccc-3\topenai\t\\N\t\\N\n"] * 3000
+    stream = (b"SET x = 1;\n--\n-- Data for Name: llm_usage; Type: TABLE DATA; Schema: public; Owner: postgres\n--\n\n"
+              b'COPY "public"."llm_usage" ("id", "provider_id", "model_id", "provider_name", "model_name", '
+              b'"metadata") FROM stdin;\n' + b"".join(rows) + b"\\.\n\n")
+    split = backup_data.Split(tmp_path, lambda n, done=False: None, links=tmp_path / "links.csv")
+    for start in range(0, len(stream), 4097):  # chunks that cut rows and lines anywhere
+        split.feed(stream[start:start + 4097])
+    assert split.close() == {"public.llm_usage": 9000}
+    assert (tmp_path / "links.csv").read_bytes() == b"1,,\n2,aaaa-1,bbbb-2\n3,,cccc-3\n" * 3000
+    assert (tmp_path / "data.sql").read_bytes() == backup_data.REPLICA + stream
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.sql", "links.csv"]
