@@ -39,6 +39,7 @@ class Split:
     def __init__(self, folder: Path, on_bytes, links: Path | None = None):
         self.folder, self.on_bytes = folder, on_bytes
         self._links = _private_file(links) if links else None
+        self._links_name = links.name if links else None
         self._cut: _Cut | None = None
         self.reader = CopyReader({USAGE: LINK_COLUMNS} if links else {}, self._usage, self._text, self._rows)
         self._writer = _Writer(_private_file(folder / "data.sql"))
@@ -61,7 +62,7 @@ class Split:
         self._flush()
         self._finish()
         if self._cut:
-            self._cut.finish(self._links)
+            self._cut.finish()
         if self._links:
             self._links.close()
         self.on_bytes(self.written, done=True)
@@ -78,7 +79,7 @@ class Split:
     def _usage(self, table: str, columns: list[str], rows: bytes) -> None:
         """llm_usage's rows as the links file's CSV lines: id, provider_id, model_id (NULL as empty)."""
         if columns[:3] == list(LINK_COLUMNS) and (self._cut or CUT):
-            self._cut = self._cut or _Cut(self.folder / ".links.tsv")
+            self._cut = self._cut or _Cut(self._links, self._links_name)
             self._cut.feed(rows)
             return
         if columns[:3] == list(LINK_COLUMNS):
@@ -126,22 +127,28 @@ class Split:
 
 
 class _Cut(threading.Thread):
-    """`cut -f1-3` keeps the leading three fields of llm_usage's rows in another process, fed by its own
-    thread: the per-row work costs the stream nothing; the tab-separated result becomes the links file's CSV."""
+    """`cut -f1-3` keeps the leading three fields of llm_usage's rows in another process, fed by this thread;
+    a second thread turns its tab-separated lines into the links file's CSV as they come: the per-row work
+    stays off the stream."""
 
-    def __init__(self, path: Path):
+    def __init__(self, links, name: str):
         super().__init__(daemon=True)
-        self.path, self.queue = path, queue.Queue(maxsize=4)
-        with _private_file(path) as out:
-            self.child = subprocess.Popen([CUT, "-f1-3"], stdin=subprocess.PIPE, stdout=out,
-                                          stderr=subprocess.DEVNULL)
-        _widen(self.child.stdin)
+        self.queue = queue.Queue(maxsize=4)
+        self.child = subprocess.Popen([CUT, "-f1-3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL)
+        for pipe in (self.child.stdin, self.child.stdout):
+            _widen(pipe)
+        self.error: str | None = None
+        self.name = name
+        self.out = threading.Thread(target=self._convert, args=(links,), daemon=True)
+        self.out.start()
         self.start()
 
     def feed(self, rows: bytes) -> None:
         self.queue.put(rows)
 
     def run(self) -> None:
+        rows = b""
         try:
             while (rows := self.queue.get()) is not None:
                 self.child.stdin.write(rows)
@@ -152,28 +159,34 @@ class _Cut(threading.Thread):
                 rows = self.queue.get()
             self.child.stdin.close()
 
-    def finish(self, links) -> None:
-        self.queue.put(None)
-        self.join()
-        if self.child.wait() != 0:
-            raise BackupError(f"cut picking llm_usage's links failed (exit {self.child.returncode}); "
-                              f"{self.path.parent} is marked incomplete: take the backup again")
-        with open(self.path, "rb") as source:
-            rest = b""
-            for chunk in iter(lambda: source.read(CHUNK), b""):
+    def _convert(self, links) -> None:
+        rest = b""
+        try:
+            for chunk in iter(lambda: self.child.stdout.read(CHUNK), b""):
                 data = rest + chunk
                 cut = data.rfind(b"\n") + 1
                 rest = data[cut:]
                 links.write(data[:cut].replace(b"\t", b",").replace(b"\\N", b""))
             links.write(rest.replace(b"\t", b",").replace(b"\\N", b""))
-        self.path.unlink()
+        except OSError as exc:
+            self.error = exc.strerror
+            self.child.kill()
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.join()
+        self.out.join()
+        if self.error:
+            raise BackupError(f"writing {self.name} failed: {self.error}")
+        if self.child.wait() != 0:
+            raise BackupError(f"cut picking llm_usage's links failed (exit {self.child.returncode})")
 
     def kill(self) -> None:
         self.child.kill()
         self.queue.put(None)
         self.join()
+        self.out.join()
         self.child.wait()
-        self.path.unlink(missing_ok=True)
 
 
 class _Writer(threading.Thread):
