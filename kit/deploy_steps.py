@@ -28,6 +28,10 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
     with db.session(settings) as conn:
         deploy.versions["server"] = db.server_version(conn)
         st = status.read(conn, settings)
+        if st.locked_by:  # before any other catalog read, which could wait behind that lock (PostgreSQL 15)
+            deploy.phase = st.phase
+            raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
+                          "nothing was changed: deploy again when that session ends")
         found = legacy.read(conn)
         usage = catalog.read(conn).tables.get("llm_usage")
     deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
@@ -36,9 +40,6 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
     deploy.phase = st.phase
     deploy.versions.update(tool_versions(settings))
     change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
-    if st.locked_by:
-        raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
-                      "nothing was changed: deploy again when that session ends")
     if st.phase == "partial" and set(change) & set(st.applied):
         raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
                       f"present): run {finish_rollback(settings)} again to finish it, then deploy")

@@ -199,23 +199,30 @@ def test_a_name_clash_is_one_line_exit_2_and_writes_nothing(team, run_kit, clash
     assert tree(team) == before
 
 
-@pytest.mark.skipif(not shutil.which("setpriv") and os.geteuid() == 0, reason="needs setpriv to drop root")
 def test_an_unwritable_folder_is_one_line_exit_2():
-    """Run as the unprivileged user nobody (root may write anywhere), in a folder owned by root."""
+    """The migrations folder is read-only: a read-only bind mount as root (who may write anywhere else,
+    and whose checkout may lie under a 0700 folder another user cannot read), mode 0555 otherwise."""
     with tempfile.TemporaryDirectory(dir="/tmp") as base:
         folder = Path(base) / "your-app"
         shutil.copytree(TEAM, folder)
-        for path in [Path(base), *folder.rglob("*"), folder]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        migrations = folder / "supabase" / "migrations"
         before = tree(folder)
-        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-        if not prefix:
-            (folder / "supabase" / "migrations").chmod(0o555)
-        result = subprocess.run(prefix + [sys.executable, "-m", "kit", "init", "--workdir", str(folder)],
-                                capture_output=True, text=True, cwd=base, timeout=120,
-                                env={"PATH": os.environ["PATH"], "HOME": base, "PYTHONPATH": str(ROOT)})
+        if os.geteuid() == 0:
+            subprocess.run(["mount", "--bind", str(migrations), str(migrations)], check=True)
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(migrations)], check=True)
+        else:
+            migrations.chmod(0o555)
+        try:
+            result = subprocess.run([sys.executable, "-m", "kit", "init", "--workdir", str(folder)],
+                                    capture_output=True, text=True, cwd=base, timeout=120,
+                                    env={"PATH": os.environ["PATH"], "HOME": base, "PYTHONPATH": str(ROOT)})
+        finally:
+            if os.geteuid() == 0:
+                subprocess.run(["umount", str(migrations)], check=True)
+            else:
+                migrations.chmod(0o755)
         assert (result.returncode, result.stdout) == (2, "")
-        assert result.stderr == (f"kit: error: {folder}/supabase/migrations is not writable: make it writable "
+        assert result.stderr == (f"kit: error: {migrations} is not writable: make it writable "
                                  "(or run as its owner), then run kit init again\n")
         assert tree(folder) == before
 
