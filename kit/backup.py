@@ -6,7 +6,6 @@ killed connection, a full disk) keeps its marker and is never offered for rollba
 """
 
 import json
-import os
 import re
 import time
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ import psycopg
 
 from kit import backup_archive, backup_data, db, identity, manifest, pgtools
 from kit.errors import BackupError, ConfigError, KitError
+from kit.files import open_private
 from kit.redact import mask_url
 from kit.settings import Settings
 
@@ -163,8 +163,7 @@ def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
 
 
 def _private(path: Path) -> Path:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.close(fd)
+    open_private(path).close()
     return path
 
 

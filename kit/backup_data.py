@@ -7,7 +7,6 @@ time than the dump itself. With --jobs the directory archive is read back once, 
 
 import fcntl
 import hashlib
-import os
 import queue
 import re
 import shutil
@@ -20,6 +19,7 @@ from kit import pgtools
 from kit.backup_archive import user_data
 from kit.copy_stream import CopyReader
 from kit.errors import BackupError
+from kit.files import open_private
 from kit.process import child_env, url_without_password
 from kit.settings import Settings
 
@@ -38,11 +38,11 @@ class Split:
 
     def __init__(self, folder: Path, on_bytes, links: Path | None = None):
         self.folder, self.on_bytes = folder, on_bytes
-        self._links = _private_file(links) if links else None
+        self._links = open_private(links, "wb") if links else None
         self._links_name = links.name if links else None
         self._cut: _Cut | None = None
         self.reader = CopyReader({USAGE: LINK_COLUMNS} if links else {}, self._usage, self._text, self._rows)
-        self._writer = _Writer(_private_file(folder / "data.sql"))
+        self._writer = _Writer(open_private(folder / "data.sql", "wb"))
         self._writer.start()
         self.written = 0
         self._keep = True
@@ -237,7 +237,7 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
     dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={url_without_password(url)}"]
     restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err, \
-            _private_file(archive) as out:
+            open_private(archive, "wb") as out:
         dump = subprocess.Popen(dump_argv, stdout=subprocess.PIPE, stderr=dump_err, stdin=subprocess.DEVNULL,
                                 env=child_env(url), umask=0o077)
         restore = subprocess.Popen(restore_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=restore_err,
@@ -306,7 +306,3 @@ def _widen(pipe) -> None:
         fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
     except OSError:
         pass
-
-
-def _private_file(path: Path):
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")

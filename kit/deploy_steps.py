@@ -4,7 +4,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-from kit import catalog, db, legacy, lint, local, pgserver, push, status, verify, workdir
+from kit import catalog, db, legacy, lint, pgserver, push, status, verify, workdir
 from kit.deploy import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 

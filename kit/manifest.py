@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import psycopg
@@ -10,6 +9,7 @@ import psycopg.sql
 
 from kit import catalog
 from kit.errors import BackupError
+from kit.files import open_private
 from kit.redact import mask_url
 from kit.settings import Settings
 
@@ -79,8 +79,7 @@ def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
         query = psycopg.sql.SQL("copy (select provider_name, model_name, provider_id, model_id, count(*) "
                                 "from public.llm_usage group by 1, 2, 3, 4) to stdout with (format csv)")
     path = folder / LINKS
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle, conn.cursor().copy(query) as copy:
+    with open_private(path, "wb") as handle, conn.cursor().copy(query) as copy:
         for chunk in copy:
             handle.write(chunk)
     return link_fields(cat)
@@ -111,8 +110,7 @@ def build(folder: Path, settings: Settings, facts: dict, known: dict | None = No
 
 def save(folder: Path, data: dict) -> None:
     path = folder / NAME
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with open_private(path) as handle:
         json.dump(data, handle, indent=1, default=str)
 
 

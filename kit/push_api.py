@@ -8,7 +8,7 @@ that no other push has applied the file meanwhile.
 
 from psycopg import sql
 
-from kit import history, lint, push
+from kit import history, push
 from kit.errors import KitError, Refused
 from kit.management import ManagementAPI
 from kit.settings import Settings

@@ -1,10 +1,10 @@
 """The deploy report: reports/<UTC timestamp>-<target>.md and .json, with no secrets in them."""
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
+from kit.files import open_private
 from kit.redact import redact
 
 
@@ -50,8 +50,7 @@ def _legacy(data: dict) -> list[str]:
 
 
 def _write(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with open_private(path) as handle:
         handle.write(text)
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from kit import db, legacy, local, status, verify, workdir
-from kit.cli.output import Result, checks_text, table
+from kit.cli.output import Result, checks_text
 from kit.errors import Refused
 from kit.redact import mask_url
 
