@@ -7,6 +7,7 @@ killed connection, a full disk) keeps its marker and is never offered for rollba
 
 import json
 import re
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,12 +59,13 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
             ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
-            _roles(settings, _private(folder / "roles.sql"))
-            watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
+            roles = _Beside(_roles, settings, _private(folder / "roles.sql"))  # needs no snapshot: beside the dump
             from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
             split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
                                       links=folder / manifest.LINKS if from_dump else None)
             known = _archive(settings, archive, snap["id"], jobs, watch, split)
+            roles.result()
+            watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
         if jobs > 1:
             counts = backup_data.from_archive(settings, archive, split)
         else:
@@ -109,6 +111,26 @@ def _snapshot(settings: Settings, folder: Path):
     except psycopg.Error as exc:
         raise BackupError(f"reading the database for the backup failed ({_first(exc)}); {folder} is marked "
                           "incomplete: take the backup again") from None
+
+
+class _Beside(threading.Thread):
+    """Runs fn(*args) in a thread; result() waits and raises what it raised."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.error = fn, args, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self.error = exc
+
+    def result(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split) -> dict:

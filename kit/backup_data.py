@@ -7,7 +7,6 @@ time than the dump itself. With --jobs the directory archive is read back once, 
 
 import fcntl
 import hashlib
-import queue
 import re
 import shutil
 import subprocess
@@ -34,7 +33,10 @@ LEADING = re.compile(rb"^(\d+)\t([^\t\n]*)\t([^\t\n]*)[\t\n]", re.M)
 
 
 class Split:
-    """Routes the whole data stream: the users' entries to data.sql, every COPY block counted."""
+    """Routes the whole data stream: the users' entries to data.sql, every COPY block counted.
+
+    It runs in the thread that reads the stream and writes as it goes: the big writes and the hashing
+    release the GIL, and a hand-off to other threads cost more than it saved."""
 
     def __init__(self, folder: Path, on_bytes, links: Path | None = None):
         self.folder, self.on_bytes = folder, on_bytes
@@ -42,69 +44,64 @@ class Split:
         self._links_name = links.name if links else None
         self._cut: _Cut | None = None
         self.reader = CopyReader({USAGE: LINK_COLUMNS} if links else {}, self._usage, self._text, self._rows)
-        self._writer = _Writer(open_private(folder / "data.sql", "wb"))
-        self._writer.start()
+        self._out = open_private(folder / "data.sql", "wb")
+        self.digest = hashlib.sha256()
         self.written = 0
         self._keep = True
-        self._pending = [REPLICA]
-
-    @property
-    def digest(self):
-        return self._writer.digest
+        self._write(REPLICA)
 
     def feed(self, chunk: bytes) -> None:
         self.reader.feed(chunk)
-        self._flush()
         self.on_bytes(self.written)
 
     def close(self) -> dict:
         self.reader.close()
-        self._flush()
-        self._finish()
+        self._close(self._out)
         if self._cut:
             self._cut.finish()
         if self._links:
-            self._links.close()
+            self._close(self._links)
         self.on_bytes(self.written, done=True)
         return self.reader.counts
 
     def discard(self) -> None:
         """Close the files after a failure (the folder keeps its INCOMPLETE marker)."""
-        self._writer.finish()
         if self._cut:
             self._cut.kill()
-        if self._links:
-            self._links.close()
+        for handle in (self._out, self._links):
+            try:
+                if handle:
+                    handle.close()
+            except OSError:
+                pass
 
     def _usage(self, table: str, columns: list[str], rows: bytes) -> None:
-        """llm_usage's rows as the links file's CSV lines: id, provider_id, model_id (NULL as empty)."""
+        """llm_usage's rows as the links file's lines: id, provider_id, model_id, tab-separated, NULL as \\N."""
         if columns[:3] == list(LINK_COLUMNS) and (self._cut or CUT):
             self._cut = self._cut or _Cut(self._links, self._links_name)
             self._cut.feed(rows)
             return
+        rows = bytes(rows)
         if columns[:3] == list(LINK_COLUMNS):
-            lines = b"".join(b"%b,%b,%b\n" % row for row in LEADING.findall(rows))
+            lines = b"".join(b"%b\t%b\t%b\n" % row for row in LEADING.findall(rows))
         else:
             pick = [columns.index(c) for c in LINK_COLUMNS]
-            lines = b"".join(b"%b,%b,%b\n" % tuple(f[i] for i in pick)
+            lines = b"".join(b"%b\t%b\t%b\n" % tuple(f[i] for i in pick)
                              for f in (line.split(b"\t") for line in rows[:-1].split(b"\n")))
-        self._links.write(lines.replace(b"\\N", b""))
+        self._links.write(lines)
 
-    def _flush(self) -> None:
-        if self._writer.error:
-            self._finish()
-        self._writer.queue.put(self._pending)
-        self.written += sum(len(p) for p in self._pending)
-        self._pending = []
+    def _close(self, handle) -> None:
+        try:
+            handle.close()
+        except OSError as exc:
+            self._failed(Path(handle.name).name, exc)
 
-    def _finish(self) -> None:
-        error = self._writer.finish()
-        if error:
-            raise BackupError(f"writing data.sql failed: {error}; {self.folder} is marked incomplete: "
-                              "free space or pass --out DIR, then take the backup again")
+    def _failed(self, name: str, exc: OSError):
+        raise BackupError(f"writing {name} failed: {exc.strerror}; {self.folder} is marked incomplete: "
+                          "free space or pass --out DIR, then take the backup again") from None
 
     def _text(self, text: bytes) -> None:
-        if b"-- " not in text:
+        if b"-- " not in text:  # text is a small piece: SQL and comments outside the COPY blocks
             if self._keep:
                 self._write(text)
             return
@@ -123,100 +120,47 @@ class Split:
             self._write(rows)
 
     def _write(self, data: bytes) -> None:
-        self._pending.append(data)
+        try:
+            self._out.write(data)
+        except OSError as exc:
+            self._failed("data.sql", exc)
+        self.digest.update(data)
+        self.written += len(data)
 
 
-class _Cut(threading.Thread):
-    """`cut -f1-3` keeps the leading three fields of llm_usage's rows in another process, fed by this thread;
-    a second thread turns its tab-separated lines into the links file's CSV as they come: the per-row work
-    stays off the stream."""
+class _Cut:
+    """`cut -f1-3` keeps the leading three fields of llm_usage's rows in another process and writes them
+    straight into the links file (COPY text: tab-separated, NULL as \\N): the per-row work stays off the
+    stream. It writes to a file, never back to the kit, so feeding it cannot deadlock."""
 
     def __init__(self, links, name: str):
-        super().__init__(daemon=True)
-        self.queue = queue.Queue(maxsize=4)
-        self.child = subprocess.Popen([CUT, "-f1-3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL)
-        for pipe in (self.child.stdin, self.child.stdout):
-            _widen(pipe)
-        self.error: str | None = None
+        links.flush()
+        self.child = subprocess.Popen([CUT, "-f1-3"], stdin=subprocess.PIPE, stdout=links,
+                                      stderr=subprocess.PIPE)
+        _widen(self.child.stdin)
         self.name = name
-        self.out = threading.Thread(target=self._convert, args=(links,), daemon=True)
-        self.out.start()
-        self.start()
+        self.broken = False
 
     def feed(self, rows: bytes) -> None:
-        self.queue.put(rows)
-
-    def run(self) -> None:
-        rows = b""
-        try:
-            while (rows := self.queue.get()) is not None:
+        if not self.broken:
+            try:
                 self.child.stdin.write(rows)
-        except OSError:
-            pass  # cut stopped; its exit code says why
-        finally:
-            while rows is not None:  # let the reader go on after a failure
-                rows = self.queue.get()
-            self.child.stdin.close()
-
-    def _convert(self, links) -> None:
-        rest = b""
-        try:
-            for chunk in iter(lambda: self.child.stdout.read(CHUNK), b""):
-                data = rest + chunk
-                cut = data.rfind(b"\n") + 1
-                rest = data[cut:]
-                links.write(data[:cut].replace(b"\t", b",").replace(b"\\N", b""))
-            links.write(rest.replace(b"\t", b",").replace(b"\\N", b""))
-        except OSError as exc:
-            self.error = exc.strerror
-            self.child.kill()
+            except OSError:
+                self.broken = True  # cut stopped; its exit code says why
 
     def finish(self) -> None:
-        self.queue.put(None)
-        self.join()
-        self.out.join()
-        if self.error:
-            raise BackupError(f"writing {self.name} failed: {self.error}")
+        try:
+            self.child.stdin.close()
+        except OSError:
+            pass
+        errors = self.child.stderr.read().decode(errors="replace").strip()
         if self.child.wait() != 0:
-            raise BackupError(f"cut picking llm_usage's links failed (exit {self.child.returncode})")
+            detail = errors.splitlines()[-1] if errors else f"exit {self.child.returncode}"
+            raise BackupError(f"writing {self.name} failed: {detail}")
 
     def kill(self) -> None:
         self.child.kill()
-        self.queue.put(None)
-        self.join()
-        self.out.join()
         self.child.wait()
-
-
-class _Writer(threading.Thread):
-    """Writes and hashes data.sql beside the thread that reads the stream."""
-
-    def __init__(self, out):
-        super().__init__(daemon=True)
-        self.out, self.queue = out, queue.Queue(maxsize=2)
-        self.digest = hashlib.sha256()
-        self.error: str | None = None
-
-    def run(self) -> None:
-        while (pieces := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self.out.writelines(pieces)
-                except OSError as exc:
-                    self.error = exc.strerror
-                for piece in pieces:
-                    self.digest.update(piece)
-
-    def finish(self) -> str | None:
-        if self.is_alive():
-            self.queue.put(None)
-            self.join()
-        try:
-            self.out.close()
-        except OSError as exc:
-            self.error = self.error or exc.strerror
-        return self.error
 
 
 def from_archive(settings: Settings, archive: Path, split: Split) -> dict:

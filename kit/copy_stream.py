@@ -20,7 +20,8 @@ class CopyReader:
     For the tables in `want`, each run of whole rows goes to `on_block(table, columns, rows)`, where rows is
     the raw COPY text (lines ending in newlines) and columns the names the COPY line gives. Everything passes
     on, in order, to `on_text(bytes)` (outside the rows: SQL, comments, the COPY and \\. lines) and
-    `on_rows(bytes)`.
+    `on_rows(rows)`. Rows are a memoryview into the chunk, valid during the call only: the rows are never
+    copied on their way through.
     """
 
     def __init__(self, want, on_block, on_text=None, on_rows=None):
@@ -33,18 +34,30 @@ class CopyReader:
         self._columns: list[str] | None = None
 
     def feed(self, chunk: bytes) -> None:
-        data = self._rest + chunk
-        cut = data.rfind(b"\n") + 1
-        self._rest, data = data[cut:], data[:cut]
-        pos = 0
-        while pos < len(data):
-            pos = self._in_block(data, pos) if self.table else self._header(data, pos)
+        start = 0
+        if self._rest:  # finish the line the last chunk left open, then read the chunk where it stands
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                self._rest += chunk
+                return
+            line, self._rest = self._rest + chunk[:newline + 1], b""
+            self._lines(line, 0, len(line))
+            start = newline + 1
+        limit = chunk.rfind(b"\n", start) + 1
+        self._rest = chunk[max(limit, start):]
+        self._lines(chunk, start, limit)
 
-    def _header(self, data: bytes, pos: int) -> int:
-        start = _line_start(data, b"COPY ", pos)
+    def _lines(self, data: bytes, pos: int, limit: int) -> None:
+        """Read data[pos:limit], whole lines."""
+        view = memoryview(data)
+        while pos < limit:
+            pos = self._in_block(data, view, pos, limit) if self.table else self._header(data, pos, limit)
+
+    def _header(self, data: bytes, pos: int, limit: int) -> int:
+        start = _line_start(data, b"COPY ", pos, limit)
         if start < 0:
-            self.on_text(data[pos:])
-            return len(data)
+            self.on_text(data[pos:limit])
+            return limit
         end = data.index(b"\n", start)
         self.on_text(data[pos:end + 1])
         line = data[start:end].decode()
@@ -55,15 +68,16 @@ class CopyReader:
         self._columns = names[2:] if table in self.want else None
         return end + 1
 
-    def _in_block(self, data: bytes, pos: int) -> int:
-        end = _line_start(data, END, pos)
-        block = data[pos:] if end < 0 else data[pos:end]
-        self.counts[self.table] += block.count(b"\n")
-        self.on_rows(block)
-        if self._columns is not None and block:
-            self.on_block(self.table, self._columns, block)
+    def _in_block(self, data: bytes, view: memoryview, pos: int, limit: int) -> int:
+        end = _block_end(data, pos, limit)
+        stop = limit if end < 0 else end
+        self.counts[self.table] += data.count(b"\n", pos, stop)
+        if stop > pos:
+            self.on_rows(view[pos:stop])
+            if self._columns is not None:
+                self.on_block(self.table, self._columns, view[pos:stop])
         if end < 0:
-            return len(data)
+            return limit
         self.on_text(END)
         self.table = self._columns = None
         return end + len(END)
@@ -75,11 +89,19 @@ class CopyReader:
         self._rest = b""
 
 
-def _line_start(data: bytes, needle: bytes, pos: int) -> int:
-    """Index of `needle` at the start of a line at or after pos (itself a line start), or -1."""
+def _line_start(data: bytes, needle: bytes, pos: int, limit: int) -> int:
+    """Index of `needle` at the start of a line in data[pos:limit] (pos itself a line start), or -1."""
     while True:
-        at = data.find(needle, pos)
+        at = data.find(needle, pos, limit)
         if at < 0 or at == pos or data[at - 1] == 10:
             return at
         pos = at + 1
 
+
+def _block_end(data: bytes, pos: int, limit: int) -> int:
+    """Index of the `\\.` line that ends the COPY block in data[pos:limit] (pos a line start), or -1. The
+    needle starts with the newline before it, which makes the search skip faster; a match is a line start."""
+    if data.startswith(END, pos, limit):
+        return pos
+    at = data.find(b"\n" + END, pos, limit)
+    return at + 1 if at >= 0 else -1

@@ -14,7 +14,7 @@ from kit.redact import mask_url
 from kit.settings import Settings
 
 NAME = "manifest.json"
-LINKS = "llm_usage_links.csv"
+LINKS = "llm_usage_links.tsv"  # COPY text format: tab-separated, NULL as \N
 SHAPE_SQL = """
 select 'constraint', conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid)
 from pg_constraint where conrelid = any(%(rels)s::regclass[]) and contype in ('p', 'u', 'f', 'c')
@@ -73,11 +73,11 @@ def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
     key = cat.tables["llm_usage"].primary_key
     uuids = [psycopg.sql.Identifier(c) for c in ("provider_id", "model_id")]
     if key:
-        query = psycopg.sql.SQL("copy (select {}, {} from public.llm_usage) to stdout with (format csv)").format(
+        query = psycopg.sql.SQL("copy (select {}, {} from public.llm_usage) to stdout").format(
             psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in key), psycopg.sql.SQL(", ").join(uuids))
     else:
         query = psycopg.sql.SQL("copy (select provider_name, model_name, provider_id, model_id, count(*) "
-                                "from public.llm_usage group by 1, 2, 3, 4) to stdout with (format csv)")
+                                "from public.llm_usage group by 1, 2, 3, 4) to stdout")
     path = folder / LINKS
     with open_private(path, "wb") as handle, conn.cursor().copy(query) as copy:
         for chunk in copy:

@@ -39,8 +39,9 @@ def load(conn: psycopg.Connection, folder: Path, data: dict) -> None:
     conn.execute(sql.SQL("create temp table {} ({})").format(TEMP, sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols)))
     path = folder / data["maps"]["llm_usage"]
+    form = sql.SQL("csv" if path.suffix == ".csv" else "text")  # .csv: a backup taken before the links were COPY text
     with open(path, "rb") as handle, conn.cursor().copy(
-            sql.SQL("copy {} from stdin with (format csv)").format(TEMP)) as copy:
+            sql.SQL("copy {} from stdin with (format {})").format(TEMP, form)) as copy:
         for block in iter(lambda: handle.read(1 << 20), b""):
             copy.write(block)
     if key:

@@ -18,7 +18,7 @@ from tests.snapshot import data, schema
 from tests.standin import Reply, serve
 from tests.test_status_verify import migrate_direct
 
-FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.csv", "manifest.json", "roles.sql", "schema.sql"]
+FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.tsv", "manifest.json", "roles.sql", "schema.sql"]
 
 
 def take(run_kit, url: str, out: Path, *extra) -> Path:
@@ -124,7 +124,7 @@ def test_full_restore_round_trip_gives_equal_rows_and_checksums(db_url, make_db,
 
 
 @pytest.mark.parametrize("damage", ["truncate", "edit"])
-@pytest.mark.parametrize("name", ["data.sql", "database.dump", "llm_usage_links.csv"])
+@pytest.mark.parametrize("name", ["data.sql", "database.dump", "llm_usage_links.tsv"])
 def test_a_damaged_backup_is_refused_by_name_and_nothing_changes(damage, name, db_url, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
     migrate_direct(db_url)
@@ -163,6 +163,27 @@ def test_backup_verify_restores_into_a_throwaway_server(db_url, run_kit, tmp_pat
     assert names == ["checksums", "pg_restore --list", "rehearsal restore"]
     assert run.json["checks"][2]["detail"].startswith(
         "5 table(s), 5,089 rows, every count equal to the snapshot's, on PostgreSQL ")
+
+
+def test_a_backup_whose_links_are_csv_rolls_back_exactly(db_url, run_kit, tmp_path):
+    """Backups taken before the links file became COPY text hold llm_usage_links.csv (NULL as empty)."""
+    links_before = dict((r[0], r[1:]) for r in query(db_url, "select id, provider_id, model_id from llm_usage"))
+    path = take(run_kit, db_url, tmp_path)
+    tsv = path / "llm_usage_links.tsv"
+    csv = b"".join(b",".join(b"" if f == b"\\N" else f for f in line.split(b"\t")) + b"\n"
+                   for line in tsv.read_bytes().splitlines())
+    tsv.unlink()
+    (path / "llm_usage_links.csv").write_bytes(csv)
+    m = json.loads((path / "manifest.json").read_text())
+    m["maps"]["llm_usage"] = "llm_usage_links.csv"
+    del m["files"]["llm_usage_links.tsv"]
+    m["files"]["llm_usage_links.csv"] = {"bytes": len(csv), "sha256": manifest.sha256(path / "llm_usage_links.csv")}
+    (path / "manifest.json").write_text(json.dumps(m))
+    migrate_direct(db_url)
+    run = run_kit("rollback", str(path), "--db-url", db_url, "--json")
+    assert run.code == 0, run.err
+    now = dict((r[0], r[1:]) for r in query(db_url, "select id, provider_id, model_id from llm_usage"))
+    assert now == links_before and sum(1 for p, m in now.values() if p or m) > 1000
 
 
 def test_rollback_waits_politely_then_refuses_and_changes_nothing(db_url, run_kit, tmp_path, monkeypatch):
@@ -288,10 +309,10 @@ def test_the_links_file_is_the_same_with_or_without_cut(cut, tmp_path, monkeypat
     stream = (b"SET x = 1;\n--\n-- Data for Name: llm_usage; Type: TABLE DATA; Schema: public; Owner: postgres\n--\n\n"
               b'COPY "public"."llm_usage" ("id", "provider_id", "model_id", "provider_name", "model_name", '
               b'"metadata") FROM stdin;\n' + b"".join(rows) + b"\\.\n\n")
-    split = backup_data.Split(tmp_path, lambda n, done=False: None, links=tmp_path / "links.csv")
+    split = backup_data.Split(tmp_path, lambda n, done=False: None, links=tmp_path / "links.tsv")
     for start in range(0, len(stream), 4097):  # chunks that cut rows and lines anywhere
         split.feed(stream[start:start + 4097])
     assert split.close() == {"public.llm_usage": 9000}
-    assert (tmp_path / "links.csv").read_bytes() == b"1,,\n2,aaaa-1,bbbb-2\n3,,cccc-3\n" * 3000
+    assert (tmp_path / "links.tsv").read_bytes() == b"1\t\\N\t\\N\n2\taaaa-1\tbbbb-2\n3\t\\N\tcccc-3\n" * 3000
     assert (tmp_path / "data.sql").read_bytes() == backup_data.REPLICA + stream
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.sql", "links.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.sql", "links.tsv"]

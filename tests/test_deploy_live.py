@@ -42,8 +42,8 @@ def test_deploy_under_live_writes_loses_no_row_and_a_rollback_keeps_the_later_ro
     # exactly the links it recorded (the writers' rows: none); rows written after the backup and before
     # the rollback are linked through their names.
     assert _missing(db_url, during.ids + rolling.ids) == 0
-    links = (Path(run.json["backup"]) / "llm_usage_links.csv").read_bytes()
-    recorded = {int(line.split(b",")[0]) for line in links.splitlines()}
+    links = (Path(run.json["backup"]) / "llm_usage_links.tsv").read_bytes()
+    recorded = {int(line.split(b"\t")[0]) for line in links.splitlines()}
     later = [i for i in during.ids if i not in recorded]
     assert later and len(later) < len(during.ids)
     assert query(db_url, "select count(*) from llm_usage where id = any(%s) and (provider_id is null or "
