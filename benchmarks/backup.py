@@ -35,7 +35,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from kit import history, local, pgtools, settings as settings_mod, workdir  # noqa: E402
+from kit import settings as settings_mod  # noqa: E402
+from kit.local import pgtools, server as local  # noqa: E402
+from kit.migrations import history, workdir  # noqa: E402
 from migration_under_load import LOAD_ROWS  # noqa: E402
 
 INSERT = ("insert into llm_usage (provider_name, model_name, agent_name, prompt_tokens, completion_tokens) "

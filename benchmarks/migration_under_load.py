@@ -23,7 +23,9 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kit import history, local, settings as settings_mod, workdir  # noqa: E402
+from kit import settings as settings_mod  # noqa: E402
+from kit.local import server as local  # noqa: E402
+from kit.migrations import history, workdir  # noqa: E402
 
 INSERT = ("insert into llm_usage (provider_name, model_name, agent_name, prompt_tokens, completion_tokens) "
           "values ('openai', 'gpt-4o', 'bench', 120, 40)")

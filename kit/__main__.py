@@ -1,3 +1,5 @@
+"""`python -m kit`: the command line, as the `kit` script runs it."""
+
 import sys
 
 from kit.cli import main

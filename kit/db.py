@@ -6,9 +6,10 @@ from contextlib import contextmanager
 
 import psycopg
 
+from kit.cloud import project
 from kit.errors import ConfigError, ConnectError
-from kit.legacy import MarkedCursor
 from kit.redact import redact, url_host
+from kit.schema.legacy import MarkedCursor
 from kit.settings import Settings
 
 APPLICATION_NAME = "supabase-kit"
@@ -40,7 +41,6 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> Non
     """
     from urllib.parse import urlsplit
 
-    from kit import project
 
     url = url or settings.db_url
     if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
@@ -121,8 +121,6 @@ def unreachable(url: str, host: str) -> str:
 
     With no IPv6 route connect() fails with ENETUNREACH; with no IPv6 address at all, EADDRNOTAVAIL.
     """
-    from kit import project
-
     ref = project.db_ref(url)
     if ref and host.startswith("db."):
         return (f"cannot reach {host}: the network is unreachable, the direct host has only an IPv6 address and "

@@ -1,5 +1,7 @@
-"""The one settings object, loaded once: flag > environment > .env of the current folder > .env of the
-app's folder (--workdir, else the nearest folder upward holding supabase/migrations) > default."""
+"""The one settings object, loaded once from flags, the environment and .env files.
+
+Precedence: flag > environment > .env of the current folder > .env of the app's folder (--workdir,
+else the nearest folder upward holding supabase/migrations) > default."""
 
 import os
 from dataclasses import dataclass, field, fields, replace

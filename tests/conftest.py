@@ -14,7 +14,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import history, legacy, local, settings as settings_mod, workdir
+from kit import settings as settings_mod
+from kit.local import server as local
+from kit.migrations import history, workdir
+from kit.schema import legacy
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_DIR = ROOT / "kit" / "sql"

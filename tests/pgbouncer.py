@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from kit import local
+from kit.local import server as local
 
 CONFIG = """[databases]
 * = host=127.0.0.1 port={pg_port}

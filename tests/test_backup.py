@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import manifest
+from kit.backup import manifest
 from tests.conftest import query
 from tests.snapshot import data, schema
 from tests.standin import Reply, serve
@@ -187,7 +187,7 @@ def test_a_backup_whose_links_are_csv_rolls_back_exactly(db_url, run_kit, tmp_pa
 
 
 def test_rollback_waits_politely_then_refuses_and_changes_nothing(db_url, run_kit, tmp_path, monkeypatch):
-    from kit import rollback
+    from kit.rollback import in_place as rollback
 
     path = take(run_kit, db_url, tmp_path)
     migrate_direct(db_url)
@@ -268,7 +268,7 @@ def test_an_older_client_than_the_server_is_named(db_url, run_kit, pg, clean_env
 
 def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_url):
     """Debian's pg_dump says "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": same major is fine."""
-    from kit import pgtools
+    from kit.local import pgtools
     from kit.errors import ToolMissing
 
     monkeypatch.setattr(pgtools, "client_version", lambda s: "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
@@ -300,7 +300,7 @@ def test_a_backup_taken_while_rows_arrive_restores_to_its_own_counts(db_url, run
 def test_the_links_file_is_the_same_with_or_without_cut(cut, tmp_path, monkeypatch):
     """llm_usage's links are picked by `cut -f1-3` in another process when the system has it, else by the
     kit itself: the same CSV either way (NULL as empty, escapes kept), the data passing on unchanged."""
-    from kit import backup_data
+    from kit.backup import data as backup_data
 
     if not cut:
         monkeypatch.setattr(backup_data, "CUT", None)

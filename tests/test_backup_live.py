@@ -5,7 +5,8 @@ import re
 import time
 from pathlib import Path
 
-from kit import pgtools, settings as settings_mod
+from kit import settings as settings_mod
+from kit.local import pgtools
 from tests.conftest import ROOT, query
 from tests.snapshot import data, schema
 from tests.test_backup import _grow, take

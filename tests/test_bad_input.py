@@ -140,7 +140,8 @@ def test_a_missing_env_value_is_named(run_kit, tmp_path, clean_env, db_url):
 
 
 def test_a_local_server_that_cannot_start_names_its_fatal_line_and_log(run_kit, tmp_path, clean_env):
-    from kit import local, settings as settings_mod
+    from kit import settings as settings_mod
+    from kit.local import server as local
 
     s = settings_mod.load({"local_dir": str(tmp_path / "pg")}, environ={}, cwd=tmp_path)
     server = local.up(s, prepare_db=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import deploy
+from kit.deploy import runbook as deploy
 from tests.conftest import query
 from tests.snapshot import data, schema
 from tests.test_push import VERSIONS, workdir_with
@@ -131,7 +131,7 @@ def test_a_second_deploy_at_once_is_refused(db_url, run_kit, in_tmp):
 
 @pytest.mark.parametrize("step", ["preflight", "backup", "push", "verify", "smoke"])
 def test_ctrl_c_at_each_step_stops_with_130_and_a_report(step, db_url, run_kit, in_tmp, monkeypatch):
-    from kit import deploy_steps
+    from kit.deploy import steps as deploy_steps
 
     real = deploy_steps.functions
 
@@ -179,7 +179,8 @@ def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_t
         assert out["database"].startswith("postgresql://postgres@127.0.0.1:")
         assert query(out["database"], "select count(*) > 0 from llm_models") == [(True,)]
     finally:
-        from kit import local, settings as settings_mod
+        from kit import settings as settings_mod
+        from kit.local import server as local
 
         local.destroy(settings_mod.load({}, environ=env, cwd=folder))
 

@@ -65,7 +65,7 @@ def test_connection_killed_during_push_applies_nothing_of_the_file_and_a_rerun_s
 def test_connection_killed_during_backup_marks_it_incomplete_and_rollback_refuses_it(db_url, run_kit, tmp_path):
     import psycopg
 
-    from kit import backup as backup_mod
+    from kit.backup import take as backup_mod
 
     s = settings_mod.load({"db_url": db_url, "backup_dir": str(tmp_path)}, environ={}, cwd=ROOT)
     outcome = {}
@@ -105,7 +105,8 @@ def test_connection_killed_during_backup_marks_it_incomplete_and_rollback_refuse
 
 
 def test_server_restart_during_smoke_is_a_clear_failure_and_a_rerun_leaves_no_rows(tmp_path, clean_env):
-    from kit import local, smoke
+    from kit import smoke
+    from kit.local import server as local
 
     clean_env.chdir(tmp_path)
     s = settings_mod.load({"local_dir": str(tmp_path / "pg")}, environ={}, cwd=tmp_path)

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from kit import rollback_full, settings as settings_mod
+from kit import settings as settings_mod
 from kit.errors import BackupError
+from kit.rollback import full as rollback_full
 from tests.conftest import ROOT, query
 from tests.snapshot import data, schema
 from tests.test_backup import _grow, take

@@ -9,7 +9,9 @@ import uuid
 import psycopg
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
-from kit import backup, push, rollback, settings as settings_mod
+from kit import push, settings as settings_mod
+from kit.backup import take as backup
+from kit.rollback import in_place as rollback
 from tests.conftest import ROOT, query
 
 HOSTILE = ["'; drop table llm_usage; --", "o'brien", 'say "hi"', "back\\slash\\", "名前 モデル ✓", "  spaced  ",

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kit import init, init_extras, settings as settings_mod
+from kit import settings as settings_mod
+from kit.init import add as init, extras as init_extras
 from tests.conftest import ROOT, query
 
 TEAM = Path(__file__).parent / "team_repo"

@@ -20,8 +20,11 @@ import pytest
 
 from psycopg.types.json import Json
 
-from kit import deploy_steps, legacy, local, pgserver, settings as settings_mod
-from kit.deploy import Deploy
+from kit import settings as settings_mod
+from kit.deploy import steps as deploy_steps
+from kit.deploy.runbook import Deploy
+from kit.local import pgserver, server as local
+from kit.schema import legacy
 from tests.conftest import ROOT, STATES, _run_file, query
 
 COLS = ["agent_name", "model_id", "model_name", "provider_name"]
@@ -205,7 +208,7 @@ def test_the_kits_own_backup_and_status_statements_are_in_pg_stat_statements_but
 
 def test_ddl_and_the_migration_itself_are_not_listed_even_with_track_all(db_url, run_kit, pg):
     """The migration is run as the Supabase CLI runs it (unmarked), in a session tracking nested statements."""
-    from kit import history, workdir
+    from kit.migrations import history, workdir
 
     migration = workdir.migrations(settings_mod.load({}, environ={}, cwd=ROOT))[-1]
     with psycopg.connect(pg.admin(db_url.rsplit("/", 1)[1]), autocommit=True) as conn:

@@ -9,7 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import local, pgserver, settings as settings_mod
+from kit import settings as settings_mod
+from kit.local import pgserver, server as local
 from tests.conftest import PG_MAJOR, ROOT, query
 
 

@@ -12,7 +12,8 @@ import time
 import psycopg
 import pytest
 
-from kit import history, settings as settings_mod, workdir
+from kit import settings as settings_mod
+from kit.migrations import history, workdir
 from tests import snapshot
 from tests.conftest import ROOT, query
 

@@ -7,9 +7,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import errors, init, report, rollback, settings as settings_mod
+from kit import errors, settings as settings_mod
 from kit.cli import build_parser
+from kit.deploy import report
 from kit.errors import KitError
+from kit.init import add as init
+from kit.rollback import in_place as rollback
 from tests import snapshot
 from tests.conftest import PASSWORD, ROOT, query
 from tests.test_status_verify import migrate_direct
@@ -243,7 +246,7 @@ def test_the_local_default_from_a_team_repo_without_the_kits_columns_deploys(tmp
         assert done.returncode == 0, done.stdout + done.stderr
         assert "note: " not in done.stderr  # every demo row fitted the team's columns
         out = settings_mod.load({}, environ=env, cwd=tmp_path)
-        from kit import local
+        from kit.local import server as local
 
         url = local.url(out)
         assert query(url, "select count(*) from llm_providers") == [(5,)]
@@ -251,14 +254,14 @@ def test_the_local_default_from_a_team_repo_without_the_kits_columns_deploys(tmp
         assert query(url, "select count(*) from llm_usage") == [(5000,)]
         assert "deployed to local; the LLM tables are migrated" in done.stdout
     finally:
-        from kit import local
+        from kit.local import server as local
 
         local.destroy(settings_mod.load({}, environ=env, cwd=tmp_path))
 
 
 def test_demo_rows_a_team_table_cannot_take_are_left_out_with_one_note(make_db, pg):
     """A NOT NULL enum without default in llm_usage: providers and models get demo rows, usage none, one note."""
-    from kit import local_demo
+    from kit.local import demo as local_demo
 
     url = make_db("kit_tpl_before")
     query(url, "delete from llm_usage; delete from llm_models; delete from llm_providers")

@@ -10,8 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import rollback, settings as settings_mod
+from kit import settings as settings_mod
 from kit.errors import KitError
+from kit.rollback import in_place as rollback
 from tests import snapshot
 from tests.conftest import ROOT, query
 from tests.test_states_matrix import LOOKUPS, ROWS

@@ -126,7 +126,7 @@ def test_the_standalone_script_runs_the_smoke_test_and_exits_with_its_code(db_ur
 
 def test_the_legacy_warning_is_only_for_model_id(db_url, settings_for):
     """An undefined column other than model_id is a failed request, not the legacy-payload warning."""
-    from kit.smoke_sql import SqlDriver
+    from kit.smoke.sql import SqlDriver
 
     migrate_direct(db_url)
     driver = SqlDriver(settings_for(db_url))

@@ -13,7 +13,7 @@ import pytest
 from kit import smoke
 from kit.errors import ConfigError
 from kit.smoke import CheckError
-from kit.smoke_rest import RestDriver
+from kit.smoke.rest import RestDriver
 from tests.conftest import query
 from tests.standin import Reply, serve
 from tests.standin_postgrest import postgrest_route

@@ -114,7 +114,8 @@ def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_pat
         t.start()
     try:
         assert run_kit("push", "--via", "direct", "--no-lint", "--db-url", url, "--json").code == 0
-        from kit import rollback, settings as settings_mod
+        from kit import settings as settings_mod
+        from kit.rollback import in_place as rollback
 
         s = settings_mod.load({"db_url": url}, environ={}, cwd=ROOT)
         # The writers stop when step D starts.

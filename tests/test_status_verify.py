@@ -1,6 +1,7 @@
 """kit status and kit verify on real databases, through the CLI."""
 
-from kit import history, settings as settings_mod, workdir
+from kit import settings as settings_mod
+from kit.migrations import history, workdir
 from tests.conftest import ROOT, query
 
 import psycopg

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kit import history
+from kit.migrations import history
 from tests.conftest import ROOT, SQL_DIR, query
 from tests.snapshot import data, schema
 from tests.test_push import cli_list

@@ -5,10 +5,14 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from kit import backup, backup_store, backup_verify, db, identity, local, manifest, project, rollback, rollback_full
+from kit import db
+from kit.backup import identity, manifest, store as backup_store, take as backup, verify as backup_verify
 from kit.cli.output import Result, checks_text, confirm, say, table
+from kit.cloud import project
 from kit.errors import ConnectError
+from kit.local import server as local
 from kit.redact import url_host
+from kit.rollback import full as rollback_full, in_place as rollback
 from kit.settings import db_password
 
 

@@ -3,10 +3,13 @@
 import sys
 import time
 
-from kit import deploy, deploy_steps, local, project, smoke
+from kit import smoke
 from kit.cli.output import Result, confirm, say, table
 from kit.cli.smoke import parse_sets
-from kit.management import ManagementAPI
+from kit.cloud import project
+from kit.cloud.management import ManagementAPI
+from kit.deploy import runbook as deploy, steps as deploy_steps
+from kit.local import server as local
 
 
 def register(commands, common) -> None:

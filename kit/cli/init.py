@@ -1,7 +1,7 @@
 """`kit init`: add the name-key change to your app's own supabase/migrations."""
 
-from kit import init
 from kit.cli.output import Result
+from kit.init import add as init
 
 HELP = """Add the LLM name-key migration to the supabase/migrations of your app's repo (--workdir, else the
 current folder), as a new file whose version is later than every file there and, when a database is

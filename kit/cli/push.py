@@ -2,9 +2,11 @@
 
 import sys
 
-from kit import local, project, push
+from kit import push
 from kit.cli.output import Result, confirm, say, table
-from kit.management import ManagementAPI
+from kit.cloud import project
+from kit.cloud.management import ManagementAPI
+from kit.local import server as local
 from kit.redact import mask_url
 
 

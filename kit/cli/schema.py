@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
-from kit import db, legacy, local, status, verify, workdir
+from kit import db
 from kit.cli.output import Result, checks_text
 from kit.errors import Refused
+from kit.local import server as local
+from kit.migrations import workdir
 from kit.redact import mask_url
+from kit.schema import legacy, status, verify
 
 
 LOCAL_HELP = """The local default: a PostgreSQL server shaped like a Supabase project (supabase_admin, the

@@ -2,9 +2,11 @@
 
 import sys
 
-from kit import local, project, smoke
+from kit import smoke
 from kit.cli.output import Result, confirm, table
+from kit.cloud import project
 from kit.errors import ConfigError
+from kit.local import server as local
 
 
 def register(commands, common) -> None:

@@ -1,0 +1,113 @@
+"""Which database a backup is of: recorded in its manifest, checked before a rollback writes anything.
+
+The identity is the cluster's system identifier (pg_control_system(), set once by initdb), the
+database's name and oid, and where the kit reached it (host, port, user; never the password),
+plus the variable the URL came from, so that `kit rollback PATH` finds the database again.
+"""
+
+from dataclasses import replace
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import psycopg
+
+from kit.cloud import project
+from kit.errors import Refused
+from kit.settings import LOCAL_DEFAULT, Settings, variable
+
+
+def read(conn: psycopg.Connection, settings: Settings) -> dict:
+    """This connection's database identity, for the manifest."""
+    try:
+        system = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
+    except psycopg.Error:  # revoked on some managed servers: the other fields still tell databases apart
+        system = None
+    oid, name = conn.execute("select oid::bigint, datname from pg_database where datname = current_database()"
+                             ).fetchone()
+    parts = urlsplit(settings.db_url or "")
+    return {"system_identifier": system, "database": name, "database_oid": oid,
+            "host": parts.hostname or "localhost", "port": parts.port or 5432,
+            "user": unquote(parts.username or "") or None, "project_ref": project.db_ref(settings.db_url),
+            "target": settings.target if settings.named else None, "url_from": settings.db_url_from}
+
+
+def describe(ident: dict) -> str:
+    system = ident.get("system_identifier") or "unknown"
+    return (f"database {ident.get('database')} (oid {ident.get('database_oid')}) on {ident.get('host')}:"
+            f"{ident.get('port')}, cluster {system}")
+
+
+def require_same(conn: psycopg.Connection, settings: Settings, data: dict, path) -> None:
+    """Refuse (exit 4) a backup of another database, before anything is written."""
+    recorded = data.get("identity")
+    if not recorded:
+        return _require_same_place(settings, data, path)
+    here = read(conn, settings)
+    same = recorded.get("database") == here["database"] and recorded.get("database_oid") == here["database_oid"]
+    if recorded.get("system_identifier") and here["system_identifier"]:
+        same = same and recorded["system_identifier"] == here["system_identifier"]
+    elif recorded.get("project_ref") and here["project_ref"]:
+        same = same and recorded["project_ref"] == here["project_ref"]
+    else:
+        same = same and _place(recorded) == _place(here)
+    if not same:
+        raise Refused(f"{path} is a backup of {describe(recorded)}, not of this {describe(here)}; nothing was "
+                      "written: roll back with a backup of this database, or run kit rollback PATH without "
+                      "--db-url to reach the database the backup came from")
+
+
+def _require_same_place(settings: Settings, data: dict, path) -> None:
+    """A manifest from before identities were recorded: its masked URL's host, port and database."""
+    old = urlsplit(data.get("database") or "")
+    new = urlsplit(settings.db_url or "")
+    if (old.hostname, old.port, old.path) != (new.hostname, new.port, new.path):
+        raise Refused(f"{path} is a backup of {old.hostname}:{old.port}{old.path}, not of {new.hostname}:"
+                      f"{new.port}{new.path}; nothing was written: pass the --db-url of the database it came from")
+
+
+def _place(ident: dict) -> tuple:
+    return ident.get("host"), ident.get("port"), ident.get("database")
+
+
+def database_of(settings: Settings, data: dict) -> Settings:
+    """Settings that reach the database a backup is of, its password from where the backup found it.
+
+    The local default is found again (its port changes between starts). Otherwise the URL is built
+    from the manifest; the password comes from the variable recorded there when that variable still
+    names the same host, port, database and user, else from libpq (PGPASSWORD, ~/.pgpass), else the
+    CLI asks.
+    """
+    recorded = data.get("identity")
+    if not recorded:
+        return settings
+    target = recorded.get("target") or settings.target
+    if recorded.get("url_from") == LOCAL_DEFAULT:
+        return replace(settings, db_url=None, db_url_from=None, db_url_file=None, target=target)
+    for url in (variable(recorded.get("url_from") or "", cwd=settings.cwd, workdir=settings.workdir), settings.db_url):
+        if url and same_place(url, recorded):
+            return replace(settings, db_url=url, db_url_from=recorded.get("url_from"), db_url_file=None,
+                           target=target)
+    netloc = quote(recorded.get("user") or "", safe="") + "@" + _host(recorded["host"]) + f":{recorded['port']}"
+    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded["database"], safe=""), "", ""))
+    return replace(settings, db_url=url, db_url_from="the backup's manifest", db_url_file=None, target=target)
+
+
+def same_place(url: str, recorded: dict) -> bool:
+    try:
+        parts = urlsplit(url)
+        here = (parts.hostname, parts.port or 5432, unquote(parts.path.lstrip("/")) or None,
+                unquote(parts.username or "") or None)
+    except ValueError:
+        return False
+    return here == (recorded.get("host"), recorded.get("port"), recorded.get("database"), recorded.get("user"))
+
+
+def with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    user = quote(unquote(parts.username or ""), safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{_host(parts.hostname or 'localhost')}" + (
+        f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

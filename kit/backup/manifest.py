@@ -1,0 +1,155 @@
+"""manifest.json: what a backup holds, its checksums, row counts, and the LLM tables' UUID maps."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import psycopg
+import psycopg.sql
+
+from kit.errors import BackupError
+from kit.files import open_private
+from kit.redact import mask_url
+from kit.schema import catalog
+from kit.settings import Settings
+
+NAME = "manifest.json"
+LINKS = "llm_usage_links.tsv"  # COPY text format: tab-separated, NULL as \N
+SHAPE_SQL = """
+select 'constraint', conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid)
+from pg_constraint where conrelid = any(%(rels)s::regclass[]) and contype in ('p', 'u', 'f', 'c')
+union all
+select 'index', tablename, indexname, '', indexdef from pg_indexes
+where schemaname = 'public' and tablename = any(%(names)s)
+  and indexname not in (select conname from pg_constraint where conrelid = any(%(rels)s::regclass[]))
+union all
+select 'column', c.relname, a.attname, case when a.attnotnull then 'not null' else '' end,
+       format_type(a.atttypid, a.atttypmod) || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+where c.oid = any(%(rels)s::regclass[])
+order by 1, 2, 3
+"""
+
+
+def shape(conn: psycopg.Connection) -> list[list[str]]:
+    """Columns, constraints and indexes of the LLM tables: what a rollback rebuilds."""
+    present = [t for t in catalog.TABLES
+               if conn.execute("select to_regclass(%s)", (catalog.qualified(t),)).fetchone()[0]]
+    rels = [catalog.qualified(t) for t in present]
+    return [list(r) for r in conn.execute(SHAPE_SQL, {"rels": rels, "names": present})]
+
+
+def collect(conn: psycopg.Connection, folder: Path, links_from_dump: bool = False) -> dict:
+    """Read in the backup's snapshot transaction: the shape and catalog of the LLM tables and, before the
+    migration, their UUID maps and every usage row's links. Row counts come from the dump itself."""
+    cat = catalog.read(conn)
+    facts = {"shape": shape(conn), "catalog": cat.as_dict(), "maps": None}
+    if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
+        facts["maps"] = maps(conn, folder, cat, read_links=not (links_from_dump and streamable(cat)))
+    return facts
+
+
+def streamable(cat: catalog.Catalog) -> bool:
+    """llm_usage is a plain table keyed by a bigint id: its links file can come from the dump's own rows."""
+    usage = cat.tables.get("llm_usage")
+    return bool(usage) and usage.primary_key == ["id"] and not usage.partitioned \
+        and usage.columns["id"].type == "bigint"
+
+
+def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> dict:
+    """The UUID maps; call it inside the backup's snapshot so they match the dump. Without read_links the
+    links file is left to the caller, which writes it from the dump (see streamable)."""
+    providers = {str(i): n for i, n in conn.execute("select id, name from public.llm_providers")}
+    models = {str(i): {"name": n, "provider_id": str(p) if p else None}
+              for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
+    found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump"}
+    return {"llm_providers": providers, "llm_models": models, **found}
+
+
+def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
+    """Every llm_usage row's links, keyed by its primary key (NULL links too: a rollback gives each
+    row back exactly what it had). Without a primary key: how many rows had each name and link."""
+    key = cat.tables["llm_usage"].primary_key
+    uuids = [psycopg.sql.Identifier(c) for c in ("provider_id", "model_id")]
+    if key:
+        query = psycopg.sql.SQL("copy (select {}, {} from public.llm_usage) to stdout").format(
+            psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in key), psycopg.sql.SQL(", ").join(uuids))
+    else:
+        query = psycopg.sql.SQL("copy (select provider_name, model_name, provider_id, model_id, count(*) "
+                                "from public.llm_usage group by 1, 2, 3, 4) to stdout")
+    path = folder / LINKS
+    with open_private(path, "wb") as handle, conn.cursor().copy(query) as copy:
+        for chunk in copy:
+            handle.write(chunk)
+    return link_fields(cat)
+
+
+def link_fields(cat: catalog.Catalog) -> dict:
+    key = cat.tables["llm_usage"].primary_key
+    columns = cat.tables["llm_usage"].columns
+    return {"llm_usage": LINKS, "llm_usage_key": [[c, columns[c].type] for c in key],
+            "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
+
+
+def build(folder: Path, settings: Settings, facts: dict, known: dict | None = None, **facts_more) -> dict:
+    """The manifest; `known` gives (bytes, sha256) of files hashed while they were written."""
+    known = known or {}
+    files = {}
+    for p in sorted(folder.rglob("*")):
+        name = str(p.relative_to(folder))
+        if p.is_file() and p.name not in (NAME, "INCOMPLETE"):
+            size, digest = known.get(name, (None, None))
+            files[name] = {"bytes": p.stat().st_size, "sha256": digest if size == p.stat().st_size else sha256(p)}
+    total = sum(f["bytes"] for f in files.values())
+    seconds = facts_more.pop("seconds")
+    return {"complete": True, "target": settings.target, "database": mask_url(settings.db_url), **facts_more,
+            "seconds": round(seconds, 2), "bytes": total, "mb_per_s": round(total / 1e6 / max(seconds, 1e-6), 1),
+            "files": files, **facts}
+
+
+def save(folder: Path, data: dict) -> None:
+    path = folder / NAME
+    with open_private(path) as handle:
+        json.dump(data, handle, indent=1, default=str)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pass_a_backup(folder: Path) -> str:
+    """The next step for a folder that is not a backup: the newest backup found below it, if any."""
+    found = sorted(folder.glob(f"*/{NAME}"), key=lambda p: p.parent.name) or sorted(
+        folder.glob(f"*/*/{NAME}"), key=lambda p: p.parent.name)
+    if found:
+        return f"pass one of the {len(found)} backup(s) it holds, e.g. {found[-1].parent}"
+    return "pass the folder `kit backup` or `kit deploy` printed (backups/<label>/<UTC time>)"
+
+
+def load(folder: Path) -> dict:
+    """The manifest of a complete, unaltered backup; a BackupError naming the problem otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BackupError(f"{folder} is not a backup folder: pass the folder `kit backup` printed")
+    if not (folder / "INCOMPLETE").exists() and not (folder / NAME).exists():
+        raise BackupError(f"{folder} is not a backup: it has no {NAME}; {_pass_a_backup(folder)}")
+    if (folder / "INCOMPLETE").exists() or not (folder / NAME).exists():
+        raise BackupError(f"{folder} is an incomplete backup (it was interrupted); it is never used for a "
+                          "rollback: take a new backup")
+    try:
+        data = json.loads((folder / NAME).read_text())
+    except ValueError:
+        raise BackupError(f"{NAME} in {folder} is not valid JSON: the backup was altered; take a new backup") from None
+    for name, expected in data.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            raise BackupError(f"{name} is missing from {folder}: the backup is incomplete; take a new backup")
+        if path.stat().st_size != expected["bytes"] or sha256(path) != expected["sha256"]:
+            raise BackupError(f"{name} in {folder} does not match its checksum: the backup was altered or "
+                              "truncated; take a new backup")
+    return data

@@ -1,0 +1,73 @@
+"""`kit backup list` and `kit backup prune`: the backups under a folder, per database, newest first."""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.errors import ConfigError
+from kit.local import pgtools
+
+MARKER = "INCOMPLETE"
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Stored:
+    path: Path
+    target: str
+    database: str
+    taken_at: str
+    complete: bool
+    bytes: int
+
+    def as_dict(self) -> dict:
+        return {"path": str(self.path), "target": self.target, "database": self.database, "taken_at": self.taken_at,
+                "complete": self.complete, "bytes": self.bytes}
+
+
+def find(base: Path) -> list[Stored]:
+    """Every backup folder under base (base/<target>/<UTC time>/), newest first within each database."""
+    if not base.is_dir():
+        return []
+    found = []
+    for folder in sorted(base.glob("*/*/")):
+        if not folder.is_dir() or not ((folder / MANIFEST).exists() or (folder / MARKER).exists()):
+            continue
+        meta = _read(folder / MANIFEST) or _read(folder / MARKER)
+        complete = bool(meta.get("complete")) and not (folder / MARKER).exists()
+        found.append(Stored(folder, folder.parent.name, meta.get("database") or f"(target {folder.parent.name})",
+                            meta.get("started") or folder.name, complete, pgtools.size(folder)))
+    found.sort(key=lambda s: (s.database, s.path.name), reverse=True)
+    return found
+
+
+def prune(base: Path, keep: int) -> tuple[list[Stored], list[Stored]]:
+    """Delete all but the newest `keep` backups of each database; the newest complete one always stays.
+
+    Returns (kept, deleted).
+    """
+    if keep < 1:
+        raise ConfigError(f"--keep {keep} would delete every backup: keep at least 1")
+    kept, deleted = [], []
+    by_database: dict[str, list[Stored]] = {}
+    for stored in find(base):
+        by_database.setdefault(stored.database, []).append(stored)
+    for backups in by_database.values():  # newest first
+        newest_complete = next((b for b in backups if b.complete), None)
+        for index, stored in enumerate(backups):
+            if index < keep or stored is newest_complete:
+                kept.append(stored)
+            else:
+                deleted.append(stored)
+    for stored in deleted:
+        shutil.rmtree(stored.path)
+    return kept, deleted
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

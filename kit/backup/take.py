@@ -1,0 +1,259 @@
+"""`kit backup`: take a backup of the database, from one exported snapshot.
+
+One pg_dump archive; the split `supabase db dump` documents, the row counts derived from it; the
+UUID maps read in the snapshot's own transaction; a manifest.
+
+The folder holds MARKER until the manifest is written, last: an interrupted backup (Ctrl-C, a
+killed connection, a full disk) keeps its marker and is never offered for rollback.
+"""
+
+import json
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+from kit import db
+from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
+from kit.cloud.management import ManagementAPI
+from kit.errors import BackupError, ConfigError, KitError
+from kit.files import open_private
+from kit.local import pgtools
+from kit.redact import mask_url
+from kit.settings import Settings
+
+MARKER = "INCOMPLETE"
+ARCHIVE = "database.dump"
+ARCHIVE_DIR = "database.dir"
+# gzip at level 1 rather than pg_dump's default 6: half pg_dump's CPU for an archive about a quarter larger
+# (data.sql beside it is plain text anyway); every pg_restore reads it. This pg_dump has no lz4 or zstd.
+COMPRESS = "--compress=1"
+RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
+                            r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
+SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
+                "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
+                "else pg_current_wal_lsn() end::text")
+
+
+@dataclass
+class Backup:
+    path: Path
+    manifest: dict
+
+
+def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs: int = 1, watch=None) -> Backup:
+    """Dump the database once, from one exported snapshot, and derive every other file from that archive.
+
+    `progress(message)` gets a line per stage; `watch(part, bytes, done)` gets each part's size as it grows.
+    """
+    say = progress or (lambda message: None)
+    watch = watch or (lambda part, nbytes, done=False: None)
+    folder = _new_folder(settings, out_dir)
+    started, clock = _now(), time.perf_counter()
+    split = None
+    try:
+        archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
+        with _snapshot(settings, folder) as (conn, snap):
+            server = db.server_version(conn)
+            client = pgtools.require_client_for(settings, server)
+            facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
+            ident = identity.read(conn, settings)
+            say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
+            roles = _Beside(_roles, settings, _private(folder / "roles.sql"))  # needs no snapshot: beside the dump
+            from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
+            split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
+                                      links=folder / manifest.LINKS if from_dump else None)
+            known = _archive(settings, archive, snap["id"], jobs, watch, split)
+            roles.result()
+            watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
+        if jobs > 1:
+            counts = backup_data.from_archive(settings, archive, split)
+        else:
+            counts = known.pop("result")
+        known["data.sql"] = (split.written, split.digest.hexdigest())
+        entries = backup_archive.parse_list(_listing(settings, archive))
+        parts = backup_archive.split(entries)
+        for name in ("schema.sql", "history.sql"):
+            _derive(settings, folder, archive, name, parts[name])
+            watch(name, (folder / name).stat().st_size, True)
+        data = manifest.build(folder, settings, {**facts, "row_counts": counts}, known=known,
+                              server=server, client=client, started=started, finished=_now(),
+                              seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs,
+                              extensions=backup_archive.extensions(entries))
+        data["identity"] = ident
+        data["platform"] = _platform(settings)
+        manifest.save(folder, data)
+        (folder / MARKER).unlink()
+    except BaseException as exc:
+        if split is not None:
+            split.discard()
+        if isinstance(exc, OSError) and exc.strerror:
+            raise BackupError(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
+                              "space or pass --out DIR, then take the backup again") from None
+        if not isinstance(exc, BackupError) or "marked incomplete" in str(exc):
+            raise
+        raise BackupError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
+    say(f"backup complete: {folder}")
+    return Backup(folder, data)
+
+
+@contextmanager
+def _snapshot(settings: Settings, folder: Path):
+    """A REPEATABLE READ, read-only transaction held open while pg_dump reads its exported snapshot."""
+    try:
+        with db.session(settings, autocommit=False) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            snap_id, taken_at, lsn = conn.execute(SNAPSHOT_SQL).fetchone()
+            yield conn, {"id": snap_id, "taken_at": taken_at, "wal_lsn": lsn,
+                         "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
+            conn.rollback()
+    except psycopg.Error as exc:
+        raise BackupError(f"reading the database for the backup failed ({_first(exc)}); {folder} is marked "
+                          "incomplete: take the backup again") from None
+
+
+class _Beside(threading.Thread):
+    """Runs fn(*args) in a thread; result() waits and raises what it raised."""
+
+    def __init__(self, fn, *args):
+        super().__init__(daemon=True)
+        self.fn, self.args, self.error = fn, args, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.fn(*self.args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self.error = exc
+
+    def result(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split) -> dict:
+    """The one read of the table data: pg_dump of the whole database from the exported snapshot. With one job
+    its output also streams into the split as it is written; returns what is known of the files already."""
+    args = [f"--snapshot={snapshot}", "--quote-all-identifiers", COMPRESS]
+    on_bytes = (lambda n: watch(archive.name, n))
+    if jobs > 1:
+        pgtools.watched(settings, "pg_dump", ["--format=directory", f"--jobs={jobs}", f"--file={archive}", *args],
+                        grows=archive, on_bytes=on_bytes, url=settings.db_url, what=f"writing {archive.name}")
+        watch(archive.name, pgtools.size(archive), True)
+        return {}
+    tee = {}
+    result = backup_data.dump_and_split(settings, archive, ["--format=custom", *args], split, on_bytes, tee)
+    watch(archive.name, tee["bytes"], True)
+    return {"result": result, archive.name: (tee["bytes"], tee["sha256"])}
+
+
+def _listing(settings: Settings, archive: Path) -> str:
+    out = []
+    pgtools.stream(settings, "pg_restore", ["--list", str(archive)], out.append, what=f"listing {archive.name}")
+    return b"".join(out).decode()
+
+
+def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries) -> None:
+    path = _private(folder / name)
+    if not entries:
+        path.write_text("-- nothing of this part is in the database\n")
+        return
+    listing = backup_archive.write_list(folder / ".restore.list", entries)
+    try:
+        with _open(path) as handle:
+            pgtools.stream(settings, "pg_restore", ["--use-list", str(listing), "--file", "-", str(archive)],
+                           handle.write, what=f"writing {name}")
+    finally:
+        listing.unlink(missing_ok=True)
+
+
+def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
+    base = Path(out_dir) if out_dir else settings.backup_dir
+    base = base if base.is_absolute() else settings.cwd / base
+    folder = base / _safe(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    try:
+        folder.mkdir(parents=True, mode=0o700)
+        folder.chmod(0o700)
+        (folder / MARKER).write_text(json.dumps({"note": "this backup did not finish; it is never used for a "
+                                                 "rollback", "database": mask_url(settings.db_url)}) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write a backup under {base}: {exc.strerror}; pass --out DIR or set "
+                          "KIT_BACKUP_DIR to a writable folder") from None
+    return folder
+
+
+def _private(path: Path) -> Path:
+    open_private(path).close()
+    return path
+
+
+def _roles(settings: Settings, path: Path) -> None:
+    result = pgtools.run(settings, "pg_dumpall", ["--roles-only", "--no-role-passwords"], what="writing roles.sql")
+    kept = [line for line in result.stdout.decode().splitlines() if not _reserved(line)]
+    with _open(path) as handle:
+        handle.write(("\n".join(kept) + "\n").encode())
+
+
+def _reserved(line: str) -> bool:
+    """CREATE/ALTER/COMMENT of a reserved role, or a membership granted to one."""
+    match = re.match(r'^(CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?', line)
+    if match:
+        return bool(RESERVED_ROLES.match(match.group(2)))
+    match = re.match(r'^GRANT "?[^" ]+"? TO "?([^" ;]+)"?', line)
+    return bool(match and RESERVED_ROLES.match(match.group(1)))
+
+
+def _open(path: Path):
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        raise BackupError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _platform(settings: Settings) -> dict | None:
+    if not (settings.access_token and settings.project_ref):
+        return None
+    try:
+        api = ManagementAPI.from_settings(settings)
+        return api.get(f"/v1/projects/{settings.project_ref}/database/backups")
+    except KitError as exc:
+        return {"error": str(exc)}
+
+
+def _safe(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
+    return safe if safe.strip(".") else "target"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+
+
+def _first(exc: Exception) -> str:
+    diag = getattr(exc, "diag", None)
+    text = (diag.message_primary if diag is not None and diag.message_primary else str(exc)) or exc.__class__.__name__
+    return text.strip().splitlines()[0]
+
+
+def latest_with_maps(settings: Settings) -> Path | None:
+    """The newest complete backup of this target that holds UUID maps (taken before the migration), or None."""
+    base = settings.backup_dir if settings.backup_dir.is_absolute() else settings.cwd / settings.backup_dir
+    folder = base / _safe(settings.label)
+    for candidate in sorted(folder.glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
+        if (candidate.parent / MARKER).exists():
+            continue
+        try:
+            if json.loads(candidate.read_text()).get("maps"):
+                return candidate.parent
+        except (OSError, ValueError):
+            continue
+    return None

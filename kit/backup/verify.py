@@ -1,0 +1,124 @@
+"""`kit backup verify`: checksums, `pg_restore --list`, then a rehearsal restore into a throwaway PostgreSQL."""
+
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import psycopg.sql
+
+from kit.backup import manifest
+from kit.errors import BackupError, ToolMissing
+from kit.local import pgserver, pgtools, server
+from kit.schema.verify import Check
+from kit.settings import Settings
+
+ROLES_SQL = """
+do $roles$
+declare name text;
+begin
+  foreach name in array array['postgres', 'anon', 'authenticated', 'service_role', 'authenticator', 'supabase_admin',
+                              'supabase_auth_admin', 'supabase_storage_admin', 'dashboard_user', 'pgbouncer']
+  loop
+    if not exists (select 1 from pg_roles where rolname = name) then
+      execute format('create role %I nologin', name);
+    end if;
+  end loop;
+end
+$roles$;
+"""
+
+
+def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True) -> list[Check]:
+    say = progress or (lambda message: None)
+    path = Path(path)
+    say("checking checksums")
+    data = manifest.load(path)
+    archive = path / data.get("archive", "database.dump")
+    checks = [Check("checksums", True, f"{len(data['files'])} file(s) match manifest.json")]
+    say(f"listing {archive.name}")
+    listing = subprocess.run([pgtools.tool(settings, "pg_restore"), "--list", str(archive)],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    entries = [line for line in listing.stdout.splitlines() if line and not line.startswith(";")]
+    if listing.returncode != 0:
+        raise BackupError(f"{archive.name} in {path} cannot be read by pg_restore: "
+                          f"{(listing.stderr.strip().splitlines() or ['no output'])[-1]}")
+    checks.append(Check("pg_restore --list", True, f"{len(entries)} archive entries"))
+    if rehearse:
+        major, bindir = rehearsal_server(settings, data)
+        say(f"rehearsal restore into a throwaway PostgreSQL {major} ({bindir})")
+        check = rehearsal(settings, path, data, major, bindir)
+        checks.append(check)
+        data["rehearsal"] = {"ok": check.ok, "server": data.pop("rehearsal_server"), "at": _now(),
+                             "detail": check.detail}
+        manifest.save(path, data)  # manifest.json itself is not among the checksummed files
+    return checks
+
+
+def rehearsal_server(settings: Settings, data: dict) -> tuple[int, Path]:
+    """The backup's major (or the next newer one installed) whose server has every extension the backup creates."""
+    needed = set(data.get("extensions") or []) - {"plpgsql"}
+    first = pgtools.major(str(data.get("server") or settings.pg_major))
+    tried = []
+    for major in [m for m in pgserver.MAJORS if m >= first] or [max(pgserver.MAJORS)]:
+        try:
+            bindir = pgserver.server_bin(settings, major)
+        except ToolMissing:
+            continue
+        missing = sorted(needed - extensions(bindir))
+        if not missing:
+            return major, bindir
+        tried.append((major, missing))
+    if not tried:
+        raise BackupError(f"no PostgreSQL server of major {first} or newer is installed for the rehearsal restore: "
+                          "run `npm install` in the kit's folder")
+    major, missing = tried[0]
+    raise BackupError(f"the backup needs the extension {missing[0]}, which no PostgreSQL server here has "
+                      f"(PostgreSQL {major} lacks it): install a server with it and verify again")
+
+
+def extensions(bindir: Path) -> set[str]:
+    """The extensions a server can create: its share folder's *.control files."""
+    for share in (bindir.parent / "share" / "postgresql" / "extension", bindir.parent / "share" / "extension"):
+        if share.is_dir():
+            return {p.stem for p in share.glob("*.control")}
+    return set()
+
+
+def rehearsal(settings: Settings, path: Path, data: dict, major: int, bindir: Path) -> Check:
+    """Restore the archive into a throwaway server and compare every table's row count with the snapshot's."""
+    start = time.perf_counter()
+    archive = path / data.get("archive", "database.dump")
+    jobs = min(int(data.get("jobs", 1)), 4) if archive.is_dir() else 1
+    with server.temporary(settings, major) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(ROLES_SQL.encode())
+            version = conn.execute("show server_version").fetchone()[0]
+        pgtools.psql_file(settings, url, path / "roles.sql")
+        pgtools.restore_archive(settings, url, archive, ["--no-owner", "--no-acl"], jobs=jobs,
+                                what="in the rehearsal restore")
+        counts = _counts(url, data["row_counts"])
+    data["rehearsal_server"] = f"PostgreSQL {version} ({bindir.parent.name})"
+    wrong = [f"{t}: {counts.get(t)} restored, {n} in the snapshot" for t, n in data["row_counts"].items()
+             if counts.get(t) != n]
+    seconds = time.perf_counter() - start
+    rows = sum(data["row_counts"].values())
+    detail = "; ".join(wrong) if wrong else (f"{len(counts)} table(s), {rows:,} rows, every count equal to the "
+                                             f"snapshot's, on PostgreSQL {version} ({bindir.parent.name}), "
+                                             f"{seconds:.1f} s")
+    return Check("rehearsal restore", not wrong, detail)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _counts(url: str, tables: dict) -> dict:
+    counts = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name in tables:
+            schema, table = name.split(".", 1)
+            counts[name] = conn.execute(psycopg.sql.SQL("select count(*) from {}").format(
+                psycopg.sql.Identifier(schema, table))).fetchone()[0]
+    return counts

@@ -1,0 +1,1 @@
+"""`kit deploy`: the runbook, its steps and its report."""

@@ -1,0 +1,212 @@
+"""`kit deploy`: the runbook in one call: preflight, backup, push, verify, smoke, report.
+
+It stops at the first failing step, says what phase the database is in, and gives the exact
+rollback command for the backup it took (or runs it, with rollback_on_failure).
+"""
+
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from kit import __version__, db
+from kit.backup import manifest, take as backup
+from kit.deploy import report
+from kit.errors import CheckFailed, Interrupted, KitError, Refused
+from kit.redact import mask_url
+from kit.schema import status
+from kit.settings import Settings
+
+STEPS = ("preflight", "backup", "push", "verify", "smoke", "report")
+# One deploy per database at a time: a session-level advisory lock held for the whole run.
+DEPLOY_LOCK_KEY = 0x6B69_7464_706C  # "kitdpl"
+
+
+@dataclass
+class Step:
+    name: str
+    status: str = "pending"  # pending, running, ok, failed, interrupted, skipped
+    seconds: float = 0.0
+    detail: dict = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Deploy:
+    """Everything the steps learn, and what the report says."""
+
+    settings: Settings
+    steps: list[Step] = field(default_factory=lambda: [Step(name) for name in STEPS])
+    started: str = field(default_factory=lambda: _now())
+    finished: str | None = None
+    backup_path: str | None = None
+    applied: list[str] = field(default_factory=list)
+    phase: str = "unknown"
+    versions: dict = field(default_factory=dict)
+    rollback_command: str | None = None
+    rollback_backup: str | None = None  # the backup the rollback command uses (with the UUID maps)
+    rollback_note: str | None = None  # why there is no rollback command, when there is none
+    rolled_back: bool = False
+    error: str | None = None
+    exit_code: int = 0
+    report_md: str | None = None
+    report_json: str | None = None
+    legacy_statements: list[dict] = field(default_factory=list)  # what preflight found, listed either way
+    legacy_note: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "ok" for s in self.steps)
+
+    @property
+    def failed_step(self) -> str | None:
+        return next((s.name for s in self.steps if s.status in ("failed", "interrupted")), None)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "target": self.settings.label, "database": mask_url(self.settings.db_url),
+                "started": self.started, "finished": self.finished, "phase": self.phase,
+                "failed_step": self.failed_step, "error": self.error, "backup": self.backup_path,
+                "applied": self.applied, "rollback_command": self.rollback_command,
+                "rollback_backup": self.rollback_backup, "rollback_note": self.rollback_note,
+                "rolled_back": self.rolled_back, "versions": self.versions,
+                "steps": [asdict(s) for s in self.steps], "report": self.report_md,
+                "report_json": self.report_json, "legacy_statements": self.legacy_statements,
+                "legacy_statements_note": self.legacy_note}
+
+
+Observer = Callable[[str, Step, Deploy], None]
+
+
+def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool = False,
+        observe: Observer | None = None) -> Deploy:
+    """Run every step in order; never raises for a step's failure: the Deploy says what happened."""
+    deploy = Deploy(settings)
+    observe = observe or (lambda event, step, d: None)
+    db.refuse_transaction_pooler(settings)
+    with db.session(settings) as lock_conn:
+        _take_deploy_lock(lock_conn, settings)
+        for step in deploy.steps[:-1]:
+            if not _run_step(deploy, step, step_functions[step.name], observe):
+                break
+        if deploy.failed_step:
+            _after_failure(deploy, step_functions, rollback_on_failure, observe)
+        elif deploy.backup_path:
+            _choose_rollback(deploy)
+    _finish(deploy, observe)
+    return deploy
+
+
+def _run_step(deploy: Deploy, step: Step, function, observe: Observer) -> bool:
+    step.status = "running"
+    observe("start", step, deploy)
+    start = time.perf_counter()
+    try:
+        step.detail = function(deploy) or {}
+        step.status = "ok"
+    except KeyboardInterrupt:
+        step.status, step.error = "interrupted", "interrupted by the operator (Ctrl-C)"
+        deploy.error, deploy.exit_code = step.error, Interrupted.exit_code
+    except KitError as exc:
+        step.status, step.error = "failed", str(exc)
+        deploy.error, deploy.exit_code = str(exc), exc.exit_code
+    step.seconds = time.perf_counter() - start
+    observe("end", step, deploy)
+    return step.status == "ok"
+
+
+def _after_failure(deploy: Deploy, step_functions: dict, rollback_on_failure: bool, observe: Observer) -> None:
+    for step in deploy.steps:
+        if step.status == "pending":
+            step.status = "skipped"
+    deploy.phase = _phase(deploy.settings)
+    if deploy.backup_path and deploy.phase in ("migrated", "partial"):
+        _choose_rollback(deploy)
+        if rollback_on_failure and deploy.rollback_backup:
+            try:
+                step_functions["rollback"](deploy)
+                deploy.rolled_back = True
+                deploy.phase = _phase(deploy.settings)
+            except (KitError, KeyboardInterrupt) as exc:
+                deploy.error += f"; the automatic rollback failed too: {exc}"
+
+
+def _finish(deploy: Deploy, observe: Observer) -> None:
+    step = deploy.steps[-1]
+    deploy.phase = _phase(deploy.settings)
+    deploy.versions.setdefault("python", platform.python_version())
+    deploy.versions.setdefault("kit", __version__)
+    deploy.finished = _now()
+    step.status = "running"
+    observe("start", step, deploy)
+    start = time.perf_counter()
+    step.status = "ok"
+    stamp = deploy.started.replace(":", "").replace("-", "")
+    md, js = report.write(deploy.settings.cwd / deploy.settings.report_dir, stamp, deploy.settings.label,
+                          deploy.as_dict(), deploy.settings.secrets)
+    deploy.report_md, deploy.report_json = str(md), str(js)
+    step.seconds = time.perf_counter() - start
+    step.detail = {"markdown": str(md), "json": str(js)}
+    observe("end", step, deploy)
+
+
+def _take_deploy_lock(conn, settings: Settings) -> None:
+    got = conn.execute("select pg_try_advisory_lock(%s)", (DEPLOY_LOCK_KEY,)).fetchone()[0]
+    if not got:
+        raise Refused("another kit deploy is running against this database; wait for it to finish, "
+                      "then run kit deploy again")
+
+
+def _phase(settings: Settings) -> str:
+    try:
+        with db.session(settings) as conn:
+            return status.read_phase(conn)
+    except KitError:
+        return "unknown (the database cannot be reached)"
+
+
+def _choose_rollback(deploy: Deploy) -> None:
+    """The rollback command for this deploy's backup, or, when the database was migrated already when it
+    was taken (no UUID maps in it), for the newest backup of this database taken before the migration."""
+    taken = Path(deploy.backup_path)
+    try:
+        has_maps = bool(manifest.load(taken).get("maps"))
+    except KitError:
+        has_maps = False
+    path = taken if has_maps else backup.latest_with_maps(deploy.settings)
+    if path is None:
+        deploy.rollback_note = (f"the LLM tables were migrated before this deploy and {taken.parent} holds no "
+                                "backup of this database from before the migration, so kit rollback cannot undo it "
+                                "from here")
+        return
+    deploy.rollback_backup = str(path)
+    deploy.rollback_command = rollback_command(deploy.settings, str(path))
+
+
+def rollback_command(settings: Settings, backup_path: str) -> str:
+    """The exact command that undoes this deploy, runnable as printed in the same shell and folder.
+
+    It names only the backup: `kit rollback PATH` finds the database from the backup's manifest and
+    its password where this deploy found it (the variable recorded there), so no URL or password
+    is printed, and a `--db-url` given to the deploy need not be in the shell's environment.
+    """
+    return " ".join(["kit", "rollback", _quote(backup_path), "--yes"])
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def require_checks(checks: list, what: str) -> dict:
+    failed = [c for c in checks if not c.ok]
+    detail = {"checks": [c.as_dict() if hasattr(c, "as_dict") else asdict(c) for c in checks]}
+    if failed:
+        raise CheckFailed(f"{what}: {len(failed)} check(s) failed, first: {failed[0].name} ({failed[0].detail})")
+    return detail

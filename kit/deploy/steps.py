@@ -1,0 +1,132 @@
+"""The steps `kit deploy` runs, each a function of the Deploy that returns what the report shows."""
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from kit import db, push, smoke
+from kit.backup import take as backup, verify as backup_verify
+from kit.deploy.runbook import Deploy, require_checks
+from kit.errors import CheckFailed, KitError, Refused
+from kit.local import pgserver
+from kit.migrations import lint, workdir
+from kit.migrations.plan import check_history, make_plan
+from kit.rollback import in_place as rollback
+from kit.schema import catalog, legacy, status, verify
+from kit.smoke.rows import check_inputs
+from kit.smoke.sql import shape_of
+
+
+def functions(via: str | None = None, progress=None, allow_legacy_statements: bool = False,
+              smoke_overrides: dict | None = None, lint_files: bool = True) -> dict:
+    """Step name -> function(deploy); `via` picks the push route; the lint runs in preflight."""
+    return {
+        "preflight": lambda d: preflight(d, allow_legacy_statements, lint_files, smoke_overrides),
+        "backup": lambda d: backup_step(d, progress),
+        "push": lambda d: push_step(d, via, progress),
+        "verify": verify_step,
+        "smoke": lambda d: smoke_step(d, smoke_overrides),
+        "rollback": rollback_step,
+    }
+
+
+def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files: bool = True,
+              smoke_overrides: dict | None = None) -> dict:
+    settings = deploy.settings
+    with db.session(settings) as conn:
+        deploy.versions["server"] = db.server_version(conn)
+        st = status.read(conn, settings)
+        if st.locked_by:  # before any other catalog read, which could wait behind that lock (PostgreSQL 15)
+            deploy.phase = st.phase
+            raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
+                          "nothing was changed: deploy again when that session ends")
+        found = legacy.read(conn)
+        usage = catalog.read(conn).tables.get("llm_usage")
+    deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
+    plan = make_plan(settings, st.applied)
+    check_history(plan)
+    deploy.phase = st.phase
+    deploy.versions.update(tool_versions(settings))
+    change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
+    if st.phase == "partial" and set(change) & set(st.applied):
+        raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
+                      f"present): run {finish_rollback(settings)} again to finish it, then deploy")
+    if st.blockers:
+        raise Refused(f"{len(st.blockers)} blocker(s) stop the migration, nothing was changed: "
+                      + "; ".join(st.blockers))
+    if found.statements and st.pending and st.phase in ("before", "partial") and not allow_legacy_statements:
+        raise Refused(legacy.refusal(found))
+    if usage is not None:
+        smoke_inputs(usage, smoke_overrides or {})
+    findings = lint.run(plan.pending, workdir.project_dir(settings)) if lint_files else []
+    lint.require_clean(findings, "deploy")
+    return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
+            "suggestions": st.suggestions, "legacy_statements": legacy.summary_line(found), "linted": lint_files,
+            "lint_findings": [f.as_dict() for f in findings]}
+
+
+def finish_rollback(settings) -> str:
+    """The rollback command to run again: with the newest backup taken before the migration, when one is here."""
+    found = backup.latest_with_maps(settings)
+    if found is None:
+        return (f"`kit rollback PATH` (PATH: the backup taken before the migration; none with UUID maps under "
+                f"{settings.backup_dir / settings.label})")
+    return f"`kit rollback {shlex.quote(str(found))}`"
+
+
+def smoke_inputs(usage, overrides: dict) -> None:
+    """The smoke step's --set flags and NOT NULL columns, judged on llm_usage as the migration leaves it
+    (its UUID columns gone), so a bad flag stops the deploy before the backup and the push (exit 2)."""
+    check_inputs(shape_of(usage, without=catalog.UUID_COLUMNS["llm_usage"]), overrides)
+
+
+def tool_versions(settings) -> dict:
+    found = {}
+    try:
+        found["supabase_cli"] = _version([workdir.supabase_cli(settings), "--version"])
+    except KitError:
+        found["supabase_cli"] = "not installed"
+    found["pg_dump"] = _version([str(pgserver.client_bin(settings) / "pg_dump"), "--version"])
+    return found
+
+
+def _version(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def backup_step(deploy: Deploy, progress=None) -> dict:
+    taken = backup.take(deploy.settings, progress=progress)
+    deploy.backup_path = str(taken.path)
+    checks = backup_verify.verify(deploy.settings, taken.path, progress=progress)
+    detail = require_checks(checks, "the backup's verification")
+    files = taken.manifest.get("files", {})
+    return {"path": str(taken.path), "files": files, **detail}
+
+
+def push_step(deploy: Deploy, via: str | None, progress=None) -> dict:
+    result = push.run(deploy.settings, via, output=progress, lint_files=False)  # preflight linted (or --no-lint)
+    deploy.applied = result.applied
+    return result.as_dict()
+
+
+def verify_step(deploy: Deploy) -> dict:
+    with db.session(deploy.settings) as conn:
+        checks = verify.run(conn, deploy.settings, Path(deploy.backup_path) if deploy.backup_path else None)
+    return require_checks(checks, "verify")
+
+
+def smoke_step(deploy: Deploy, overrides: dict | None = None) -> dict:
+    result = smoke.run(deploy.settings, overrides=overrides)
+    detail = result.as_dict() if hasattr(result, "as_dict") else {"ok": result.ok}
+    if not result.ok:
+        failed = [c for c in result.checks if not c.ok]
+        first = failed[0] if failed else None
+        raise CheckFailed(f"smoke: {len(failed)} check(s) failed" + (f", first: {first.name} ({first.detail})"
+                                                                       if first else ""))
+    return detail
+
+
+def rollback_step(deploy: Deploy) -> dict:
+    return rollback.in_place(deploy.settings, deploy.rollback_backup or deploy.backup_path)

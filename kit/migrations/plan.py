@@ -1,0 +1,96 @@
+"""The push plan every route shares: pending and applied versions, the history check, the lint, the push lock.
+
+Each route (kit/push/) runs `prepare` before anything changes and applies the plan under `push_lock`,
+so that one push at a time runs per database whatever the route.
+"""
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from kit.errors import Refused
+from kit.migrations import history, lint, workdir
+from kit.migrations.workdir import Migration
+from kit.settings import Settings
+
+# One push per database: an advisory lock key every route takes ("kitpsh").
+PUSH_LOCK_KEY = 0x6B69_7470_7368
+LOCK_WAIT_S = 5.0
+
+
+@dataclass
+class Plan:
+    pending: list[Migration]
+    applied: list[str]
+    unknown_remote: list[str]
+    folder: Path | None = None
+
+    @property
+    def include_all(self) -> bool:
+        """The CLI skips a pending file older than the newest applied one unless told --include-all."""
+        newest = max((int(v) for v in self.applied), default=-1)
+        return any(int(m.version) < newest for m in self.pending)
+
+
+@dataclass
+class PushResult:
+    via: str
+    dry_run: bool
+    pending: list[str]
+    applied: list[str] = field(default_factory=list)
+    include_all: bool = False
+    findings: list[lint.Finding] = field(default_factory=list)
+    linted: bool = True
+
+    def as_dict(self) -> dict:
+        return {"ok": True, "via": self.via, "dry_run": self.dry_run, "pending": self.pending,
+                "applied": self.applied, "include_all": self.include_all, "linted": self.linted,
+                "findings": [f.as_dict() for f in self.findings]}
+
+
+def make_plan(settings: Settings, applied: list[str]) -> Plan:
+    local = workdir.migrations(settings)
+    versions = {m.version for m in local}
+    return Plan([m for m in local if m.version not in applied], applied,
+                [v for v in applied if v not in versions], workdir.project_dir(settings))
+
+
+def check_history(plan: Plan) -> None:
+    """Refuse when the database knows versions the local folder lacks, as `supabase db push` would."""
+    if plan.unknown_remote:
+        raise Refused(history.missing_advice(plan.unknown_remote, plan.folder))
+
+
+def prepare(settings: Settings, route: str, applied: list[str], dry_run: bool, lint_files: bool) -> PushResult:
+    """The plan, the history check and the lint: everything that runs before anything changes."""
+    plan = make_plan(settings, applied)
+    check_history(plan)
+    result = PushResult(route, dry_run, [m.version for m in plan.pending], include_all=plan.include_all,
+                        linted=lint_files)
+    if lint_files:
+        result.findings = lint.run(plan.pending, workdir.project_dir(settings))
+        if not dry_run:
+            lint.require_clean(result.findings)
+    return result
+
+
+@contextmanager
+def push_lock(conn: psycopg.Connection, wait_s: float):
+    """Hold the push lock for the block; wait up to wait_s for another push, then refuse."""
+    deadline = time.monotonic() + wait_s
+    while not conn.execute("select pg_try_advisory_lock(%s)", (PUSH_LOCK_KEY,)).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            holder = conn.execute("select pid from pg_locks where locktype = 'advisory' and granted "
+                                  "and (classid::bigint << 32 | objid::bigint) = %s", (PUSH_LOCK_KEY,)).fetchone()
+            who = f" (pid {holder[0]})" if holder else ""
+            raise Refused(f"another push is running against this database{who}; nothing was applied: "
+                          "wait for it to finish, then push again")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            conn.execute("select pg_advisory_unlock(%s)", (PUSH_LOCK_KEY,))

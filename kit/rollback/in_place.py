@@ -1,0 +1,224 @@
+"""`kit rollback`: undo the name-key migration in place with the backup's UUID maps, losing no row.
+
+In place it runs in four short transactions so that inserts keep flowing:
+  A. under the polite lock (100 ms attempts): the UUID columns come back, providers and models get
+     their original UUIDs (new ones get fresh UUIDs), llm_usage gets empty link columns;
+  B. with an UPDATE's weak locks only: each usage row the backup holds gets exactly the links it
+     recorded (NULL too), found by llm_usage's own primary key whatever its type or arity; rows
+     written since are linked through their names (see kit/rollback_links.py for a table without key);
+  C. under the polite lock: rows written meanwhile are linked, keys, constraints and indexes are
+     put back as the backup recorded them (foreign keys NOT VALID), the migration's history row goes;
+  D. the foreign keys are validated, which does not block inserts.
+Each step checks what is still needed, so a rollback that stopped half-way finishes when run again.
+"""
+
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kit import db
+from kit.backup import identity, manifest
+from kit.errors import BackupError, KitError, Refused
+from kit.migrations import workdir
+from kit.rollback import links as rollback_links, shape as rollback_shape
+from kit.schema import catalog, status
+from kit.settings import Settings
+
+LOCK_SQL = "lock table public.llm_usage, public.llm_models, public.llm_providers in access exclusive mode"
+WAIT_S = 300.0
+# Columns the migration adds; any other column found now but absent from the backup is kept.
+MIGRATION_COLUMNS = {("llm_models", "provider_name")}
+
+
+def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) -> dict:
+    say = progress or (lambda message: None)
+    data = manifest.load(Path(path))
+    if not data.get("maps"):
+        raise BackupError(f"{path} was taken after the migration and holds no UUID maps: roll back with a "
+                          "backup taken before it (kit deploy takes one)")
+    db.refuse_transaction_pooler(settings)
+    with db.session(settings) as conn:
+        identity.require_same(conn, settings, data, path)
+        before = status.phase(catalog.read(conn))
+        if before == "before":
+            _in_transaction(conn, lambda: _validate(conn))  # a rollback stopped before its last step
+            return {"phase_before": before, "phase": before, "changed": False, "history_removed": None}
+        if before == "absent":
+            raise Refused("the LLM tables do not exist here: nothing to roll back in place (see --full)")
+        try:
+            return _steps(conn, settings, Path(path), data, wait_s, say, before)
+        except psycopg.OperationalError as exc:
+            raise KitError(f"the connection was lost during the rollback ({_first(exc)}); the step it was in was "
+                           "undone and the finished ones are kept: run kit rollback again to finish") from None
+
+
+def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: dict, wait_s: float, say,
+           before: str) -> dict:
+    original = data["shape"]
+    conn.execute("set statement_timeout = 0")
+    rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
+    refuse_dependents(conn, original)
+    say("A: UUID columns and the original provider and model UUIDs")
+    _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
+    say("B: linking usage rows (inserts keep flowing)")
+    linked = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
+    say("C: keys, constraints and indexes as the backup recorded them")
+    removed, late = _locked(conn, wait_s, lambda: _finish(conn, settings, data, original))
+    say("D: validating foreign keys")
+    _in_transaction(conn, lambda: _validate(conn))
+    unproven = rollback_links.unprovable(conn, data)
+    rollback_links.drop(conn)
+    rows = conn.execute("select count(*) from public.llm_usage").fetchone()[0]
+    after = status.phase(catalog.read(conn))
+    linked["linked_by_name"] += late
+    return {"phase_before": before, "phase": after, "changed": True, "usage_rows": rows, **linked,
+            "unprovable": unproven, "unprovable_rows": sum(u["rows_now"] for u in unproven),
+            "history_removed": removed}
+
+
+def refuse_dependents(conn: psycopg.Connection, original: list) -> None:
+    """Refuse (exit 4) before step A when an object of the team's (a view, a policy, a function) uses a
+    column or key the rollback drops: PostgreSQL would stop step C there, with the tables half rolled back."""
+    found = rollback_shape.blockers(conn, original, MIGRATION_COLUMNS)
+    if found:
+        raise Refused(f"refusing to roll back, nothing was changed: {len(found)} object(s) depend on what the "
+                      f"rollback drops: {'; '.join(found)}; drop them (keep their definitions), run kit rollback "
+                      "again, then recreate them to fit the UUID-keyed tables")
+
+
+def _link_usage(conn: psycopg.Connection, folder: Path, data: dict) -> dict:
+    rollback_links.load(conn, folder, data)
+    linked = rollback_links.link_recorded(conn, data)
+    return {**linked, "linked_by_name": rollback_links.link_by_name(conn, data)}
+
+
+def _finish(conn: psycopg.Connection, settings: Settings, data: dict, original: list) -> tuple:
+    conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
+    conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
+    _link_models(conn)
+    late = rollback_links.link_by_name(conn, data)  # rows written during step B
+    rollback_shape.restore(conn, original, MIGRATION_COLUMNS)
+    return _forget_migration(conn, settings), late
+
+
+def _locked(conn: psycopg.Connection, wait_s: float, work):
+    """Run work in one transaction that first locks the three tables, 100 ms per attempt."""
+    deadline, attempt = time.monotonic() + wait_s, 0
+    while True:
+        conn.execute("begin")
+        try:
+            conn.execute("set local lock_timeout = '100ms'")
+            conn.execute(LOCK_SQL)
+            break
+        except psycopg.errors.LockNotAvailable:
+            conn.execute("rollback")
+            attempt += 1
+            if time.monotonic() > deadline:
+                raise Refused(f"could not lock the LLM tables in {wait_s:g} s ({attempt} attempts); held by "
+                              f"{_holders(conn)}. Nothing of this step was changed: run kit rollback again "
+                              "when those sessions end") from None
+            time.sleep(min(0.05 * attempt, 1.0))
+    return _body(conn, work)
+
+
+def _in_transaction(conn: psycopg.Connection, work):
+    conn.execute("begin")
+    return _body(conn, work)
+
+
+def _body(conn: psycopg.Connection, work):
+    try:
+        result = work()
+        conn.execute("commit")
+        return result
+    except BaseException as exc:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("rollback")
+        if isinstance(exc, psycopg.Error):
+            raise KitError(f"the rollback stopped and this step was undone: {exc.diag.message_primary or exc}; "
+                           "fix that, then run kit rollback again (finished steps are kept)") from None
+        raise
+
+
+def _holders(conn: psycopg.Connection) -> str:
+    rows = conn.execute(
+        "select distinct a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.state from pg_locks l "
+        "join pg_stat_activity a on a.pid = l.pid where l.granted and a.pid <> pg_backend_pid() and l.relation "
+        "in ('public.llm_usage'::regclass, 'public.llm_models'::regclass, 'public.llm_providers'::regclass)").fetchall()
+    return ", ".join(f"pid {p} ({n}, {s})" for p, n, s in rows) or "sessions that have since finished"
+
+
+def _columns(original: list) -> dict[tuple[str, str], tuple[str, bool]]:
+    """(table, column) -> (type and default, not null) as the backup recorded them."""
+    return {(_bare(t), c): (spec, flag == "not null") for kind, t, c, flag, spec in original if kind == "column"}
+
+
+def _restore_ids(conn: psycopg.Connection, data: dict, original: list) -> None:
+    cols = _columns(original)
+    cat = catalog.read(conn)
+    for table, names in catalog.UUID_COLUMNS.items():
+        for name in names:
+            spec = cols[(table, name)][0]
+            target = sql.SQL("alter table {} ").format(sql.Identifier("public", table))
+            if not cat.has(table, name):  # the recorded type; default and NOT NULL come back in step C
+                conn.execute(target + sql.SQL("add column {} {}").format(
+                    sql.Identifier(name), sql.SQL(spec.partition(" default ")[0])))
+            default = spec.partition(" default ")[2]
+            if default and table != "llm_usage":
+                conn.execute(target + sql.SQL("alter column {} set default {}").format(
+                    sql.Identifier(name), sql.SQL(default)))
+    maps = data["maps"]
+    conn.execute("create temp table kit_providers (id uuid, name text) on commit drop")
+    conn.execute("create temp table kit_models (id uuid, name text, provider_id uuid) on commit drop")
+    with conn.cursor().copy("copy kit_providers from stdin") as copy:
+        for pid, name in maps["llm_providers"].items():
+            copy.write_row((pid, name))
+    with conn.cursor().copy("copy kit_models from stdin") as copy:
+        for mid, model in maps["llm_models"].items():
+            copy.write_row((mid, model["name"], model["provider_id"]))
+    conn.execute("update public.llm_providers p set id = k.id from kit_providers k where p.id is null and p.name = k.name")
+    conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
+    conn.execute("update public.llm_models m set id = k.id from kit_models k where m.id is null and m.name = k.name")
+    conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
+    _link_models(conn)
+
+
+def _link_models(conn: psycopg.Connection) -> None:
+    if catalog.read(conn).has("llm_models", "provider_name"):
+        conn.execute("update public.llm_models m set provider_id = p.id from public.llm_providers p "
+                     "where m.provider_id is null and m.provider_name = p.name")
+def _validate(conn: psycopg.Connection) -> None:
+    for table, name in conn.execute(
+            "select conrelid, conname from pg_constraint where not convalidated and contype = 'f' "
+            "and conrelid = any(array['public.llm_usage', 'public.llm_models']::regclass[])").fetchall():
+        conn.execute(sql.SQL("alter table {} validate constraint {}").format(
+            sql.Identifier(*_qualified(conn, table)), sql.Identifier(name)))
+
+
+def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | None:
+    """Remove the change's history row, so the next push applies the migration again."""
+    if not conn.execute("select to_regclass('supabase_migrations.schema_migrations')").fetchone()[0]:
+        return None
+    try:
+        versions = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
+    except KitError:
+        versions = []
+    row = conn.execute("delete from supabase_migrations.schema_migrations where version = any(%s) or name = %s "
+                       "returning version", (versions, status.CHANGE_MIGRATION)).fetchone()
+    conn.execute("notify pgrst, 'reload schema'")
+    return row[0] if row else None
+
+
+def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
+    return conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                        "where c.oid = %s", (oid,)).fetchone()
+
+
+def _first(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+
+
+def _bare(name: str) -> str:
+    return name.removeprefix("public.").strip('"')

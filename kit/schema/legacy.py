@@ -1,0 +1,158 @@
+"""Clients that still use the UUID columns, found in pg_stat_statements before the migration drops them.
+
+After the migration such a client's request never reaches PostgreSQL (PostgREST answers PGRST204,
+a query gets 42703), so it is invisible from the database. Before it, pg_stat_statements holds
+each statement's normalized text, role and call count. The kit's own statements carry MARK, which
+the query in kit/sql/legacy_statements.sql leaves out; so do DDL, DO blocks (the migration itself)
+and pg_dump's whole-table COPY.
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from kit.migrations.history import split_statements
+
+MARK = "/* supabase-kit */"
+QUERY_FILE = Path(__file__).parents[1] / "sql" / "legacy_statements.sql"
+HIDDEN_TEXT = "<insufficient privilege>"
+SINCE_RESET = "since the last reset"
+ENABLE = ("create extension pg_stat_statements with schema extensions (Dashboard > Database > Extensions; "
+          "it must also be in shared_preload_libraries, as on every Supabase project)")
+# Leading blanks and comments, then the first word: MARK goes after that word, since PostgreSQL 18
+# drops a statement's leading comments from the text pg_stat_statements keeps.
+_FIRST_WORD = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*[A-Za-z_]+", re.S)
+
+
+@dataclass
+class Statement:
+    query: str
+    calls: int
+    role: str
+    mean_ms: float
+    stats_since: str | None
+    since: str
+
+
+@dataclass
+class Legacy:
+    """What pg_stat_statements says; `note` is one line when it cannot say everything."""
+
+    available: bool
+    schema: str | None = None
+    statements: list[Statement] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def reset_sql(self) -> str:
+        return sql.SQL("select {}.pg_stat_statements_reset()").format(
+            sql.Identifier(self.schema or "extensions")).as_string(None)
+
+    def as_list(self) -> list[dict]:
+        return [asdict(s) for s in self.statements]
+
+
+def mark(query):
+    """`query` (str, bytes or psycopg.sql) with MARK after the first word of each statement."""
+    if isinstance(query, bytes):
+        return mark(query.decode()).encode()
+    if not isinstance(query, str):
+        return query
+    parts = split_statements(query) if ";" in query else [query]
+    if len(parts) > 1:
+        return "\n;\n".join(_mark_one(p) for p in parts)  # own line: a part may end in a -- comment
+    return _mark_one(query)
+
+
+def _mark_one(statement: str) -> str:
+    found = _FIRST_WORD.match(statement)
+    if not found:
+        return statement if statement.startswith(MARK) else f"{MARK} {statement}"
+    head, tail = statement[:found.end()], statement[found.end():]
+    return statement if tail.startswith(f" {MARK}") else f"{head} {MARK}{tail}"
+
+
+class MarkedCursor(psycopg.Cursor):
+    """A cursor that marks every statement it sends as the kit's own."""
+
+    def execute(self, query, params=None, **kwargs):
+        return super().execute(mark(self._text(query)), params, **kwargs)
+
+    def executemany(self, query, params_seq, **kwargs):
+        return super().executemany(mark(self._text(query)), params_seq, **kwargs)
+
+    def copy(self, statement, params=None, **kwargs):
+        return super().copy(mark(self._text(statement)), params, **kwargs)
+
+    def stream(self, query, params=None, **kwargs):
+        return super().stream(mark(self._text(query)), params, **kwargs)
+
+    def _text(self, query):
+        return query.as_string(self) if isinstance(query, sql.Composable) else query
+
+
+def extension_schema(conn: psycopg.Connection) -> str | None:
+    row = conn.execute("select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace "
+                       "where e.extname = 'pg_stat_statements'").fetchone()
+    return row[0] if row else None
+
+
+def query_sql(schema: str = "extensions") -> sql.Composed:
+    return sql.SQL(QUERY_FILE.read_text()).format(schema=sql.Identifier(schema))
+
+
+def read(conn: psycopg.Connection) -> Legacy:
+    """The statements that still use the UUID columns; never raises for a missing pg_stat_statements."""
+    schema = extension_schema(conn)
+    if schema is None:
+        return Legacy(False, note=f"pg_stat_statements is not installed, so clients still using the UUID columns "
+                                  f"cannot be listed; to enable it: {ENABLE}")
+    try:
+        with conn.transaction():
+            rows = conn.execute(query_sql(schema)).fetchall()
+            hidden = _hidden(conn, schema)
+    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return Legacy(False, schema, note="pg_stat_statements is installed but not loaded, so clients still using "
+                                          "the UUID columns cannot be listed; add pg_stat_statements to shared_"
+                                          "preload_libraries and restart PostgreSQL (Supabase loads it by default)")
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return Legacy(False, schema, note=f"{conn.info.user} cannot read {schema}.pg_stat_statements "
+                                          f"({exc.diag.message_primary}), so clients still using the UUID columns "
+                                          f"cannot be listed; connect as postgres, or grant usage on schema {schema}")
+    statements = [Statement(query=q, calls=calls, role=role or "(dropped role)", mean_ms=float(mean),
+                            stats_since=since, since=f"since {since}" if since else SINCE_RESET)
+                  for role, calls, mean, since, q in rows]
+    note = None
+    if hidden:
+        note = (f"the text of {hidden} statement(s) of other roles is hidden from this role, so they cannot be "
+                f"checked; run `grant pg_read_all_stats to {conn.info.user};` to see them")
+    return Legacy(True, schema, statements, note)
+
+
+def _hidden(conn: psycopg.Connection, schema: str) -> int:
+    return conn.execute(sql.SQL("select count(*) from {}.pg_stat_statements where query = %s and dbid = "
+                                "(select oid from pg_database where datname = current_database())")
+                        .format(sql.Identifier(schema)), (HIDDEN_TEXT,)).fetchone()[0]
+
+
+def refusal(found: Legacy) -> str:
+    """The preflight's one-line refusal, naming each statement and the two ways out."""
+    listed = "; ".join(f"[{s.calls} calls by {s.role}] {s.query}" for s in found.statements)
+    return (f"{len(found.statements)} statement(s) in pg_stat_statements still use the UUID columns, and their "
+            f"clients will fail once the migration drops them: {listed}. Either fix those clients (stop sending "
+            f"provider_id and model_id, which works before and after the migration), then reset the counts with "
+            f"`{found.reset_sql}`; or pass --allow-legacy-statements")
+
+
+def summary_line(found: Legacy) -> str:
+    """One line for `kit status` and the deploy summary."""
+    if not found.available:
+        return found.note or "unknown"
+    if not found.statements:
+        return "none" + (f" ({found.note})" if found.note else "")
+    since = found.statements[0].since
+    text = f"{len(found.statements)} statement(s) still use the UUID columns (counts {since})"
+    return text + (f"; {found.note}" if found.note else "")

@@ -1,0 +1,42 @@
+"""What a smoke route provides: the driver protocol the runner calls, the check it records, the error a request raises.
+
+The runner (kit/smoke/__init__.py) picks a driver and calls only these methods; the drivers
+(kit/smoke/sql.py, kit/smoke/rest.py) import this module, never the runner.
+"""
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # annotations only: rows.py imports CheckError from here
+    from kit.smoke.rows import Shape
+
+
+class CheckError(Exception):
+    """A request the check made was answered with an error; the message says which."""
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Driver(Protocol):
+    """One route to llm_usage; a failed request raises CheckError, a setup problem a kit error."""
+
+    def models(self) -> list[tuple[str, str]]: ...
+    def shape(self) -> "Shape": ...
+    def insert(self, row: dict) -> dict: ...
+    async def insert_many(self, rows: list[dict]) -> tuple[list[float], list[dict]]: ...
+    def select_keys(self, keys: list[tuple]) -> list[dict]: ...
+    def delete_keys(self, keys: list[tuple]) -> None: ...
+    def select_marker(self, column: str, kind: str, run_id: str) -> list[dict]: ...
+    def delete_marker(self, column: str, kind: str, run_id: str) -> None: ...
+    def differences(self, sent: dict, got: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]: ...
+    def legacy_insert(self, row: dict) -> tuple[str | None, dict | None]: ...
+    def close(self) -> None: ...
