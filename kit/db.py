@@ -6,11 +6,11 @@ from contextlib import contextmanager
 
 import psycopg
 
-from kit.cloud import project
+from kit import project
 from kit.errors import ConfigError, ConnectError
 from kit.redact import redact, url_host
-from kit.schema.legacy import MarkedCursor
 from kit.settings import Settings
+from kit.statements import MarkedCursor
 
 APPLICATION_NAME = "supabase-kit"
 SUPABASE_TRANSACTION_PORT = 6543  # on *.pooler.supabase.com; any other pooler is recognised by behaviour

@@ -102,3 +102,45 @@ def test_a_cycle_inside_a_function_is_found_and_named(tmp_path):
     (root / "push" / "api.py").write_text('"""Api."""\n\nfrom kit import push\n')
     cycle = find_cycle(import_graph(root))
     assert cycle == ["kit.push", "kit.push.api", "kit.push"]
+
+
+# Floors, bottom to top: a module imports only from its own room (kit/<room>/) or from a lower floor.
+FLOORS = [
+    ("kit", "kit.errors", "kit.redact", "kit.files"),
+    ("kit.settings",),
+    ("kit.project", "kit.statements"),
+    ("kit.db", "kit.process"),
+    ("kit.migrations", "kit.cloud"),
+    ("kit.schema", "kit.push", "kit.local", "kit.init"),
+    ("kit.smoke", "kit.backup"),
+    ("kit.rollback",),
+    ("kit.deploy",),
+    ("kit.cli",),
+    ("kit.__main__",),
+]
+# Imports that run up a floor, each with its reason; the list only shrinks.
+UPWARD = {
+    ("kit.schema.verify", "kit.backup.manifest"): "kit verify --backup compares the catalog with the one a backup recorded",
+}
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else module
+
+
+def floor(module: str) -> int:
+    for level, rooms in enumerate(FLOORS):
+        if room(module) in rooms:
+            return level
+    raise AssertionError(f"{module} is on no floor: add its room to FLOORS in tests/test_layout.py")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                  if room(a) != room(b) and floor(b) >= floor(a) and (a, b) not in UPWARD)
+
+
+def test_imports_run_down_the_floors():
+    found = upward_imports(import_graph())
+    assert not found, "imports that run up (or across) a floor:\n" + "\n".join(found)

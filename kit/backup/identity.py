@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 
-from kit.cloud import project
+from kit import project
 from kit.errors import Refused
 from kit.settings import LOCAL_DEFAULT, Settings, variable
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from kit import db
 from kit.backup import identity, manifest, store as backup_store, take as backup, verify as backup_verify
 from kit.cli.output import Result, checks_text, confirm, say, table
-from kit.cloud import project
+from kit import project
 from kit.errors import ConnectError
 from kit.local import server as local
 from kit.redact import url_host

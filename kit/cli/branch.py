@@ -2,10 +2,10 @@
 
 import sys
 
-from kit import smoke
+from kit import project, smoke
 from kit.cli.output import Result, confirm, table
 from kit.cli.smoke import text as smoke_text
-from kit.cloud import branches, project
+from kit.cloud import branches
 from kit.errors import ConfigError, Refused
 
 HELP = """Preview branches of SUPABASE_PROJECT_REF, through the Management API (SUPABASE_ACCESS_TOKEN).

@@ -6,7 +6,7 @@ import time
 from kit import smoke
 from kit.cli.output import Result, confirm, say, table
 from kit.cli.smoke import parse_sets
-from kit.cloud import project
+from kit import project
 from kit.cloud.management import ManagementAPI
 from kit.deploy import runbook as deploy, steps as deploy_steps
 from kit.local import server as local

@@ -4,7 +4,7 @@ import sys
 
 from kit import push
 from kit.cli.output import Result, confirm, say, table
-from kit.cloud import project
+from kit import project
 from kit.cloud.management import ManagementAPI
 from kit.local import server as local
 from kit.redact import mask_url

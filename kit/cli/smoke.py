@@ -4,7 +4,7 @@ import sys
 
 from kit import smoke
 from kit.cli.output import Result, confirm, table
-from kit.cloud import project
+from kit import project
 from kit.errors import ConfigError
 from kit.local import server as local
 

@@ -1,1 +1,1 @@
-"""Supabase's platform: the Management API client, preview branches, and which project a URL names."""
+"""Supabase's platform: the Management API client and preview branches."""

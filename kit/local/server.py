@@ -156,7 +156,7 @@ def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> str | N
 
 
 def seed_demo_data(conn) -> str | None:
-    """The demo rows, fitted to the tables the migrations made (kit/local_demo.py); a note when left out."""
+    """The demo rows, fitted to the tables the migrations made (kit/local/demo.py); a note when left out."""
     return local_demo.seed(conn, (SQL_DIR / "local_data.sql").read_text().encode())
 
 

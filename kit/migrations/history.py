@@ -5,6 +5,7 @@ from pathlib import Path
 import psycopg
 
 from kit.migrations.workdir import Migration
+from kit.statements import split_statements
 
 SCHEMA_SQL = (
     "create schema if not exists supabase_migrations",
@@ -12,69 +13,6 @@ SCHEMA_SQL = (
     "(version text not null primary key, statements text[], name text)",
 )
 INSERT_SQL = "insert into supabase_migrations.schema_migrations (version, name, statements) values (%s, %s, %s)"
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split a file the way the Supabase CLI does: on top-level semicolons, trimmed, semicolons dropped."""
-    statements, current, i, n = [], [], 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        end = _skip_quoted(sql, i)
-        if end > i:
-            current.append(sql[i:end])
-            i = end
-            continue
-        if ch == ";":
-            _emit(statements, current)
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    _emit(statements, current)
-    return statements
-
-
-def _emit(statements: list[str], parts: list[str]) -> None:
-    text = "".join(parts).strip()
-    if text:
-        statements.append(text)
-
-
-def _skip_quoted(sql: str, i: int) -> int:
-    """End index of the quoted string, comment or dollar-quoted body that starts at i, else i."""
-    ch, rest = sql[i], sql[i:i + 2]
-    if rest == "--":
-        end = sql.find("\n", i)
-        return len(sql) if end < 0 else end
-    if rest == "/*":
-        depth, j = 0, i
-        while j < len(sql):
-            if sql.startswith("/*", j):
-                depth, j = depth + 1, j + 2
-            elif sql.startswith("*/", j):
-                depth, j = depth - 1, j + 2
-                if depth == 0:
-                    return j
-            else:
-                j += 1
-        return len(sql)
-    if ch in "'\"":
-        j = i + 1
-        while j < len(sql):
-            if sql[j] == ch:
-                if sql[j + 1:j + 2] == ch:
-                    j += 2
-                    continue
-                return j + 1
-            j += 1
-        return len(sql)
-    if ch == "$":
-        tag_end = sql.find("$", i + 1)
-        tag = sql[i:tag_end + 1] if tag_end > 0 else ""
-        if tag and (tag == "$$" or tag[1:-1].replace("_", "a").isalnum()) and not tag[1:2].isdigit():
-            close = sql.find(tag, tag_end + 1)
-            return len(sql) if close < 0 else close + len(tag)
-    return i
 
 
 def ensure_table(conn: psycopg.Connection) -> None:

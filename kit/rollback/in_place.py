@@ -5,7 +5,7 @@ In place it runs in four short transactions so that inserts keep flowing:
      their original UUIDs (new ones get fresh UUIDs), llm_usage gets empty link columns;
   B. with an UPDATE's weak locks only: each usage row the backup holds gets exactly the links it
      recorded (NULL too), found by llm_usage's own primary key whatever its type or arity; rows
-     written since are linked through their names (see kit/rollback_links.py for a table without key);
+     written since are linked through their names (see kit/rollback/links.py for a table without key);
   C. under the polite lock: rows written meanwhile are linked, keys, constraints and indexes are
      put back as the backup recorded them (foreign keys NOT VALID), the migration's history row goes;
   D. the foreign keys are validated, which does not block inserts.

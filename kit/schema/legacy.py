@@ -7,24 +7,19 @@ the query in kit/sql/legacy_statements.sql leaves out; so do DDL, DO blocks (the
 and pg_dump's whole-table COPY.
 """
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from kit.migrations.history import split_statements
+from kit.statements import MARK, mark  # noqa: F401 (re-exported: the mark this module's query leaves out)
 
-MARK = "/* supabase-kit */"
 QUERY_FILE = Path(__file__).parents[1] / "sql" / "legacy_statements.sql"
 HIDDEN_TEXT = "<insufficient privilege>"
 SINCE_RESET = "since the last reset"
 ENABLE = ("create extension pg_stat_statements with schema extensions (Dashboard > Database > Extensions; "
           "it must also be in shared_preload_libraries, as on every Supabase project)")
-# Leading blanks and comments, then the first word: MARK goes after that word, since PostgreSQL 18
-# drops a statement's leading comments from the text pg_stat_statements keeps.
-_FIRST_WORD = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*[A-Za-z_]+", re.S)
 
 
 @dataclass
@@ -53,45 +48,6 @@ class Legacy:
 
     def as_list(self) -> list[dict]:
         return [asdict(s) for s in self.statements]
-
-
-def mark(query):
-    """`query` (str, bytes or psycopg.sql) with MARK after the first word of each statement."""
-    if isinstance(query, bytes):
-        return mark(query.decode()).encode()
-    if not isinstance(query, str):
-        return query
-    parts = split_statements(query) if ";" in query else [query]
-    if len(parts) > 1:
-        return "\n;\n".join(_mark_one(p) for p in parts)  # own line: a part may end in a -- comment
-    return _mark_one(query)
-
-
-def _mark_one(statement: str) -> str:
-    found = _FIRST_WORD.match(statement)
-    if not found:
-        return statement if statement.startswith(MARK) else f"{MARK} {statement}"
-    head, tail = statement[:found.end()], statement[found.end():]
-    return statement if tail.startswith(f" {MARK}") else f"{head} {MARK}{tail}"
-
-
-class MarkedCursor(psycopg.Cursor):
-    """A cursor that marks every statement it sends as the kit's own."""
-
-    def execute(self, query, params=None, **kwargs):
-        return super().execute(mark(self._text(query)), params, **kwargs)
-
-    def executemany(self, query, params_seq, **kwargs):
-        return super().executemany(mark(self._text(query)), params_seq, **kwargs)
-
-    def copy(self, statement, params=None, **kwargs):
-        return super().copy(mark(self._text(statement)), params, **kwargs)
-
-    def stream(self, query, params=None, **kwargs):
-        return super().stream(mark(self._text(query)), params, **kwargs)
-
-    def _text(self, query):
-        return query.as_string(self) if isinstance(query, sql.Composable) else query
 
 
 def extension_schema(conn: psycopg.Connection) -> str | None:
