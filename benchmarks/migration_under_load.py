@@ -3,7 +3,7 @@
 Setup, the same for both: llm_usage holds 1,000,000 rows; 4 connections insert usage rows
 continuously; one report transaction reads llm_usage and stays open for 8 s. The push starts
 0.5 s into that report. Both pushes run the way `supabase db push` runs a file: one transaction
-with its history row (kit.history.apply).
+with its history row (kit.migrations.history.apply).
 
     .venv/bin/python benchmarks/migration_under_load.py [--rows 1000000] [--report-seconds 8]
 
