@@ -298,8 +298,8 @@ def test_a_backup_taken_while_rows_arrive_restores_to_its_own_counts(db_url, run
 
 @pytest.mark.parametrize("cut", [True, False])
 def test_the_links_file_is_the_same_with_or_without_cut(cut, tmp_path, monkeypatch):
-    """llm_usage's links are picked by `cut -f1-3` in another process when the system has it, else by the
-    kit itself: the same CSV either way (NULL as empty, escapes kept), the data passing on unchanged."""
+    """llm_usage's links are picked by `cut -f` in another process when the system has it, else by the
+    kit itself: the same COPY text either way (NULL as \\N, escapes kept), the data passing on unchanged."""
     from kit.backup import data as backup_data
 
     if not cut:
@@ -316,3 +316,47 @@ def test_the_links_file_is_the_same_with_or_without_cut(cut, tmp_path, monkeypat
     assert (tmp_path / "links.tsv").read_bytes() == b"1\t\\N\t\\N\n2\taaaa-1\tbbbb-2\n3\t\\N\tcccc-3\n" * 3000
     assert (tmp_path / "data.sql").read_bytes() == backup_data.REPLICA + stream
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.sql", "links.tsv"]
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_partitions_with_their_columns_in_other_orders_give_one_links_file(cut, tmp_path, monkeypatch):
+    """A partitioned llm_usage keyed by (created_at, id): each leaf partition's rows are picked in the file's
+    column order, with cut where the partition's columns stand in that order and by the kit where an
+    attached partition has them elsewhere; an empty partition counts too, and a table that is not
+    asked for passes untouched."""
+    from kit.backup import data as backup_data
+
+    if not cut:
+        monkeypatch.setattr(backup_data, "CUT", None)
+    block = ("-- Data for Name: {t}; Type: TABLE DATA; Schema: {s}; Owner: postgres\n--\n\nCOPY \"{s}\".\"{t}\" "
+             "({cols}) FROM stdin;\n").format
+    first = block(s="public", t="llm_usage_a", cols='"created_at", "id", "provider_id", "model_id", "agent_name"')
+    attached = block(s="archive", t="llm_usage_b", cols='"model_id", "agent_name", "id", "created_at", "provider_id"')
+    empty = block(s="public", t="llm_usage_c", cols='"created_at", "id", "provider_id", "model_id", "agent_name"')
+    other = block(s="public", t="notes", cols='"id", "provider_id", "model_id"')
+    stream = (first.encode() + b"2026-01-01\t1\taaaa\t\\N\tx\n2026-01-02\t2\t\\N\t\\N\ty\n" * 2000 + b"\\.\n\n"
+              + attached.encode() + b"bbbb\tz\t3\t2026-02-01\tcccc\n" * 2000 + b"\\.\n\n"
+              + empty.encode() + b"\\.\n\n" + other.encode() + b"9\tdddd\teeee\n\\.\n\n")
+    split = backup_data.Split(tmp_path, lambda n, done=False: None, links=tmp_path / "links.tsv",
+                              tables=["public.llm_usage_a", "archive.llm_usage_b", "public.llm_usage_c"],
+                              columns=["created_at", "id", "provider_id", "model_id"])
+    for start in range(0, len(stream), 5003):
+        split.feed(stream[start:start + 5003])
+    assert split.close() == {"public.llm_usage_a": 4000, "archive.llm_usage_b": 2000, "public.llm_usage_c": 0,
+                             "public.notes": 1}
+    assert (tmp_path / "links.tsv").read_bytes() == (
+        b"2026-01-01\t1\taaaa\t\\N\n2026-01-02\t2\t\\N\t\\N\n" * 2000 + b"2026-02-01\t3\tcccc\tbbbb\n" * 2000)
+    assert (tmp_path / "data.sql").read_bytes() == backup_data.REPLICA + stream
+
+
+def test_a_links_table_missing_from_the_dump_fails_the_backup(tmp_path):
+    """The links file must hold every usage row: a partition the dump does not hold is an error, not a
+    shorter file."""
+    from kit.backup import data as backup_data
+    from kit.errors import BackupError
+
+    split = backup_data.Split(tmp_path, lambda n, done=False: None, links=tmp_path / "links.tsv",
+                              tables=["public.llm_usage_a", "public.llm_usage_b"])
+    split.feed(b'COPY "public"."llm_usage_a" ("id", "provider_id", "model_id") FROM stdin;\n1\t\\N\t\\N\n\\.\n')
+    with pytest.raises(BackupError, match=r"^the dump holds no rows of public.llm_usage_b, so links.tsv would miss"):
+        split.close()

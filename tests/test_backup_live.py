@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kit import settings as settings_mod
 from kit.local import pgtools
-from tests.conftest import ROOT, query
+from tests.conftest import ROOT, _run_file, query
 from tests.snapshot import data, schema
 from tests.test_backup import _grow, take
 from tests.writers import Writers
@@ -21,16 +21,16 @@ def _usage_block(path: Path) -> list[bytes]:
     return text[start:text.index(b"\n\\.\n", start - 1) + 1].splitlines()
 
 
-def _seq_scans(admin_url: str) -> int:
-    return query(admin_url, "select seq_scan from pg_stat_user_tables where relid = 'public.llm_usage'::regclass")[0][0]
-
-
 def _settled_seq_scans(admin_url: str) -> int:
+    return _settled(admin_url, "select seq_scan from pg_stat_user_tables where relid = 'public.llm_usage'::regclass")
+
+
+def _settled(admin_url: str, sql: str) -> int:
     """Backends flush their statistics at most once a second; wait until two reads agree."""
     last = -1
     for _ in range(20):
         time.sleep(1.1)
-        now = _seq_scans(admin_url)
+        now = query(admin_url, sql)[0][0]
         if now == last:
             return now
         last = now
@@ -89,6 +89,31 @@ def test_jobs_dumps_a_directory_archive_from_the_snapshot_that_restores(db_url, 
     s = settings_mod.load({"db_url": empty}, environ={}, cwd=ROOT)
     pgtools.restore_archive(s, pg.admin(empty.rsplit("/", 1)[1]), path / "database.dir", ["--no-owner"], jobs=2)
     assert data(empty) == data(db_url) and schema(empty) == schema(db_url)
+
+
+def test_a_partitioned_usage_table_is_read_once_under_writes(db_url, pg, run_kit, tmp_path):
+    """llm_usage partitioned by month and keyed by (id, created_at) (tests/states/matrix/usage_partitioned.sql),
+    two writers inserting: each partition is scanned once (pg_dump's COPY) and the links file holds exactly
+    the dump's rows of every partition."""
+    _run_file(db_url, (ROOT / "tests/states/matrix/usage_partitioned.sql").read_text())
+    admin = pg.admin_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1]
+    scans = ("select coalesce(sum(seq_scan), 0) from pg_stat_user_tables where relid in "
+             "(select relid from pg_partition_tree('public.llm_usage') where isleaf)")
+    with Writers(db_url, 2) as writers:
+        before = _settled(admin, scans)
+        path = take(run_kit, db_url, tmp_path)
+        after = _settled(admin, scans)
+    assert writers.errors == []
+    m = json.loads((path / "manifest.json").read_text())
+    parts = m["maps"]["llm_usage_tables"]
+    assert parts == ["public.llm_usage_2026_10", "public.llm_usage_2026_11", "public.llm_usage_2026_12",
+                     "public.llm_usage_default"]
+    assert after - before == len(parts)
+    assert m["maps"]["llm_usage_from"] == "dump" and m["maps"]["llm_usage_columns"] == ["id", "provider_id",
+                                                                                      "model_id", "created_at"]
+    links = (path / "llm_usage_links.tsv").read_bytes().splitlines()
+    assert len(links) == sum(m["row_counts"][p] for p in parts) > 5000
+    assert len({line.split(b"\t")[0] for line in links}) == len(links)
 
 
 def test_each_part_is_one_plain_line_with_its_size_and_speed_off_a_terminal(db_url, run_kit, tmp_path):

@@ -29,7 +29,6 @@ CHUNK = 1 << 20
 USAGE = "public.llm_usage"
 LINK_COLUMNS = ("id", "provider_id", "model_id")
 CUT = shutil.which("cut")  # POSIX; without it the kit picks the fields itself
-LEADING = re.compile(rb"^(\d+)\t([^\t\n]*)\t([^\t\n]*)[\t\n]", re.M)
 
 
 class Split:
@@ -38,12 +37,13 @@ class Split:
     It runs in the thread that reads the stream and writes as it goes: the big writes and the hashing
     release the GIL, and a hand-off to other threads cost more than it saved."""
 
-    def __init__(self, folder: Path, on_bytes, links: Path | None = None):
+    def __init__(self, folder: Path, on_bytes, links: Path | None = None, tables=(USAGE,), columns=LINK_COLUMNS):
         self.folder, self.on_bytes = folder, on_bytes
         self._links = open_private(links, "wb") if links else None
         self._links_name = links.name if links else None
+        self._link_columns = list(columns)
         self._cut: _Cut | None = None
-        self.reader = CopyReader({USAGE: LINK_COLUMNS} if links else {}, self._usage, self._text, self._rows)
+        self.reader = CopyReader({t: columns for t in tables} if links else {}, self._usage, self._text, self._rows)
         self._out = open_private(folder / "data.sql", "wb")
         self.digest = hashlib.sha256()
         self.written = 0
@@ -56,6 +56,10 @@ class Split:
 
     def close(self) -> dict:
         self.reader.close()
+        unseen = [t for t in self.reader.want if t not in self.reader.counts] or ([] if self.reader.want else [USAGE])
+        if self._links and unseen:  # every table pg_dump dumps has its COPY block, an empty table too
+            raise BackupError(f"the dump holds no rows of {unseen[0]}, so {self._links_name} would miss them; "
+                              f"{self.folder} is marked incomplete: take the backup again")
         self._close(self._out)
         if self._cut:
             self._cut.finish()
@@ -75,20 +79,24 @@ class Split:
             except OSError:
                 pass
 
-    def _usage(self, table: str, columns: list[str], rows: bytes) -> None:
-        """llm_usage's rows as the links file's lines: id, provider_id, model_id, tab-separated, NULL as \\N."""
-        if columns[:3] == list(LINK_COLUMNS) and (self._cut or CUT):
-            self._cut = self._cut or _Cut(self._links, self._links_name)
+    def _usage(self, table: str, columns: list[str], rows) -> None:
+        """llm_usage's rows (or a partition's) as the links file's lines: the key, provider_id and model_id,
+        tab-separated, NULL as \\N. `cut` picks them when they stand in that order in the table, else the kit."""
+        missing = [c for c in self._link_columns if c not in columns]
+        if missing:
+            raise BackupError(f"{table}'s rows in the dump have no column {missing[0]}; take the backup again "
+                              "(the table changed while it was read?)")
+        pick = [columns.index(c) for c in self._link_columns]
+        fields = ",".join(str(i + 1) for i in pick)
+        if self._cut and self._cut.fields != fields:
+            self._cut.finish()  # the next table's columns stand elsewhere: its own cut, after this one is done
+            self._cut = None
+        if CUT and pick == sorted(pick):
+            self._cut = self._cut or _Cut(self._links, self._links_name, fields)
             self._cut.feed(rows)
             return
-        rows = bytes(rows)
-        if columns[:3] == list(LINK_COLUMNS):
-            lines = b"".join(b"%b\t%b\t%b\n" % row for row in LEADING.findall(rows))
-        else:
-            pick = [columns.index(c) for c in LINK_COLUMNS]
-            lines = b"".join(b"%b\t%b\t%b\n" % tuple(f[i] for i in pick)
-                             for f in (line.split(b"\t") for line in rows[:-1].split(b"\n")))
-        self._links.write(lines)
+        lines = (line.split(b"\t") for line in bytes(rows)[:-1].split(b"\n"))
+        self._links.write(b"".join(b"\t".join(f[i] for i in pick) + b"\n" for f in lines))
 
     def _close(self, handle) -> None:
         try:
@@ -129,16 +137,16 @@ class Split:
 
 
 class _Cut:
-    """`cut -f1-3` keeps the leading three fields of llm_usage's rows in another process and writes them
+    """`cut -f` keeps the links file's fields of llm_usage's rows in another process and writes them
     straight into the links file (COPY text: tab-separated, NULL as \\N): the per-row work stays off the
     stream. It writes to a file, never back to the kit, so feeding it cannot deadlock."""
 
-    def __init__(self, links, name: str):
+    def __init__(self, links, name: str, fields: str):
         links.flush()
-        self.child = subprocess.Popen([CUT, "-f1-3"], stdin=subprocess.PIPE, stdout=links,
+        self.child = subprocess.Popen([CUT, f"-f{fields}"], stdin=subprocess.PIPE, stdout=links,
                                       stderr=subprocess.PIPE)
         _widen(self.child.stdin)
-        self.name = name
+        self.name, self.fields = name, fields
         self.broken = False
 
     def feed(self, rows: bytes) -> None:

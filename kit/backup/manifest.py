@@ -51,10 +51,27 @@ def collect(conn: psycopg.Connection, folder: Path, links_from_dump: bool = Fals
 
 
 def streamable(cat: catalog.Catalog) -> bool:
-    """llm_usage is a plain table keyed by a bigint id: its links file can come from the dump's own rows."""
+    """llm_usage has a primary key (any name, type or arity; partitioned or not) and none of the links file's
+    columns is generated (pg_dump leaves those out of its COPY): the file can come from the dump's own rows."""
     usage = cat.tables.get("llm_usage")
-    return bool(usage) and usage.primary_key == ["id"] and not usage.partitioned \
-        and usage.columns["id"].type == "bigint"
+    return bool(usage and usage.primary_key) and not any(
+        usage.columns[c].generated for c in link_columns(cat) if c in usage.columns)
+
+
+def link_columns(cat: catalog.Catalog) -> list[str]:
+    """The links file's columns: llm_usage's key and its two UUID links, in the table's own column order (the
+    order `cut` keeps them in)."""
+    usage = cat.tables["llm_usage"]
+    wanted = {*usage.primary_key, "provider_id", "model_id"}
+    return [c for c in usage.columns if c in wanted]
+
+
+def usage_tables(conn: psycopg.Connection) -> list[str]:
+    """The tables whose COPY blocks hold llm_usage's rows in a dump: itself, or its leaf partitions."""
+    return [f"{schema}.{name}" for schema, name in conn.execute(
+        "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.oid = 'public.llm_usage'::regclass and c.relkind = 'r' "
+        "or c.oid in (select relid from pg_partition_tree('public.llm_usage') where isleaf) order by 1, 2")]
 
 
 def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> dict:
@@ -63,18 +80,17 @@ def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_link
     providers = {str(i): n for i, n in conn.execute("select id, name from public.llm_providers")}
     models = {str(i): {"name": n, "provider_id": str(p) if p else None}
               for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
-    found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump"}
+    found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump",
+                                                         "llm_usage_tables": usage_tables(conn)}
     return {"llm_providers": providers, "llm_models": models, **found}
 
 
 def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
     """Every llm_usage row's links, keyed by its primary key (NULL links too: a rollback gives each
     row back exactly what it had). Without a primary key: how many rows had each name and link."""
-    key = cat.tables["llm_usage"].primary_key
-    uuids = [psycopg.sql.Identifier(c) for c in ("provider_id", "model_id")]
-    if key:
-        query = psycopg.sql.SQL("copy (select {}, {} from public.llm_usage) to stdout").format(
-            psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in key), psycopg.sql.SQL(", ").join(uuids))
+    if cat.tables["llm_usage"].primary_key:
+        query = psycopg.sql.SQL("copy (select {} from public.llm_usage) to stdout").format(
+            psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in link_columns(cat)))
     else:
         query = psycopg.sql.SQL("copy (select provider_name, model_name, provider_id, model_id, count(*) "
                                 "from public.llm_usage group by 1, 2, 3, 4) to stdout")
@@ -89,6 +105,7 @@ def link_fields(cat: catalog.Catalog) -> dict:
     key = cat.tables["llm_usage"].primary_key
     columns = cat.tables["llm_usage"].columns
     return {"llm_usage": LINKS, "llm_usage_key": [[c, columns[c].type] for c in key],
+            "llm_usage_columns": link_columns(cat) if key else None,
             "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
 
 

@@ -67,7 +67,8 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             roles = _Beside(_roles, settings, _private(folder / "roles.sql"))  # needs no snapshot: beside the dump
             from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
             split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
-                                      links=folder / manifest.LINKS if from_dump else None)
+                                      links=folder / manifest.LINKS if from_dump else None,
+                                      **(_usage_rows(facts) if from_dump else {}))
             known = _archive(settings, archive, snap["id"], jobs, watch, split)
             roles.result()
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
@@ -116,6 +117,12 @@ def _snapshot(settings: Settings, folder: Path):
     except psycopg.Error as exc:
         raise BackupError(f"reading the database for the backup failed ({_first(exc)}); {folder} is marked "
                           "incomplete: take the backup again") from None
+
+
+def _usage_rows(facts: dict) -> dict:
+    """Where the split finds llm_usage's rows and which of their columns go into the links file."""
+    return {"tables": facts["maps"]["llm_usage_tables"],
+            "columns": facts["maps"]["llm_usage_columns"]}
 
 
 class _Beside(threading.Thread):

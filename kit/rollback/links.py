@@ -31,7 +31,9 @@ def load(conn: psycopg.Connection, folder: Path, data: dict) -> None:
     """The links file into a session temporary table, which outlives each step's transaction."""
     key = key_of(data)
     if key:
-        cols = [*key, ("provider_id", "uuid"), ("model_id", "uuid")]
+        types = {**dict(key), "provider_id": "uuid", "model_id": "uuid"}
+        order = data["maps"].get("llm_usage_columns") or [*types]  # older backups: the key, then the links
+        cols = [(c, types[c]) for c in order]
     else:
         names = data["maps"].get("llm_usage_names") or [("provider_name", "text"), ("model_name", "text")]
         cols = [*names, ("provider_id", "uuid"), ("model_id", "uuid"), ("n", "bigint")]
