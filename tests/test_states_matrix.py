@@ -96,9 +96,9 @@ def test_state_goes_through_the_whole_cycle(state, make_db, run_kit, clean_env, 
     backup = run_kit("backup", "--db-url", url, "--out", str(tmp_path), "--json")
     assert backup.code == 0, backup.err
     path = Path(backup.json["path"])
-    # Read once: with a primary key, whatever its shape or partitions, the links file comes from the dump's rows.
+    # Read once: whatever the key (or none) and partitions, the links file comes from the dump's rows.
     maps = json.loads((path / "manifest.json").read_text())["maps"]
-    assert maps.get("llm_usage_from") == (None if state == "usage_no_key" else "dump")
+    assert maps.get("llm_usage_from") == "dump"
 
     push_ok(run_kit, url)
     assert without_links(url) == names  # every row and name kept, only the UUID columns gone

@@ -51,18 +51,17 @@ def collect(conn: psycopg.Connection, folder: Path, links_from_dump: bool = Fals
 
 
 def streamable(cat: catalog.Catalog) -> bool:
-    """llm_usage has a primary key (any name, type or arity; partitioned or not) and none of the links file's
-    columns is generated (pg_dump leaves those out of its COPY): the file can come from the dump's own rows."""
+    """None of the links file's columns is generated (pg_dump leaves those out of its COPY): the file can come
+    from the dump's own rows, whatever the key (or none) and partitioning."""
     usage = cat.tables.get("llm_usage")
-    return bool(usage and usage.primary_key) and not any(
-        usage.columns[c].generated for c in link_columns(cat) if c in usage.columns)
+    return bool(usage) and not any(usage.columns[c].generated for c in link_columns(cat))
 
 
 def link_columns(cat: catalog.Catalog) -> list[str]:
-    """The links file's columns: llm_usage's key and its two UUID links, in the table's own column order (the
-    order `cut` keeps them in)."""
+    """The links file's columns, in the table's own column order (the order `cut` keeps them in): llm_usage's
+    key and its two UUID links; without a key, the two names and the two links of every row."""
     usage = cat.tables["llm_usage"]
-    wanted = {*usage.primary_key, "provider_id", "model_id"}
+    wanted = {*(usage.primary_key or ("provider_name", "model_name")), "provider_id", "model_id"}
     return [c for c in usage.columns if c in wanted]
 
 
@@ -86,14 +85,10 @@ def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_link
 
 
 def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
-    """Every llm_usage row's links, keyed by its primary key (NULL links too: a rollback gives each
-    row back exactly what it had). Without a primary key: how many rows had each name and link."""
-    if cat.tables["llm_usage"].primary_key:
-        query = psycopg.sql.SQL("copy (select {} from public.llm_usage) to stdout").format(
-            psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in link_columns(cat)))
-    else:
-        query = psycopg.sql.SQL("copy (select provider_name, model_name, provider_id, model_id, count(*) "
-                                "from public.llm_usage group by 1, 2, 3, 4) to stdout")
+    """Every llm_usage row's links, with its primary key (NULL links too: a rollback gives each row back
+    exactly what it had), or without one its names; read here only when the dump cannot give them."""
+    query = psycopg.sql.SQL("copy (select {} from public.llm_usage) to stdout").format(
+        psycopg.sql.SQL(", ").join(psycopg.sql.Identifier(c) for c in link_columns(cat)))
     path = folder / LINKS
     with open_private(path, "wb") as handle, conn.cursor().copy(query) as copy:
         for chunk in copy:
@@ -105,7 +100,7 @@ def link_fields(cat: catalog.Catalog) -> dict:
     key = cat.tables["llm_usage"].primary_key
     columns = cat.tables["llm_usage"].columns
     return {"llm_usage": LINKS, "llm_usage_key": [[c, columns[c].type] for c in key],
-            "llm_usage_columns": link_columns(cat) if key else None,
+            "llm_usage_columns": link_columns(cat),
             "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
 
 

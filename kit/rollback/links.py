@@ -30,25 +30,34 @@ def key_of(data: dict) -> list[tuple[str, str]]:
 def load(conn: psycopg.Connection, folder: Path, data: dict) -> None:
     """The links file into a session temporary table, which outlives each step's transaction."""
     key = key_of(data)
-    if key:
-        types = {**dict(key), "provider_id": "uuid", "model_id": "uuid"}
-        order = data["maps"].get("llm_usage_columns") or [*types]  # older backups: the key, then the links
-        cols = [(c, types[c]) for c in order]
-    else:
-        names = data["maps"].get("llm_usage_names") or [("provider_name", "text"), ("model_name", "text")]
-        cols = [*names, ("provider_id", "uuid"), ("model_id", "uuid"), ("n", "bigint")]
-    conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(TEMP))
-    conn.execute(sql.SQL("create temp table {} ({})").format(TEMP, sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols)))
+    names = [tuple(n) for n in data["maps"].get("llm_usage_names") or [("provider_name", "text"), ("model_name", "text")]]
+    order = data["maps"].get("llm_usage_columns")  # the file's columns; older backups: key (or names), links, n
+    types = {**dict(key or names), "provider_id": "uuid", "model_id": "uuid"}
     path = folder / data["maps"]["llm_usage"]
-    form = sql.SQL("csv" if path.suffix == ".csv" else "text")  # .csv: a backup taken before the links were COPY text
-    with open(path, "rb") as handle, conn.cursor().copy(
-            sql.SQL("copy {} from stdin with (format {})").format(TEMP, form)) as copy:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            copy.write(block)
+    conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(TEMP))
+    if key or not order:
+        cols = [(c, types[c]) for c in order] if order else [*types.items()] + ([] if key else [("n", "bigint")])
+        _copy_in(conn, path, TEMP, cols)
+    else:  # one line per row, as the dump had them: counted per pair of names and links here
+        rows = sql.Identifier("kit_links_rows")
+        _copy_in(conn, path, rows, [(c, types[c]) for c in order])
+        conn.execute(sql.SQL("create temp table {} as select {}, count(*)::bigint as n from {} group by {}").format(
+            TEMP, _list([*(c for c, _ in names), "provider_id", "model_id"]), rows, sql.SQL("1, 2, 3, 4")))
+        conn.execute(sql.SQL("drop table pg_temp.{}").format(rows))
     if key:
         conn.execute(sql.SQL("create index on {} ({})").format(TEMP, _list(c for c, _ in key)))
     conn.execute(sql.SQL("analyze {}").format(TEMP))
+
+
+def _copy_in(conn: psycopg.Connection, path: Path, table: sql.Identifier, cols: list[tuple[str, str]]) -> None:
+    conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(table))
+    conn.execute(sql.SQL("create temp table {} ({})").format(table, sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in cols)))
+    form = sql.SQL("csv" if path.suffix == ".csv" else "text")  # .csv: a backup taken before the links were COPY text
+    with open(path, "rb") as handle, conn.cursor().copy(
+            sql.SQL("copy {} from stdin with (format {})").format(table, form)) as copy:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            copy.write(block)
 
 
 def check_key(current_key: list[str], data: dict) -> None:
