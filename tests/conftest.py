@@ -6,7 +6,7 @@ databases that tests hand to the kit are reached as `postgres`, which is not a s
 """
 
 import json
-import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +16,13 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.local import server as local
-from kit.migrations import history, workdir
-from kit.schema import legacy
+from kit.migrations import workdir
+from tests.helpers import PASSWORD, PASSWORD_USER, PG_MAJOR, ROOT, SQL_DIR, STATES, TEAM, run_file
 
-ROOT = Path(__file__).resolve().parents[1]
-SQL_DIR = ROOT / "kit" / "sql"
-STATES = Path(__file__).parent / "states"
 ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",
             "SUPABASE_PROJECT_REF", "SUPABASE_API_URL", "SUPABASE_CLI", "KIT_TARGET", "KIT_PG_BIN",
             "KIT_BACKUP_DIR", "KIT_REPORT_DIR", "KIT_PG_MAJOR", "KIT_CACHE_DIR", "PGOPTIONS",
             "PGPASSWORD")
-
-
-# A superuser that must log in with a password, for the wrong-password and secrets tests.
-PASSWORD_USER = "kit_secret_user"
-PASSWORD = "Pw-d0nt-Leak-7f3a9c"
 
 
 def _require_password_for(data_dir: Path, user: str) -> None:
@@ -61,16 +53,6 @@ def _baseline_sql() -> str:
     return workdir.migrations(s)[0].sql
 
 
-def _run_file(url: str, sql: str) -> None:
-    """Run a setup file; its statements carry the kit's mark, so kit status never takes them for a client's."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        for statement in history.split_statements(sql):
-            conn.execute(legacy.mark(statement).encode(), prepare=False)
-
-
-PG_MAJOR = os.environ.get("KIT_TEST_PG_MAJOR") or "17"
-
-
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory) -> Server:
     folder = tmp_path_factory.mktemp("pg")
@@ -83,11 +65,11 @@ def pg(tmp_path_factory) -> Server:
         conn.execute("select pg_reload_conf()")
         conn.execute("create database kit_tpl_supabase")
     srv = Server(server.admin_url, server.port, version)
-    _run_file(srv.admin("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
+    run_file(srv.admin("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         conn.execute("create database kit_tpl_before template kit_tpl_supabase owner postgres")
-    _run_file(srv.url("kit_tpl_before"), _baseline_sql())
-    _run_file(srv.url("kit_tpl_before"), (SQL_DIR / "local_data.sql").read_text())
+    run_file(srv.url("kit_tpl_before"), _baseline_sql())
+    run_file(srv.url("kit_tpl_before"), (SQL_DIR / "local_data.sql").read_text())
     yield srv
     local.destroy(s)
 
@@ -122,7 +104,7 @@ def state_db(make_db):
 
     def make(name: str) -> str:
         url = make_db("kit_tpl_before")
-        _run_file(url, (STATES / f"{name}.sql").read_text())
+        run_file(url, (STATES / f"{name}.sql").read_text())
         return url
 
     return make
@@ -139,6 +121,21 @@ def clean_env(monkeypatch, tmp_path):
     yield monkeypatch
     local.destroy(settings_mod.load({"local_dir": str(tmp_path / "local-default"), "pg_major": PG_MAJOR},
                                     environ={}, cwd=ROOT))
+
+
+@pytest.fixture
+def in_tmp(clean_env, tmp_path):
+    """clean_env, run in tmp_path: backups and reports go there."""
+    clean_env.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def team(tmp_path) -> Path:
+    """A copy of tests/team_repo, a team's app with its own migration history, as your-app."""
+    folder = tmp_path / "your-app"
+    shutil.copytree(TEAM, folder)
+    return folder
 
 
 @dataclass
@@ -182,9 +179,3 @@ def supabase_cli() -> str:
     path = ROOT / "node_modules" / ".bin" / "supabase"
     assert path.exists(), "the pinned Supabase CLI is missing: run `npm install` (scripts/test.sh does)"
     return str(path)
-
-
-def query(url: str, sql: str, params=None) -> list[tuple]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(sql, params)
-        return cur.fetchall() if cur.description else []

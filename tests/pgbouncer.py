@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from kit.local import server as local
+from tests.helpers import free_port
 
 CONFIG = """[databases]
 * = host=127.0.0.1 port={pg_port}
@@ -40,7 +41,7 @@ def binary() -> str | None:
 def pgbouncer(pg_port: int, mode: str, users=("postgres",)):
     """Yield the port of a PgBouncer in `mode` (session or transaction) in front of 127.0.0.1:pg_port."""
     folder = Path(tempfile.mkdtemp(prefix="kit-pgbouncer-"))
-    port = _free_port()
+    port = free_port()
     (folder / "pgbouncer.ini").write_text(CONFIG.format(pg_port=pg_port, port=port, folder=folder, mode=mode))
     (folder / "users.txt").write_text("".join(f'"{u}" ""\n' for u in users))
     user = None
@@ -69,9 +70,3 @@ def _wait_for(port: int, process: subprocess.Popen, folder: Path) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError("pgbouncer did not listen within 10 s")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -1,6 +1,6 @@
 """Catalog and data fingerprints, to show that a refused change changed nothing."""
 
-from tests.conftest import query
+from tests.helpers import query
 
 SCHEMA_SQL = """
 select 'column', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)

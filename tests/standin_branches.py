@@ -17,7 +17,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from kit import push, settings as settings_mod
-from tests.conftest import ROOT, _run_file
+from tests.helpers import ROOT, run_file
 from tests.standin import Reply, Request
 from tests.standin_postgrest import postgrest_route
 
@@ -71,7 +71,7 @@ class FakeBranch:
             s = settings_mod.load({"db_url": self.db_url}, environ={}, cwd=ROOT)
             push.run(s, "direct", lint_files=False)
         if step == "seed":
-            _run_file(self.db_url, (ROOT / "supabase" / "seed.sql").read_text())
+            run_file(self.db_url, (ROOT / "supabase" / "seed.sql").read_text())
 
 
 class BranchesAPI:

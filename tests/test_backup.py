@@ -5,7 +5,6 @@ The platform-backups test uses tests/standin.py for the Management API, which ca
 
 import json
 import re
-import os
 import subprocess
 from pathlib import Path
 
@@ -13,18 +12,12 @@ import psycopg
 import pytest
 
 from kit.backup import manifest
-from tests.conftest import query
+from tests.helpers import grow, migrate_direct, query, take
 from tests.snapshot import data, schema
 from tests.standin import Reply, serve
-from tests.test_status_verify import migrate_direct
+from tests.writers import TeamWriter
 
 FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.tsv", "manifest.json", "roles.sql", "schema.sql"]
-
-
-def take(run_kit, url: str, out: Path, *extra) -> Path:
-    run = run_kit("backup", "--db-url", url, "--out", str(out), "--json", *extra)
-    assert run.code == 0, run.err
-    return Path(run.json["path"])
 
 
 def test_backup_writes_the_split_private_files_and_a_manifest(db_url, run_kit, tmp_path):
@@ -48,20 +41,8 @@ def test_backup_writes_the_split_private_files_and_a_manifest(db_url, run_kit, t
     assert "llm_usage" in schema_sql and 'CREATE SCHEMA "auth"' not in schema_sql
 
 
-def _grow(url: str, rows: int) -> None:
-    """Add usage rows like local_data.sql's: one in three carries the UUIDs."""
-    query(url, """
-        insert into public.llm_usage (provider_id, model_id, provider_name, model_name, agent_name,
-                                      prompt_tokens, completion_tokens, metadata)
-        select case when g % 3 = 0 then p.id end, case when g % 3 = 0 then m.id end, p.name, m.name, 'bulk',
-               g % 500, g % 70, jsonb_build_object('bulk', g)
-        from generate_series(1, %s) g
-        join lateral (select * from public.llm_models order by name offset (g % 9) limit 1) m on true
-        join public.llm_providers p on p.id = m.provider_id""".replace("%s", str(rows)))
-
-
 def test_round_trip_keeps_every_row_and_every_original_uuid(db_url, run_kit, tmp_path):
-    _grow(db_url, 95_000)
+    grow(db_url, 95_000)
     shape_before = schema(db_url)
     links_before = dict((r[0], r[1:]) for r in query(db_url, "select id, provider_id, model_id from llm_usage"))
     ids_before = query(db_url, "select 'p', id, name from llm_providers union all select 'm', id, name from llm_models")
@@ -280,9 +261,7 @@ def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_u
 
 def test_a_backup_taken_while_rows_arrive_restores_to_its_own_counts(db_url, run_kit, tmp_path):
     """Every dump and the manifest's counts share one snapshot: rows inserted meanwhile are in none of them."""
-    from tests.test_team_repo import Writer
-
-    writer = Writer(db_url)
+    writer = TeamWriter(db_url)
     writer.start()
     try:
         path = take(run_kit, db_url, tmp_path / "out")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from kit import settings as settings_mod
 from kit.local import pgtools
-from tests.conftest import ROOT, _run_file, query
+from tests.helpers import ROOT, grow, query, run_file, take
 from tests.snapshot import data, schema
-from tests.test_backup import _grow, take
 from tests.writers import Writers
 
 
@@ -38,7 +37,7 @@ def _settled(admin_url: str, sql: str) -> int:
 
 
 def test_backup_under_writes_is_one_snapshot_read_once_and_verifies_exactly(db_url, pg, run_kit, tmp_path):
-    _grow(db_url, 60_000)
+    grow(db_url, 60_000)
     admin = pg.admin_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1]
     with Writers(db_url, 2) as writers:
         before = query(db_url, "select count(*) from llm_usage")[0][0]
@@ -76,7 +75,7 @@ def test_backup_under_writes_is_one_snapshot_read_once_and_verifies_exactly(db_u
 
 
 def test_jobs_dumps_a_directory_archive_from_the_snapshot_that_restores(db_url, make_db, pg, run_kit, tmp_path):
-    _grow(db_url, 20_000)
+    grow(db_url, 20_000)
     path = take(run_kit, db_url, tmp_path, "--jobs", "2")
     m = json.loads((path / "manifest.json").read_text())
     assert m["archive"] == "database.dir" and m["jobs"] == 2 and not (path / "database.dump").exists()
@@ -95,7 +94,7 @@ def test_a_partitioned_usage_table_is_read_once_under_writes(db_url, pg, run_kit
     """llm_usage partitioned by month and keyed by (id, created_at) (tests/states/matrix/usage_partitioned.sql),
     two writers inserting: each partition is scanned once (pg_dump's COPY) and the links file holds exactly
     the dump's rows of every partition."""
-    _run_file(db_url, (ROOT / "tests/states/matrix/usage_partitioned.sql").read_text())
+    run_file(db_url, (ROOT / "tests/states/matrix/usage_partitioned.sql").read_text())
     admin = pg.admin_url.rsplit("/", 1)[0] + "/" + db_url.rsplit("/", 1)[1]
     scans = ("select coalesce(sum(seq_scan), 0) from pg_stat_user_tables where relid in "
              "(select relid from pg_partition_tree('public.llm_usage') where isleaf)")

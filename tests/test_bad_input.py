@@ -1,14 +1,10 @@
 """Bad input gets one line on stderr, a documented exit code, and leaves the database as it was."""
 
 import shutil
-import socket
-import threading
 import time
 
-import pytest
-
 from tests import snapshot
-from tests.conftest import PASSWORD, ROOT
+from tests.helpers import PASSWORD, ROOT, free_port, silent_port
 
 
 def one_line(err: str) -> str:
@@ -65,9 +61,7 @@ def test_right_password_works_and_is_never_printed(run_kit, pg, db_url):
 
 
 def test_closed_port_is_refused_in_one_line(run_kit):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     run = run_kit("status", "--db-url", f"postgresql://postgres@127.0.0.1:{port}/postgres")
     assert (run.code, one_line(run.err)) == (
         3, f"kit: error: 127.0.0.1:{port} refused the connection: is the database running and the port right?")
@@ -76,10 +70,7 @@ def test_closed_port_is_refused_in_one_line(run_kit):
 def test_a_host_that_never_answers_times_out_within_the_bound(run_kit, clean_env):
     """A listening socket that never speaks PostgreSQL stands in for an unreachable host."""
     clean_env.setenv("KIT_CONNECT_TIMEOUT", "2")
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         start = time.monotonic()
         run = run_kit("status", "--db-url", f"postgresql://postgres:pw@127.0.0.1:{port}/postgres")
         elapsed = time.monotonic() - start

@@ -9,7 +9,7 @@ import secrets
 
 import pytest
 
-from tests.conftest import query
+from tests.helpers import query
 from tests.standin import serve
 from tests.standin_branches import STEPS, BranchesAPI
 

@@ -13,17 +13,10 @@ import psycopg
 import pytest
 
 from kit.deploy import runbook as deploy
-from tests.conftest import query
+from tests.helpers import FAILING_LATER, PG_MAJOR, VERSIONS, query, workdir_with
 from tests.snapshot import data, schema
-from tests.test_push import VERSIONS, workdir_with
 
 STEP_NAMES = ["preflight", "backup", "push", "verify", "smoke", "report"]
-
-
-@pytest.fixture
-def in_tmp(clean_env, tmp_path):
-    clean_env.chdir(tmp_path)
-    return tmp_path
 
 
 def report_of(run) -> dict:
@@ -82,14 +75,6 @@ def _rollback_and_check(run_kit, command: str, url: str, rows: int) -> None:
     assert back.code == 0, back.err
     assert run_kit("status", "--db-url", url, "--json").json["phase"] == "before"
     assert query(url, "select count(*) from llm_usage") == [(rows,)]
-
-
-FAILING_LATER = {
-    "push": ("20261201000000_broken.sql", "select 1 / 0;\n", 1),
-    "verify": ("20261201000000_no_rls.sql", "set local lock_timeout = '1s';\nset local statement_timeout = '5s';\n"
-                                            "alter table public.llm_usage disable row level security;\n", 5),
-    "smoke": ("20261201000000_no_insert.sql", "revoke insert on public.llm_usage from service_role;\n", 5),
-}
 
 
 @pytest.mark.parametrize("step", list(FAILING_LATER))
@@ -167,7 +152,7 @@ def test_with_no_configuration_in_an_empty_folder_and_an_empty_home_it_deploys_t
     folder.mkdir()
     home.mkdir()
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
-    env["KIT_PG_MAJOR"] = os.environ.get("KIT_TEST_PG_MAJOR") or "17"
+    env["KIT_PG_MAJOR"] = PG_MAJOR
     try:
         done = subprocess.run([sys.executable, "-m", "kit", "deploy", "--yes", "--json"], cwd=folder, env=env,
                               capture_output=True, text=True, timeout=300)

@@ -4,17 +4,8 @@ by benchmarks/backup.py (no timed assertions in tests)."""
 
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import query
-from tests.test_backup import _grow
+from tests.helpers import grow, query
 from tests.writers import Writers
-
-
-@pytest.fixture
-def in_tmp(clean_env, tmp_path):
-    clean_env.chdir(tmp_path)
-    return tmp_path
 
 
 def _missing(url: str, ids: list[int]) -> int:
@@ -23,9 +14,9 @@ def _missing(url: str, ids: list[int]) -> int:
 
 
 def test_deploy_under_live_writes_loses_no_row_and_a_rollback_keeps_the_later_rows(db_url, run_kit, in_tmp):
-    _grow(db_url, 20_000)
+    grow(db_url, 20_000)
     with Writers(db_url, 2) as during:
-        # _grow wrote a third of the rows with their UUIDs, as an older client does: that is known here
+        # grow wrote a third of the rows with their UUIDs, as an older client does: that is known here
         run = run_kit("deploy", "--db-url", db_url, "--json", "--allow-legacy-statements")
     assert run.code == 0, run.err
     assert run.json["phase"] == "migrated"

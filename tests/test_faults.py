@@ -7,10 +7,7 @@ import pytest
 
 from kit import push, settings as settings_mod
 from kit.errors import ConnectError, KitError
-from tests.conftest import ROOT, query
-from tests.snapshot import schema
-from tests.test_push import VERSIONS, history_rows, workdir_with
-from tests.test_status_verify import migrate_direct
+from tests.helpers import ROOT, VERSIONS, history_rows, migrate_direct, query, workdir_with
 
 SLOW = ("create table public.fault_marker (n int);\ninsert into public.fault_marker values (1);\n"
         "select pg_sleep(30);\n")

@@ -9,10 +9,8 @@ import pytest
 from kit import settings as settings_mod
 from kit.errors import BackupError
 from kit.rollback import full as rollback_full
-from tests.conftest import ROOT, query
+from tests.helpers import ROOT, grow, migrate_direct, query, take
 from tests.snapshot import data, schema
-from tests.test_backup import _grow, take
-from tests.test_status_verify import migrate_direct
 
 HISTORY = "select version, name from supabase_migrations.schema_migrations order by 1"
 
@@ -24,7 +22,7 @@ def _target_state(url: str) -> tuple:
 
 
 def test_full_restore_into_a_database_with_the_supabase_skeleton(db_url, make_db, run_kit, tmp_path):
-    _grow(db_url, 10_000)
+    grow(db_url, 10_000)
     migrate_direct(db_url)  # so there is history to restore
     path = take(run_kit, db_url, tmp_path)
     target = make_db("kit_tpl_supabase")
@@ -56,7 +54,7 @@ def test_full_restore_over_existing_tables_refuses_and_changes_nothing(db_url, r
 
 
 def test_a_full_restore_killed_halfway_leaves_the_target_as_it_was(db_url, make_db, pg, run_kit, tmp_path):
-    _grow(db_url, 300_000)
+    grow(db_url, 300_000)
     path = take(run_kit, db_url, tmp_path)
     target = make_db("kit_tpl_supabase")
     before = _target_state(target)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings as hsettings, strate
 from kit import push, settings as settings_mod
 from kit.backup import take as backup
 from kit.rollback import in_place as rollback
-from tests.conftest import ROOT, query
+from tests.helpers import ROOT, query
 
 HOSTILE = ["'; drop table llm_usage; --", "o'brien", 'say "hi"', "back\\slash\\", "名前 モデル ✓", "  spaced  ",
            "x" * 255, "é" * 255, "%s %(name)s {0}", "$$ $tag$", "null", "NULL", "E'\\x41'", "a\tb\nc",

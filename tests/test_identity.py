@@ -7,7 +7,6 @@ identifier and differ by name and oid, which is what the identity check compares
 """
 
 import getpass
-import io
 import json
 import shlex
 import sys
@@ -15,16 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD, PASSWORD_USER, query
+from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, Terminal, query, workdir_with
 from tests.snapshot import data, schema
-from tests.test_deploy import FAILING_LATER
-from tests.test_push import workdir_with
-
-
-@pytest.fixture
-def in_tmp(clean_env, tmp_path):
-    clean_env.chdir(tmp_path)
-    return tmp_path
 
 
 def test_the_manifest_records_the_databases_identity_and_no_password(pg, db_url, run_kit, in_tmp):
@@ -131,8 +122,3 @@ def test_the_success_text_prints_the_rollback_command(db_url, run_kit, in_tmp):
     assert run.code == 0, run.err
     backup = next((in_tmp / "backups").glob("*/*"))
     assert f"to roll back: kit rollback {backup} --yes" in run.out.splitlines()
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True

@@ -15,26 +15,17 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.init import add as init, extras as init_extras
-from tests.conftest import ROOT, query
+from tests.helpers import PASSWORD, ROOT, TEAM, TEAM_VERSIONS, query
 
-TEAM = Path(__file__).parent / "team_repo"
 KIT_MIGRATIONS = ROOT / "supabase" / "migrations"
 CHANGE_SQL = (KIT_MIGRATIONS / "20261124120000_llm_name_keys.sql").read_text()
 BASELINE_SQL = (KIT_MIGRATIONS / "20240101000000_llm_tables_baseline.sql").read_text()
-TEAM_VERSIONS = ["20231110080000", "20240315093000", "20250201120000"]
 
 
 def tree(folder: Path) -> dict:
     """Every file under folder -> its SHA-256."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture
-def team(tmp_path) -> Path:
-    folder = tmp_path / "your-app"
-    shutil.copytree(TEAM, folder)
-    return folder
 
 
 def migration_names(folder: Path) -> list[str]:
@@ -240,8 +231,6 @@ def test_a_baseline_of_their_own_clashes_only_when_the_kits_would_be_added(team,
 
 
 def test_the_database_password_is_in_no_output_or_file(team, make_db, pg, run_kit, clean_env):
-    from tests.conftest import PASSWORD
-
     url = make_db("kit_tpl_supabase")
     clean_env.setenv("SUPABASE_DB_URL", pg.password_url(url.rsplit("/", 1)[1]))
     for argv in (["--json"], [], ["--with-env-example", "--with-workflow"]):

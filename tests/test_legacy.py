@@ -25,7 +25,7 @@ from kit.deploy import steps as deploy_steps
 from kit.deploy.runbook import Deploy
 from kit.local import pgserver, server as local
 from kit.schema import legacy
-from tests.conftest import ROOT, STATES, _run_file, query
+from tests.helpers import ROOT, STATES, query, run_file
 
 COLS = ["agent_name", "model_id", "model_name", "provider_name"]
 # PostgREST v12+ (SqlFragment.fromJsonBodyF): INSERT ... SELECT pgrst_body.* FROM json_to_recordset
@@ -359,7 +359,7 @@ def test_deploy_rollback_deploy_again_lists_none_of_the_kits_own_statements(shap
     clean_env.chdir(tmp_path)
     url = make_db()
     if shape != "local_default":
-        _run_file(url, (STATES / f"{shape}.sql").read_text())
+        run_file(url, (STATES / f"{shape}.sql").read_text())
     first = run_kit("deploy", "--db-url", url, "--json")
     assert first.code == 0, first.out + first.err
     assert first.json["legacy_statements"] == [] and first.json["phase"] == "migrated"

@@ -11,7 +11,7 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.local import pgserver, server as local
-from tests.conftest import PG_MAJOR, ROOT, query
+from tests.helpers import PG_MAJOR, ROOT, query
 
 
 def _modes(path: Path) -> dict[str, tuple[int, int]]:

@@ -15,7 +15,7 @@ import pytest
 from kit import settings as settings_mod
 from kit.migrations import history, workdir
 from tests import snapshot
-from tests.conftest import ROOT, query
+from tests.helpers import ROOT, query
 
 CHANGE = "20261124120000"
 BASELINE = "20240101000000"

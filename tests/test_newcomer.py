@@ -14,8 +14,7 @@ from kit.errors import KitError
 from kit.init import add as init
 from kit.rollback import in_place as rollback
 from tests import snapshot
-from tests.conftest import PASSWORD, ROOT, query
-from tests.test_status_verify import migrate_direct
+from tests.helpers import PASSWORD, ROOT, migrate_direct, query
 
 COMMANDS = ["init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch"]
 

@@ -7,10 +7,9 @@ changes anything; in session mode the same commands work.
 
 import pytest
 
-from tests.conftest import query
+from tests.helpers import VERSIONS, query
 from tests.pgbouncer import binary, pgbouncer
 from tests.snapshot import data, schema
-from tests.test_push import VERSIONS
 
 pytestmark = pytest.mark.skipif(binary() is None, reason="pgbouncer is not installed (scripts/test.sh installs it)")
 

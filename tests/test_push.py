@@ -4,37 +4,21 @@ The `api` route talks to tests/standin_query.py, a local HTTP server that implem
 Management API's query endpoint on the test database, because the real API cannot be reached here.
 """
 
-import json
 import re
-import shutil
-import socket
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
 from kit import push, settings as settings_mod
 from kit.errors import Refused
-from tests.conftest import ROOT, query
+from tests.helpers import ROOT, VERSIONS, cli_list, history_rows, query, silent_port, workdir_with
 from tests.snapshot import data, schema
 from tests.standin import serve
 from tests.standin_query import query_route
 
-VERSIONS = ["20240101000000", "20261124120000"]
 REF = "abcdefghijklmnopqrst"
 TOKEN = "kit-test-token-" + "5" * 20
-
-
-def history_rows(url: str) -> list[tuple]:
-    return query(url, "select version, name, statements from supabase_migrations.schema_migrations order by version")
-
-
-def cli_list(cli: str, url: str, workdir: Path = ROOT) -> dict:
-    out = subprocess.run([cli, "migration", "list", f"--remote={url}", "--workdir", str(workdir),
-                          "--output-format", "json"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return {m["local"] or m["remote"]: m["remote"] for m in json.loads(out.stdout)["migrations"]}
 
 
 @pytest.fixture
@@ -113,14 +97,6 @@ def test_unknown_remote_version_is_refused_with_advice_that_keeps_the_history(vi
                        "fetch`; do not mark versions that are in the database as reverted\n")
     assert "repair" not in run.err
     assert schema(db_url) == before
-
-
-def workdir_with(tmp_path: Path, name: str, sql: str) -> Path:
-    folder = tmp_path / "project"
-    shutil.copytree(ROOT / "supabase", folder / "supabase")
-    shutil.copy(ROOT / ".squawk.toml", folder / ".squawk.toml")
-    (folder / "supabase" / "migrations" / name).write_text(sql)
-    return folder
 
 
 @pytest.mark.parametrize("via", ["cli", "direct", "api"])
@@ -253,10 +229,7 @@ def test_connection_problems_are_one_line_each(pg, db_url, run_kit, clean_env):
     assert wrong.code == 3
     assert wrong.err == (f"kit: error: wrong password or user for 127.0.0.1:{pg.port}: check the password in "
                          "--db-url (dashboard > Connect)\n")
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
-        port = silent.getsockname()[1]
+    with silent_port() as port:
         clean_env.setenv("KIT_CONNECT_TIMEOUT", "1")
         hung = run_kit("push", "--db-url", f"postgresql://postgres@127.0.0.1:{port}/postgres")
     assert hung.code == 3

@@ -14,9 +14,7 @@ from kit import settings as settings_mod
 from kit.errors import KitError
 from kit.rollback import in_place as rollback
 from tests import snapshot
-from tests.conftest import ROOT, query
-from tests.test_states_matrix import LOOKUPS, ROWS
-from tests.test_status_verify import migrate_direct
+from tests.helpers import LOOKUPS, ROOT, ROWS, migrate_direct, query
 
 
 def _killer(url: str, at: str):

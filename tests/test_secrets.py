@@ -1,12 +1,11 @@
 """Known secret values in the environment never reach stdout, stderr, written files or child argv."""
 
 import secrets
-import socket
 import subprocess
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD, silent_port
 
 # Built at run time so that no key-shaped string sits in the repository.
 SERVICE_KEY = "eyJ" + secrets.token_urlsafe(24) + "." + secrets.token_urlsafe(30) + "." + secrets.token_urlsafe(20)
@@ -69,11 +68,9 @@ def test_no_secret_in_output_files_or_child_argv(argv, secret_env, run_kit, tmp_
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a))
 def test_no_secret_when_the_host_does_not_answer(argv, secret_env, run_kit, tmp_path, child_argv):
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)
+    with silent_port() as port:
         secret_env.setenv("KIT_CONNECT_TIMEOUT", "1")
-        secret_env.setenv("SUPABASE_DB_URL", f"postgresql://postgres:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/x")
+        secret_env.setenv("SUPABASE_DB_URL", f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/x")
         run = run_kit(*argv, "--json")
     assert leaks(run.out + run.err) == []
     assert leaks(written_files(tmp_path)) == []

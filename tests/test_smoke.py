@@ -4,8 +4,7 @@ import pytest
 
 from kit import settings as settings_mod, smoke
 from kit.errors import ConfigError
-from tests.conftest import ROOT, query
-from tests.test_status_verify import migrate_direct
+from tests.helpers import ROOT, migrate_direct, query
 
 CHECKS = ["llm_usage's shape read and a row built from it", "registered models are readable", "insert a usage row for each of 9 registered model(s)",
           "insert a usage row for a model that is not registered", "rows read back with every field intact",
@@ -105,8 +104,6 @@ def test_the_standalone_script_runs_the_smoke_test_and_exits_with_its_code(db_ur
     import json
     import subprocess
     import sys
-
-    from tests.conftest import ROOT
 
     migrate_direct(db_url)
     before = query(db_url, "select count(*) from llm_usage")

@@ -14,12 +14,9 @@ from kit import smoke
 from kit.errors import ConfigError
 from kit.smoke import CheckError
 from kit.smoke.rest import RestDriver
-from tests.conftest import query
+from tests.helpers import KEY, migrate_direct, query, rest_env
 from tests.standin import Reply, serve
 from tests.standin_postgrest import postgrest_route
-from tests.test_status_verify import migrate_direct
-
-KEY = "service-" + secrets.token_hex(16)  # built at run time: no key-shaped string in the repository
 
 
 @pytest.fixture
@@ -27,11 +24,6 @@ def api(db_url):
     migrate_direct(db_url)
     with serve(postgrest_route(db_url, KEY)) as standin:
         yield standin
-
-
-def rest_env(clean_env, url: str, key: str = KEY):
-    clean_env.setenv("SUPABASE_URL", url)
-    clean_env.setenv("SUPABASE_SERVICE_ROLE_KEY", key)
 
 
 def test_rest_smoke_passes_and_leaves_nothing(api, db_url, run_kit, clean_env):

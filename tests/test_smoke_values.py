@@ -8,13 +8,10 @@ to tests/standin_postgrest.py, a local stand-in for PostgREST backed by the same
 
 import pytest
 
-from tests.conftest import _run_file, query
+from tests.helpers import KEY, MATRIX, migrate_direct, query, rest_env, run_file
 from tests.snapshot import data, schema
 from tests.standin import serve
 from tests.standin_postgrest import postgrest_route
-from tests.test_smoke_rest import KEY, rest_env
-from tests.test_states_matrix import MATRIX
-from tests.test_status_verify import migrate_direct
 
 TEAM_SHAPE = """
 create type usage_kind as enum ('chat', 'embedding');
@@ -32,8 +29,8 @@ SETS = ["--set", "region=[1,5)", "--set", "tags={a,b}", "--set", "span=1 hour", 
 @pytest.fixture
 def team_db(make_db):
     url = make_db()
-    _run_file(url, (MATRIX / "usage_id_uuid.sql").read_text())
-    _run_file(url, TEAM_SHAPE)
+    run_file(url, (MATRIX / "usage_id_uuid.sql").read_text())
+    run_file(url, TEAM_SHAPE)
     return url
 
 
@@ -66,9 +63,9 @@ def test_rest_smoke_fills_a_date_and_reads_set_values_back_as_postgresql_stores_
 def test_a_value_stored_differently_is_still_named(via, team_db, run_kit, clean_env):
     """The comparison can fail: a trigger that rewrites tags and span makes the read-back name them."""
     migrate_direct(team_db)
-    _run_file(team_db, "create function bump() returns trigger language plpgsql as $$ begin "
-                       "new.tags := array['other']; new.span := new.span * 2; return new; end $$;\n"
-                       "create trigger bump before insert on llm_usage for each row execute function bump();\n")
+    run_file(team_db, "create function bump() returns trigger language plpgsql as $$ begin "
+                      "new.tags := array['other']; new.span := new.span * 2; return new; end $$;\n"
+                      "create trigger bump before insert on llm_usage for each row execute function bump();\n")
     if via == "rest":
         with serve(postgrest_route(team_db, KEY)) as api:
             rest_env(clean_env, api.url)

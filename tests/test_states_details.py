@@ -1,14 +1,12 @@
 """What particular before-states in tests/states/matrix/ must show beyond the common cycle."""
 
 from kit import settings as settings_mod
-from tests.conftest import ROOT, _run_file, query
-from tests.test_states_matrix import MATRIX
-from tests.test_status_verify import migrate_direct
+from tests.helpers import MATRIX, ROOT, ROWS, migrate_direct, query, run_file
 
 
 def state(make_db, name: str) -> str:
     url = make_db()
-    _run_file(url, (MATRIX / f"{name}.sql").read_text())
+    run_file(url, (MATRIX / f"{name}.sql").read_text())
     return url
 
 
@@ -91,8 +89,6 @@ def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_pat
 
     import psycopg
 
-    from tests.test_states_matrix import ROWS
-
     url = state(make_db, "usage_partitioned")
     before = query(url, ROWS)[0][0]
     stop, done, errors = threading.Event(), [], []
@@ -114,7 +110,6 @@ def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_pat
         t.start()
     try:
         assert run_kit("push", "--via", "direct", "--no-lint", "--db-url", url, "--json").code == 0
-        from kit import settings as settings_mod
         from kit.rollback import in_place as rollback
 
         s = settings_mod.load({"db_url": url}, environ={}, cwd=ROOT)

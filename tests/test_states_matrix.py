@@ -19,16 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests import snapshot
-from tests.conftest import _run_file, query
+from tests.helpers import LOOKUPS, MATRIX, ROWS, query, run_file
 from tests.standin import serve
 from tests.standin_postgrest import postgrest_route
 
-MATRIX = Path(__file__).parent / "states" / "matrix"
 STATES = sorted(p.stem for p in MATRIX.glob("*.sql"))
 KEY = "matrix-service-role"
-ROWS = "select coalesce(jsonb_agg(to_jsonb(u) order by to_jsonb(u)::text), '[]') from public.llm_usage u"
-LOOKUPS = ("select 'p', name, id::text, null from llm_providers union all "
-           "select 'm', name, id::text, provider_id::text from llm_models order by 1, 2")
 NAMES = ("select coalesce(jsonb_agg(to_jsonb(u) - 'provider_id' - 'model_id' order by to_jsonb(u)::text), '[]') "
          "from public.llm_usage u")
 
@@ -77,7 +73,7 @@ def verify_ok(run_kit, url: str, backup: Path) -> list[dict]:
 def test_state_goes_through_the_whole_cycle(state, make_db, run_kit, clean_env, tmp_path):
     url = make_db()
     text = (MATRIX / f"{state}.sql").read_text()
-    _run_file(url, text)
+    run_file(url, text)
     say = directives(text)
     status = run_kit("status", "--db-url", url, "--json")
     assert (status.code, status.json["phase"]) == (0, "before"), status.err

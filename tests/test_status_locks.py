@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from kit.db import APPLICATION_NAME
-from tests.conftest import query
+from tests.helpers import query
 
 TABLES = "('public.llm_usage'::regclass, 'public.llm_models'::regclass, 'public.llm_providers'::regclass)"
 GIVE_UP_S = 20  # the holder lets go after this, so a status that waits for it ends (and the test fails)

@@ -1,18 +1,6 @@
 """kit status and kit verify on real databases, through the CLI."""
 
-from kit import settings as settings_mod
-from kit.migrations import history, workdir
-from tests.conftest import ROOT, query
-
-import psycopg
-
-
-def migrate_direct(url: str) -> None:
-    s = settings_mod.load({"db_url": url}, environ={}, cwd=ROOT)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for migration in workdir.migrations(s):
-            if migration.version not in history.applied_versions(conn):
-                history.apply(conn, migration)
+from tests.helpers import migrate_direct, query
 
 
 def test_status_before_lists_pending_and_no_blockers(run_kit, db_url):

@@ -6,7 +6,6 @@ request, so each test asserts that nothing reached the project it must not touch
 is "not local" is the real test database reached under another host name (libpq's hostaddr).
 """
 
-import io
 import os
 import secrets
 import shutil
@@ -18,12 +17,11 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.redact import mask_url, redact
-from tests.conftest import ROOT, query
+from tests.helpers import ROOT, VERSIONS, Terminal, query
 from tests.snapshot import data, schema
 from tests.standin import Reply, serve
 from tests.standin_postgrest import postgrest_route
 from tests.standin_query import QUERY_PATH, run_query
-from tests.test_push import VERSIONS
 
 PROD, STAGING = "a" * 20, "b" * 20
 TOKEN = "kit-test-token-" + "9" * 20
@@ -223,11 +221,6 @@ def test_smoke_over_rest_to_a_project_asks(prod, run_kit, clean_env):
     assert run.code == 4
     assert run.err == (f"kit: error: insert and delete smoke-test rows in target local (host {PROD}.supabase.co, "
                        f"project {PROD}) needs confirmation: pass --yes\n")
-
-
-class Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 
 def test_the_prompt_shows_target_host_and_ref_and_only_the_host_or_ref_goes_on(db_url, run_kit, clean_env,

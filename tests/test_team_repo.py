@@ -8,29 +8,15 @@ with the real, pinned Supabase CLI:
 (c) the kit's own folder against that production database refuses with advice that keeps its history.
 """
 
-import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from kit.migrations import history
-from tests.conftest import ROOT, SQL_DIR, query
+from tests.helpers import ROOT, SQL_DIR, TEAM_VERSIONS, cli_list, query
 from tests.snapshot import data, schema
-from tests.test_push import cli_list
-
-TEAM = Path(__file__).parent / "team_repo"
-TEAM_VERSIONS = ["20231110080000", "20240315093000", "20250201120000"]
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def team(tmp_path) -> Path:
-    folder = tmp_path / "your-app"
-    shutil.copytree(TEAM, folder)
-    return folder
+from tests.writers import TeamWriter
 
 
 def cli_push(cli: str, url: str, folder: Path, *extra: str) -> None:
@@ -75,24 +61,6 @@ def production(make_db, supabase_cli, team: Path) -> str:
     return url
 
 
-class Writer(threading.Thread):
-    """Usage rows by name, as the agents write them, until stopped."""
-
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
-        self.url, self.stop, self.inserted, self.errors = url, threading.Event(), 0, []
-
-    def run(self) -> None:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self.stop.is_set():
-                try:
-                    conn.execute("insert into llm_usage (provider_name, model_name, agent_name, prompt_tokens) "
-                                 "values ('openai', 'gpt-4o', 'team-writer', 3)")
-                    self.inserted += 1
-                except psycopg.Error as exc:
-                    self.errors.append(str(exc))
-
-
 def test_production_deploys_from_the_team_repo_and_the_kit_folder_refuses_safely(team, make_db, run_kit, clean_env,
                                                                                   supabase_cli, tmp_path):
     url = production(make_db, supabase_cli, team)
@@ -130,7 +98,7 @@ def test_production_deploys_from_the_team_repo_and_the_kit_folder_refuses_safely
 
     # (b) deploy from the team's folder while usage rows keep arriving.
     rows_before = query(url, "select count(*) from llm_usage")[0][0]
-    writer = Writer(url)
+    writer = TeamWriter(url)
     writer.start()
     try:
         # the year of rows was written by an older client that sent the UUIDs: preflight names it, and

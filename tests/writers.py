@@ -1,4 +1,4 @@
-"""Writers that insert usage rows for as long as a test runs something, recording every id and latency."""
+"""Writers that insert usage rows for as long as a test runs something."""
 
 import threading
 import time
@@ -17,23 +17,38 @@ class Writer:
     pause: float
     stop: threading.Event
     ids: list[int] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
-                start = time.perf_counter()
                 try:
                     self.ids.append(conn.execute(INSERT, (self.name,)).fetchone()[0])
-                    self.latencies.append(time.perf_counter() - start)
                 except psycopg.Error as exc:
                     self.errors.append(str(exc).splitlines()[0])
                 time.sleep(self.pause)
 
 
+class TeamWriter(threading.Thread):
+    """Usage rows by name, as the agents write them, until stopped: `inserted` counts them."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.stop, self.inserted, self.errors = url, threading.Event(), 0, []
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                try:
+                    conn.execute("insert into llm_usage (provider_name, model_name, agent_name, prompt_tokens) "
+                                 "values ('openai', 'gpt-4o', 'team-writer', 3)")
+                    self.inserted += 1
+                except psycopg.Error as exc:
+                    self.errors.append(str(exc))
+
+
 class Writers:
-    """with Writers(url, 2) as w: ... — w.ids, w.errors, w.longest after the block."""
+    """with Writers(url, 2) as w: ... — w.ids and w.errors after the block; every id is recorded."""
 
     def __init__(self, url: str, count: int = 2, pause: float = 0.002):
         self.stop = threading.Event()
@@ -61,7 +76,3 @@ class Writers:
     @property
     def errors(self) -> list[str]:
         return [e for w in self.writers for e in w.errors]
-
-    @property
-    def longest(self) -> float:
-        return max((t for w in self.writers for t in w.latencies), default=0.0)
