@@ -79,7 +79,7 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
         source = settings.db_url_source if url == settings.db_url else "the database URL"
         raise ConnectError(describe_connect_error(url, str(exc), settings.secrets, source)) from None
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"the database URL is malformed ({redact(_first_line(str(exc)), settings.secrets)}); "
+        raise ConfigError(f"the database URL is malformed ({redact(_last_line(str(exc)), settings.secrets)}); "
                           "expected postgresql://USER:PASSWORD@HOST:5432/postgres") from None
 
 
@@ -113,7 +113,7 @@ def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = ()
         return unreachable(url, host)
     if "connection refused" in text:
         return f"{host} refused the connection: is the database running and the port right?"
-    return f"cannot connect to {host}: {redact(_first_line(message), secrets)}"
+    return f"cannot connect to {host}: {redact(_last_line(message), secrets)}"
 
 
 def unreachable(url: str, host: str) -> str:
@@ -129,7 +129,15 @@ def unreachable(url: str, host: str) -> str:
     return f"cannot reach {host}: the network is unreachable; check the host and this machine's network"
 
 
-def _first_line(text: str) -> str:
+def error_line(exc: Exception) -> str:
+    """The first line of a psycopg error's primary message (else of the error's text, else its class name)."""
+    diag = getattr(exc, "diag", None)
+    text = (diag.message_primary if diag is not None and diag.message_primary else str(exc)) or exc.__class__.__name__
+    return (text.strip().splitlines() or [exc.__class__.__name__])[0]
+
+
+def _last_line(text: str) -> str:
+    """libpq's connection message ends with the reason; the lines before name the addresses it tried."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
 

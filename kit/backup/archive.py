@@ -15,12 +15,10 @@ MANAGED_SCHEMAS = ("information_schema", "pg_*", "_analytics", "_realtime", "_su
                    "pgbouncer", "realtime", "storage", "supabase_functions", "supabase_migrations", "cron", "dbdev",
                    "graphql", "graphql_public", "net", "pgmq", "pgsodium", "pgsodium_masks", "pgtle", "repack",
                    "tiger", "tiger_data", "timescaledb_*", "_timescaledb_*", "topology", "vault")
-# data.sql keeps the users' data in auth, storage and the like, as `supabase db dump --data-only` does (for a
-# move to a new project), but not the data of these schemas and tables, which the platform maintains.
-DATA_EXCLUDED = ("information_schema", "pg_*", "extensions", "pgbouncer", "realtime", "_realtime", "_analytics",
-                 "_supavisor", "supabase_migrations", "cron", "graphql", "graphql_public", "net", "pgmq", "pgsodium",
-                 "pgsodium_masks", "pgtle", "repack", "tiger", "tiger_data", "timescaledb_*", "_timescaledb_*",
-                 "topology", "vault")
+# data.sql keeps the users' data in these managed schemas, as `supabase db dump --data-only` does (for a move
+# to a new project), but not the data of the other managed schemas and tables, which the platform maintains.
+USERS_DATA_SCHEMAS = ("auth", "storage", "supabase_functions", "dbdev")
+DATA_EXCLUDED = tuple(s for s in MANAGED_SCHEMAS if s not in USERS_DATA_SCHEMAS)
 DATA_EXCLUDED_TABLES = ("auth.schema_migrations", "storage.migrations", "supabase_functions.migrations")
 HISTORY_SCHEMA = "supabase_migrations"
 # Entry kinds of more than one word, longest first (pg_dump's names for them).

@@ -22,7 +22,7 @@ from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
 from kit.cloud.management import ManagementAPI
 from kit.errors import BackupError, ConfigError, KitError
-from kit.files import open_private
+from kit.files import open_private, safe_name, utc_now
 from kit.local import pgtools
 from kit.redact import mask_url
 from kit.settings import Settings
@@ -54,7 +54,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     say = progress or (lambda message: None)
     watch = watch or (lambda part, nbytes, done=False: None)
     folder = _new_folder(settings, out_dir)
-    started, clock = _now(), time.perf_counter()
+    started, clock = utc_now(), time.perf_counter()
     split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
@@ -64,7 +64,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
             ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
-            roles = _Beside(_roles, settings, _private(folder / "roles.sql"))  # needs no snapshot: beside the dump
+            roles = _Beside(_roles, settings, folder / "roles.sql")  # needs no snapshot: beside the dump
             from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
             split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
                                       links=folder / manifest.LINKS if from_dump else None,
@@ -83,7 +83,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             _derive(settings, folder, archive, name, parts[name])
             watch(name, (folder / name).stat().st_size, True)
         data = manifest.build(folder, settings, {**facts, "row_counts": counts}, known=known,
-                              server=server, client=client, started=started, finished=_now(),
+                              server=server, client=client, started=started, finished=utc_now(),
                               seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs,
                               extensions=backup_archive.extensions(entries))
         data["identity"] = ident
@@ -115,7 +115,7 @@ def _snapshot(settings: Settings, folder: Path):
                          "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
             conn.rollback()
     except psycopg.Error as exc:
-        raise BackupError(f"reading the database for the backup failed ({_first(exc)}); {folder} is marked "
+        raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)}); {folder} is marked "
                           "incomplete: take the backup again") from None
 
 
@@ -168,13 +168,14 @@ def _listing(settings: Settings, archive: Path) -> str:
 
 
 def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries) -> None:
-    path = _private(folder / name)
+    path = folder / name
     if not entries:
-        path.write_text("-- nothing of this part is in the database\n")
+        with open_private(path) as handle:
+            handle.write("-- nothing of this part is in the database\n")
         return
     listing = backup_archive.write_list(folder / ".restore.list", entries)
     try:
-        with _open(path) as handle:
+        with open_private(path, "wb") as handle:
             pgtools.stream(settings, "pg_restore", ["--use-list", str(listing), "--file", "-", str(archive)],
                            handle.write, what=f"writing {name}")
     finally:
@@ -184,7 +185,7 @@ def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries)
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     base = Path(out_dir) if out_dir else settings.backup_dir
     base = base if base.is_absolute() else settings.cwd / base
-    folder = base / _safe(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = base / safe_name(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
@@ -196,15 +197,10 @@ def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     return folder
 
 
-def _private(path: Path) -> Path:
-    open_private(path).close()
-    return path
-
-
 def _roles(settings: Settings, path: Path) -> None:
     result = pgtools.run(settings, "pg_dumpall", ["--roles-only", "--no-role-passwords"], what="writing roles.sql")
     kept = [line for line in result.stdout.decode().splitlines() if not _reserved(line)]
-    with _open(path) as handle:
+    with open_private(path, "wb") as handle:
         handle.write(("\n".join(kept) + "\n").encode())
 
 
@@ -217,13 +213,6 @@ def _reserved(line: str) -> bool:
     return bool(match and RESERVED_ROLES.match(match.group(1)))
 
 
-def _open(path: Path):
-    try:
-        return open(path, "wb")
-    except OSError as exc:
-        raise BackupError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def _platform(settings: Settings) -> dict | None:
     if not (settings.access_token and settings.project_ref):
         return None
@@ -234,27 +223,10 @@ def _platform(settings: Settings) -> dict | None:
         return {"error": str(exc)}
 
 
-def _safe(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-    return safe if safe.strip(".") else "target"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-
-
-def _first(exc: Exception) -> str:
-    diag = getattr(exc, "diag", None)
-    text = (diag.message_primary if diag is not None and diag.message_primary else str(exc)) or exc.__class__.__name__
-    return text.strip().splitlines()[0]
-
-
 def latest_with_maps(settings: Settings) -> Path | None:
     """The newest complete backup of this target that holds UUID maps (taken before the migration), or None."""
     base = settings.backup_dir if settings.backup_dir.is_absolute() else settings.cwd / settings.backup_dir
-    folder = base / _safe(settings.label)
+    folder = base / safe_name(settings.label)
     for candidate in sorted(folder.glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
         if (candidate.parent / MARKER).exists():
             continue

@@ -2,7 +2,6 @@
 
 import subprocess
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -10,6 +9,7 @@ import psycopg.sql
 
 from kit.backup import manifest
 from kit.errors import BackupError, ToolMissing
+from kit.files import utc_now
 from kit.local import pgserver, pgtools, server
 from kit.schema.verify import Check
 from kit.settings import Settings
@@ -50,7 +50,7 @@ def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True)
         say(f"rehearsal restore into a throwaway PostgreSQL {major} ({bindir})")
         check = rehearsal(settings, path, data, major, bindir)
         checks.append(check)
-        data["rehearsal"] = {"ok": check.ok, "server": data.pop("rehearsal_server"), "at": _now(),
+        data["rehearsal"] = {"ok": check.ok, "server": data.pop("rehearsal_server"), "at": utc_now(),
                              "detail": check.detail}
         manifest.save(path, data)  # manifest.json itself is not among the checksummed files
     return checks
@@ -108,10 +108,6 @@ def rehearsal(settings: Settings, path: Path, data: dict, major: int, bindir: Pa
                                              f"snapshot's, on PostgreSQL {version} ({bindir.parent.name}), "
                                              f"{seconds:.1f} s")
     return Check("rehearsal restore", not wrong, detail)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _counts(url: str, tables: dict) -> dict:

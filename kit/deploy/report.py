@@ -4,14 +4,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from kit.files import open_private
+from kit.files import open_private, safe_name
 from kit.redact import redact
 
 
 def write(folder: Path, stamp: str, target: str, data: dict, secrets: tuple[str, ...]) -> tuple[Path, Path]:
     """Write both files (mode 0600) and return their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    base = f"{stamp}-{_safe(target)}"  # the whole label: with_suffix would cut `127.0.0.1-...` at its first dot
+    base = f"{stamp}-{safe_name(target)}"  # the whole label: with_suffix would cut `127.0.0.1-...` at its first dot
     md_path, json_path = folder / f"{base}.md", folder / f"{base}.json"
     data = {**data, "report": {"markdown": str(md_path), "json": str(json_path)}}
     _write(json_path, redact(json.dumps(data, indent=2, default=_plain), secrets) + "\n")
@@ -52,11 +52,6 @@ def _legacy(data: dict) -> list[str]:
 def _write(path: Path, text: str) -> None:
     with open_private(path) as handle:
         handle.write(text)
-
-
-def _safe(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-    return safe if safe.strip(".") else "target"
 
 
 def _plain(value):

@@ -7,7 +7,6 @@ rollback command for the backup it took (or runs it, with rollback_on_failure).
 import platform
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +14,7 @@ from kit import __version__, db
 from kit.backup import manifest, take as backup
 from kit.deploy import report
 from kit.errors import CheckFailed, Interrupted, KitError, Refused
+from kit.files import utc_now
 from kit.redact import mask_url
 from kit.schema import status
 from kit.settings import Settings
@@ -39,7 +39,7 @@ class Deploy:
 
     settings: Settings
     steps: list[Step] = field(default_factory=lambda: [Step(name) for name in STEPS])
-    started: str = field(default_factory=lambda: _now())
+    started: str = field(default_factory=utc_now)
     finished: str | None = None
     backup_path: str | None = None
     applied: list[str] = field(default_factory=list)
@@ -137,7 +137,7 @@ def _finish(deploy: Deploy, observe: Observer) -> None:
     deploy.phase = _phase(deploy.settings)
     deploy.versions.setdefault("python", platform.python_version())
     deploy.versions.setdefault("kit", __version__)
-    deploy.finished = _now()
+    deploy.finished = utc_now()
     step.status = "running"
     observe("start", step, deploy)
     start = time.perf_counter()
@@ -198,10 +198,6 @@ def _quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def require_checks(checks: list, what: str) -> dict:

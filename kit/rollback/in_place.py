@@ -50,7 +50,7 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
         try:
             return _steps(conn, settings, Path(path), data, wait_s, say, before)
         except psycopg.OperationalError as exc:
-            raise KitError(f"the connection was lost during the rollback ({_first(exc)}); the step it was in was "
+            raise KitError(f"the connection was lost during the rollback ({db.error_line(exc)}); the step it was in was "
                            "undone and the finished ones are kept: run kit rollback again to finish") from None
 
 
@@ -150,17 +150,12 @@ def _holders(conn: psycopg.Connection) -> str:
     return ", ".join(f"pid {p} ({n}, {s})" for p, n, s in rows) or "sessions that have since finished"
 
 
-def _columns(original: list) -> dict[tuple[str, str], tuple[str, bool]]:
-    """(table, column) -> (type and default, not null) as the backup recorded them."""
-    return {(_bare(t), c): (spec, flag == "not null") for kind, t, c, flag, spec in original if kind == "column"}
-
-
 def _restore_ids(conn: psycopg.Connection, data: dict, original: list) -> None:
-    cols = _columns(original)
+    cols = rollback_shape.columns(original)
     cat = catalog.read(conn)
     for table, names in catalog.UUID_COLUMNS.items():
         for name in names:
-            spec = cols[(table, name)][0]
+            spec = cols[(table, name)][1]
             target = sql.SQL("alter table {} ").format(sql.Identifier("public", table))
             if not cat.has(table, name):  # the recorded type; default and NOT NULL come back in step C
                 conn.execute(target + sql.SQL("add column {} {}").format(
@@ -214,11 +209,3 @@ def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | Non
 def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
     return conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
                         "where c.oid = %s", (oid,)).fetchone()
-
-
-def _first(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-
-
-def _bare(name: str) -> str:
-    return name.removeprefix("public.").strip('"')

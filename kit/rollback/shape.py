@@ -4,17 +4,18 @@ import psycopg
 from psycopg import sql
 
 from kit.backup import manifest
+from kit.schema.catalog import bare
 
 
-def _bare(name: str) -> str:
-    return name.removeprefix("public.").strip('"')
+def columns(rows: list) -> dict[tuple[str, str], tuple[bool, str]]:
+    """(table, column) -> (not null, type and default), from shape rows as a backup records them."""
+    return {(bare(t), name): (flag == "not null", spec) for k, t, name, flag, spec in rows if k == "column"}
 
 
 def _split(rows: list) -> tuple[set, set, dict]:
-    constraints = {(_bare(t), name, kind, spec) for k, t, name, kind, spec in rows if k == "constraint"}
-    indexes = {(_bare(t), name, spec) for k, t, name, _, spec in rows if k == "index"}
-    columns = {(_bare(t), name): (flag == "not null", spec) for k, t, name, flag, spec in rows if k == "column"}
-    return constraints, indexes, columns
+    constraints = {(bare(t), name, kind, spec) for k, t, name, kind, spec in rows if k == "constraint"}
+    indexes = {(bare(t), name, spec) for k, t, name, _, spec in rows if k == "index"}
+    return constraints, indexes, columns(rows)
 
 
 def _table(name: str) -> sql.Composable:

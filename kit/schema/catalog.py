@@ -148,7 +148,7 @@ def read(conn: psycopg.Connection) -> Catalog:
     fks = []
     for name, kind, rel, ref, cols, ref_cols, on_del, on_upd, definition in conn.execute(
             CONSTRAINTS_SQL, {"rels": rels}):
-        rel, ref = _bare(rel), _bare(ref)
+        rel, ref = bare(rel), bare(ref)
         if kind == "p" and rel in tables:
             tables[rel].primary_key, tables[rel].primary_key_name = list(cols), name
         elif kind == "f":
@@ -157,7 +157,7 @@ def read(conn: psycopg.Connection) -> Catalog:
     for rel, policy in conn.execute(POLICIES_SQL, (names,)):
         tables[rel].policies.append(policy)
     for rel, part in conn.execute(PARTITIONS_SQL, (names,)):
-        tables[rel].partitions.append(_bare(part))
+        tables[rel].partitions.append(bare(part))
     for rel, pub, whole, cols, qual in conn.execute(PUBLICATIONS_SQL, {"names": names}):
         if rel in tables:
             tables[rel].publications.append(Publication(pub, whole, list(cols) if cols else None, qual))
@@ -169,5 +169,6 @@ def qualified(table: str) -> str:
     return sql.Identifier("public", table).as_string(None)
 
 
-def _bare(name: str | None) -> str:
+def bare(name: str | None) -> str:
+    """A regclass text of a public table without its schema and quotes: `public."llm_usage"` -> llm_usage."""
     return (name or "").removeprefix("public.").strip('"')

@@ -40,3 +40,12 @@ class Driver(Protocol):
     def differences(self, sent: dict, got: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]: ...
     def legacy_insert(self, row: dict) -> tuple[str | None, dict | None]: ...
     def close(self) -> None: ...
+
+
+class KeyColumns:
+    """For a driver: llm_usage's primary key columns, read from the driver's shape() once."""
+
+    def _key(self) -> list[str]:
+        if not hasattr(self, "_key_columns"):
+            self._key_columns = self.shape().key
+        return self._key_columns

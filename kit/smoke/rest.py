@@ -8,14 +8,14 @@ from postgrest.exceptions import APIError
 
 from kit.errors import ConfigError, ConnectError
 from kit.redact import redact
-from kit.smoke.driver import CheckError
+from kit.smoke.driver import CheckError, KeyColumns
 from kit.smoke.rows import AGENT, Col, Shape, same
 
 TABLE = "llm_usage"
 AUTH_CODES = ("PGRST300", "PGRST301", "PGRST302")
 
 
-class RestDriver:
+class RestDriver(KeyColumns):
     def __init__(self, url: str, key: str, secrets: tuple[str, ...] = ()):
         from supabase import create_client
 
@@ -78,11 +78,6 @@ class RestDriver:
         for column, value in zip(self._key(), key):
             request = request.eq(column, value)
         return request
-
-    def _key(self) -> list[str]:
-        if not hasattr(self, "_key_columns"):
-            self._key_columns = self.shape().key
-        return self._key_columns
 
     def differences(self, sent: dict, got: dict, key: tuple | None, marker: list | None, types: dict) -> list[str]:
         """The columns of `sent` whose stored value differs, judged by PostgREST's eq filters (the value cast to

@@ -12,14 +12,14 @@ from psycopg.types.json import Jsonb
 from kit import db
 from kit.schema import catalog
 from kit.settings import Settings
-from kit.smoke.driver import CheckError
+from kit.smoke.driver import CheckError, KeyColumns
 from kit.smoke.rows import AGENT, Col, Shape
 
 CLAIMS = json.dumps({"role": "service_role"})
 USAGE = sql.Identifier("public", "llm_usage")
 
 
-class SqlDriver:
+class SqlDriver(KeyColumns):
     def __init__(self, settings: Settings):
         self.settings = settings
         self.conn = db.connect(settings, autocommit=True)
@@ -34,10 +34,8 @@ class SqlDriver:
                              "set_config('request.jwt.claims', %s, true)", (CLAIMS,))
                 cur = conn.execute(query, params)
                 return cur.fetchall() if cur.description else []
-        except psycopg.OperationalError as exc:
-            raise CheckError(f"the database connection failed: {_first(exc)}") from None
         except psycopg.Error as exc:
-            raise CheckError(f"{exc.diag.sqlstate}: {_first(exc)}") from None
+            raise _as_check(exc) from None
 
     def models(self) -> list[tuple[str, str]]:
         models = self._request("select * from public.llm_models order by name")
@@ -48,10 +46,8 @@ class SqlDriver:
         self.conn.row_factory = tuple_row
         try:
             cat = catalog.read(self.conn)
-        except psycopg.OperationalError as exc:
-            raise CheckError(f"the database connection failed: {_first(exc)}") from None
         except psycopg.Error as exc:
-            raise CheckError(f"{exc.diag.sqlstate}: {_first(exc)}") from None
+            raise _as_check(exc) from None
         finally:
             self.conn.row_factory = dict_row
         if "llm_usage" not in cat.tables:
@@ -98,11 +94,6 @@ class SqlDriver:
                 [run_id, str(sent[column]["n"])]
         return sql.SQL("{} = %s").format(sql.Identifier(column)), [sent[column]]
 
-    def _key(self) -> list[str]:
-        if not hasattr(self, "_key_columns"):
-            self._key_columns = self.shape().key
-        return self._key_columns
-
     def legacy_insert(self, row: dict) -> tuple[str | None, dict | None]:
         """(the refusal when it is about model_id, else None; the row written when it was accepted)."""
         try:
@@ -128,7 +119,7 @@ class SqlDriver:
                     raise outcome
             return latencies, returned
         except psycopg.OperationalError as exc:
-            raise CheckError(f"the database connection failed: {_first(exc)}") from None
+            raise _as_check(exc) from None
         finally:
             for conn in conns:
                 await conn.close()
@@ -147,11 +138,18 @@ class SqlDriver:
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
-                raise CheckError(f"{exc.diag.sqlstate}: {_first(exc)}") from None
+                raise _as_check(exc) from None
             latencies.append(time.perf_counter() - start)
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _as_check(exc: psycopg.Error) -> CheckError:
+    """A failed request as the smoke test reports it: the lost connection, or the SQLSTATE and the message."""
+    if isinstance(exc, psycopg.OperationalError):
+        return CheckError(f"the database connection failed: {db.error_line(exc)}")
+    return CheckError(f"{exc.diag.sqlstate}: {db.error_line(exc)}")
 
 
 def shape_of(table: catalog.Table, without: tuple[str, ...] = ()) -> Shape:
@@ -188,9 +186,3 @@ def _by_marker(head: str, column: str, kind: str, run_id: str):
             (run_id,)
     return sql.SQL(head).format(USAGE) + sql.SQL("{} like %s").format(sql.Identifier(column)), \
         (f"{AGENT}-{run_id}-%",)
-
-
-def _first(exc: Exception) -> str:
-    diag = getattr(exc, "diag", None)
-    text = (diag.message_primary if diag and diag.message_primary else str(exc)) or exc.__class__.__name__
-    return text.strip().splitlines()[0]
