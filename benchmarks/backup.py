@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from kit import settings as settings_mod  # noqa: E402
 from kit.local import pgtools, server as local  # noqa: E402
-from kit.migrations import history, workdir  # noqa: E402
-from migration_under_load import LOAD_ROWS  # noqa: E402
+from migration_under_load import LOAD_ROWS, build_template, postgres_url  # noqa: E402
 
 INSERT = ("insert into llm_usage (provider_name, model_name, agent_name, prompt_tokens, completion_tokens) "
           "values ('openai', 'gpt-4o', 'bench-writer', 120, 40) returning id")
@@ -115,30 +114,7 @@ def copy_db(admin_url: str, source: str, name: str) -> str:
     """A copy owned by postgres; the URL as postgres, which is not a superuser (as on Supabase)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"create database {name} template {source} owner postgres")
-    return _as_postgres(admin_url, name)
-
-
-def _as_postgres(admin_url: str, database: str) -> str:
-    port = admin_url.rsplit(":", 1)[1].split("/")[0]
-    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
-
-
-def build(admin_url: str, rows: int) -> str:
-    """bench_tpl: the Supabase shape (run as the superuser), the baseline and the local data as postgres."""
-    s = settings_mod.load({}, environ={}, cwd=ROOT)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute("create database bench_tpl")
-    with psycopg.connect(admin_url.rsplit("/", 1)[0] + "/bench_tpl", autocommit=True) as conn:
-        conn.execute((ROOT / "kit/sql/supabase_env.sql").read_text().encode())
-    url = _as_postgres(admin_url, "bench_tpl")
-    with psycopg.connect(url, autocommit=True) as conn:
-        for statement in history.split_statements(workdir.migrations(s)[0].sql):
-            conn.execute(statement.encode(), prepare=False)
-        conn.execute((ROOT / "kit/sql/local_data.sql").read_text().encode())
-        conn.execute("truncate llm_usage")
-        conn.execute(LOAD_ROWS.replace("{rows}", str(rows)).encode())
-        conn.execute("vacuum analyze llm_usage")
-    return url
+    return postgres_url(admin_url, name)
 
 
 def main() -> None:
@@ -158,7 +134,7 @@ def main() -> None:
 
 def run(args, folder: Path, s, admin_url: str) -> None:
     print(f"loading {args.rows:,} usage rows ...", flush=True)
-    url = build(admin_url, args.rows)
+    url = build_template(admin_url, args.rows, as_postgres=True)
     kit = [sys.executable, "-m", "kit"]
     pg_dump = pgtools.tool(s, "pg_dump")
 
@@ -209,7 +185,7 @@ def run(args, folder: Path, s, admin_url: str) -> None:
     print(f"\n{args.rows:,} usage rows; each run is its own process; median of {args.repeat}; "
           f"{os.cpu_count()} CPUs ({cpu}), load average {os.getloadavg()[0]:.1f}\n")
     print(f"{'run':<44}{'wall s':>8}{'peak MB':>9}{'output MB':>11}")
-    for label, r in ((f"pg_dump -Fc", p), ("kit backup", b), ("kit backup verify", verify),
+    for label, r in (("pg_dump -Fc", p), ("kit backup", b), ("kit backup verify", verify),
                      (f"kit backup, {args.big_rows:,} rows", big)):
         print(f"{label:<44}{r['seconds']:>8.2f}{r['peak_mb']:>9.0f}{r.get('mb', 0):>11.1f}")
     pairs = ", ".join("%.2f/%.2f" % (k["seconds"], d["seconds"]) for k, d in zip(backups, plains))

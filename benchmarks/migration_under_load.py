@@ -38,19 +38,30 @@ join llm_providers p on p.id = m.provider_id
 """
 
 
-def build_template(admin_url: str, rows: int) -> None:
+def build_template(admin_url: str, rows: int, as_postgres: bool = False) -> str:
+    """bench_tpl: Supabase's roles and schemas (as the superuser), then the baseline, the local data and `rows`
+    usage rows, as the superuser or, with as_postgres, as postgres; its URL as the user that built it."""
     s = settings_mod.load({}, environ={}, cwd=ROOT)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("create database bench_tpl")
-    url = admin_url.rsplit("/", 1)[0] + "/bench_tpl"
-    with psycopg.connect(url, autocommit=True) as conn:
+    admin = admin_url.rsplit("/", 1)[0] + "/bench_tpl"
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute((ROOT / "kit/sql/supabase_env.sql").read_text().encode())
+    url = postgres_url(admin_url, "bench_tpl") if as_postgres else admin
+    with psycopg.connect(url, autocommit=True) as conn:
         for statement in history.split_statements(workdir.migrations(s)[0].sql):
             conn.execute(statement.encode(), prepare=False)
         conn.execute((ROOT / "kit/sql/local_data.sql").read_text().encode())
         conn.execute("truncate llm_usage")
         conn.execute(LOAD_ROWS.replace("{rows}", str(rows)).encode())
         conn.execute("vacuum analyze llm_usage")
+    return url
+
+
+def postgres_url(admin_url: str, database: str) -> str:
+    """`database` as postgres, which is not a superuser (as on Supabase)."""
+    port = admin_url.rsplit(":", 1)[1].split("/")[0]
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
 class Inserter(threading.Thread):
