@@ -144,3 +144,17 @@ def upward_imports(graph: dict[str, set[str]]) -> list[str]:
 def test_imports_run_down_the_floors():
     found = upward_imports(import_graph())
     assert not found, "imports that run up (or across) a floor:\n" + "\n".join(found)
+
+
+def test_no_test_module_imports_another():
+    """Helpers that more than one test module uses live in tests/helpers.py (fixtures in conftest.py)."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.module == "tests":
+                names = [f"tests.{a.name}" for a in node.names]
+            found += [f"{path.name} -> {n}" for n in names
+                      if n.startswith("tests.test_") or n == "tests.conftest"]
+    assert not found, "test modules that import another test module or conftest:\n" + "\n".join(found)
