@@ -1,16 +1,23 @@
-"""One error hierarchy; each class carries the exit code the CLI documents."""
+"""One error hierarchy; each class carries the exit code the CLI documents (the kit's one error table)."""
+
+SUCCESS = 0
+UNEXPECTED = 1  # an exception that is not a KitError: a bug; the CLI prints one line, --debug the traceback
 
 
 class KitError(Exception):
     """Base of every error the kit reports; the message is one line."""
 
-    exit_code = 1
+    exit_code = UNEXPECTED
 
 
 class ConfigError(KitError):
     """A flag, environment variable, .env value or file is missing or malformed."""
 
     exit_code = 2
+
+
+class InputError(ConfigError):
+    """A --set flag names no writable column, or a NOT NULL column cannot be filled without one (exit 2)."""
 
 
 class ConnectError(KitError):
@@ -29,6 +36,14 @@ class CheckFailed(KitError):
     """A verify or smoke check failed."""
 
     exit_code = 5
+
+
+class CheckError(CheckFailed):
+    """A request the check made was answered with an error; the message says which."""
+
+
+class BranchFailed(CheckFailed):
+    """The branch's migrations, seed or deploy failed; the message names the step."""
 
 
 class ToolMissing(KitError):
@@ -50,8 +65,8 @@ class Interrupted(KitError):
 
 
 def exit_codes() -> list[tuple[int, str]]:
-    """Every exit code and its meaning, read from the classes above (each --help ends with them)."""
-    codes = {0: "success", 1: "unexpected error (rerun with --debug)"}
+    """Every exit code and its meaning: the first class to carry a code names it (each --help ends with them)."""
+    codes = {SUCCESS: "success", UNEXPECTED: "unexpected error (rerun with --debug)"}
     pending = list(KitError.__subclasses__())
     while pending:
         cls = pending.pop(0)

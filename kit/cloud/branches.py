@@ -8,18 +8,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from kit.cloud.management import ManagementAPI
-from kit.errors import ConfigError, KitError, Refused
+from kit.errors import BranchFailed, ConfigError, KitError, Refused
 from kit.settings import Settings
 
 DONE = {"EXITED"}
 FAILED_STEP = {"DEAD"}
 FAILED_BRANCH = {"MIGRATIONS_FAILED": "migrate", "FUNCTIONS_FAILED": "deploy"}
-
-
-class BranchFailed(KitError):
-    """The branch's migrations, seed or deploy failed; the message names the step."""
-
-    exit_code = 5
 
 
 @dataclass

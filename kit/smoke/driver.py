@@ -5,14 +5,10 @@ The runner (kit/smoke/__init__.py) picks a driver and calls only these methods; 
 """
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:  # annotations only: rows.py imports CheckError from here
-    from kit.smoke.rows import Shape
-
-
-class CheckError(Exception):
-    """A request the check made was answered with an error; the message says which."""
+from kit.errors import CheckError  # noqa: F401 (the drivers raise it; it lives in the one error table)
+from kit.smoke.rows import Shape
 
 
 @dataclass
@@ -30,7 +26,7 @@ class Driver(Protocol):
     """One route to llm_usage; a failed request raises CheckError, a setup problem a kit error."""
 
     def models(self) -> list[tuple[str, str]]: ...
-    def shape(self) -> "Shape": ...
+    def shape(self) -> Shape: ...
     def insert(self, row: dict) -> dict: ...
     async def insert_many(self, rows: list[dict]) -> tuple[list[float], list[dict]]: ...
     def select_keys(self, keys: list[tuple]) -> list[dict]: ...

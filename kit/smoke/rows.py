@@ -11,14 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from kit.errors import ConfigError
-from kit.smoke.driver import CheckError
+from kit.errors import CheckError, InputError
 
 AGENT = "kit-smoke"
-
-
-class InputError(ConfigError):
-    """A --set flag names no writable column, or a NOT NULL column cannot be filled without one (exit 2)."""
 
 
 @dataclass
