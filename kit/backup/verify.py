@@ -8,10 +8,10 @@ import psycopg
 import psycopg.sql
 
 from kit.backup import manifest
+from kit.checks import Check
 from kit.errors import BackupError, ToolMissing
 from kit.files import utc_now
 from kit.local import pgserver, pgtools, server
-from kit.schema.verify import Check
 from kit.settings import Settings
 
 ROLES_SQL = """

@@ -5,12 +5,12 @@ other tables' references, llm_usage's other foreign keys, columns, policies, pub
 compared with the shape a backup recorded when one is given, and shown as info otherwise.
 """
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
 
 from kit.backup import manifest
+from kit.checks import Check
 from kit.migrations import history, workdir
 from kit.schema import catalog
 from kit.schema.status import CHANGE_MIGRATION, names_not_null, usage_foreign_keys
@@ -19,17 +19,6 @@ from kit.settings import Settings
 UUIDS = {f"{t}.{c}" for t, cols in catalog.UUID_COLUMNS.items() for c in cols}
 # Columns the migration adds, changes or removes; every other recorded column must be unchanged.
 CHANGED = UUIDS | {"llm_models.provider_name", "llm_usage.provider_name", "llm_usage.model_name"}
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    level: str = "check"  # "info": shown, never failed
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None) -> list[Check]:

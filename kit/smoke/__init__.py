@@ -11,9 +11,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from kit.checks import Check
 from kit.errors import ConfigError, KitError
 from kit.settings import Settings
-from kit.smoke.driver import Check, CheckError, Driver
+from kit.smoke.driver import CheckError, Driver
 from kit.smoke.ledger import Ledger
 from kit.smoke.rows import AGENT, Builder, key_of
 from kit.smoke.sql import SqlDriver
@@ -123,9 +124,10 @@ def _sweep(driver, result: SmokeResult, ledger: Ledger, say) -> None:
                 driver.delete_marker(*entry["marker"])  # column, kind, run id
             ledger.remove(entry["run"])
     except CheckError as exc:
-        result.checks.append(Check("rows of unfinished earlier runs deleted", False, str(exc)))
+        result.checks.append(Check("rows of unfinished earlier runs deleted", False, str(exc), seconds=0.0))
         return
-    result.checks.append(Check("rows of unfinished earlier runs deleted", True, ", ".join(e["run"] for e in stale)))
+    result.checks.append(Check("rows of unfinished earlier runs deleted", True, ", ".join(e["run"] for e in stale),
+                               seconds=0.0))
 
 
 def _checks(driver, run: Run, concurrency: int, say, ledger: Ledger) -> None:
@@ -169,10 +171,10 @@ def _step(result: SmokeResult, name: str, action, say):
         value = action()
         detail = getattr(value, "detail", None) or (value if isinstance(value, str) else f"{len(value)} row(s)"
                                                     if isinstance(value, list) else "ok")
-        result.checks.append(Check(name, True, detail, time.perf_counter() - start))
+        result.checks.append(Check(name, True, detail, seconds=time.perf_counter() - start))
         return value if value is not None else True
     except CheckError as exc:
-        result.checks.append(Check(name, False, str(exc), time.perf_counter() - start))
+        result.checks.append(Check(name, False, str(exc), seconds=time.perf_counter() - start))
         return None
 
 
@@ -239,14 +241,15 @@ def _legacy(driver, run: Run, models, say, ledger: Ledger) -> None:
     try:
         refusal, returned = driver.legacy_insert(legacy)
     except CheckError as exc:
-        result.checks.append(Check("legacy payload with model_id (reported, not failed)", False, str(exc)))
+        result.checks.append(Check("legacy payload with model_id (reported, not failed)", False, str(exc),
+                                   seconds=0.0))
         return
     if returned:
         _keep(run, ledger, [returned])
     if refusal:
         result.warnings.append(f"{refusal}: {LEGACY_ADVICE}")
     detail = f"refused ({refusal}); see warnings" if refusal else "accepted (the model_id column still exists)"
-    result.checks.append(Check("legacy payload with model_id (reported, not failed)", True, detail))
+    result.checks.append(Check("legacy payload with model_id (reported, not failed)", True, detail, seconds=0.0))
 
 
 def _cleanup(driver, run: Run, say) -> bool:
@@ -263,10 +266,10 @@ def _cleanup(driver, run: Run, say) -> bool:
             left += len(driver.select_marker(*_marker(builder)))
         result.checks.append(Check("every smoke row deleted", left == 0,
                                    f"{left} row(s) left from run {result.run_id}" if left else
-                                   f"none left (run id {result.run_id})", time.perf_counter() - start))
+                                   f"none left (run id {result.run_id})", seconds=time.perf_counter() - start))
         return left == 0
-    except (CheckError, KitError) as exc:
+    except KitError as exc:
         result.checks.append(Check("every smoke row deleted", False,
                                    f"{exc}; the next kit smoke run from this folder deletes them (run id "
-                                   f"{result.run_id})"))
+                                   f"{result.run_id})", seconds=0.0))
         return False

@@ -1,25 +1,13 @@
-"""What a smoke route provides: the driver protocol the runner calls, the check it records, the error a request raises.
+"""What a smoke route provides: the driver protocol the runner calls, and the error a request raises.
 
 The runner (kit/smoke/__init__.py) picks a driver and calls only these methods; the drivers
 (kit/smoke/sql.py, kit/smoke/rest.py) import this module, never the runner.
 """
 
-from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from kit.errors import CheckError  # noqa: F401 (the drivers raise it; it lives in the one error table)
 from kit.smoke.rows import Shape
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Driver(Protocol):
