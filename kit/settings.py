@@ -259,12 +259,15 @@ def _typed(values: dict[str, object]) -> dict[str, object]:
         if values.get(name) is not None:
             values[name] = Path(str(values[name])).expanduser()
     if "connect_timeout" in values:
+        given = values["connect_timeout"]
         try:
-            values["connect_timeout"] = int(str(values["connect_timeout"]))
-            assert values["connect_timeout"] > 0
-        except (ValueError, AssertionError):
+            seconds = int(str(given))
+        except ValueError:
+            seconds = None
+        if seconds is None or seconds <= 0:
             raise ConfigError(f"KIT_CONNECT_TIMEOUT must be a whole number of seconds above 0, "
-                              f"not {values['connect_timeout']!r}") from None
+                              f"not {given if seconds is None else seconds!r}")
+        values["connect_timeout"] = seconds
     if "pg_major" in values:
         given = str(values["pg_major"])
         if given not in ("15", "17", "18"):
