@@ -9,12 +9,12 @@ import sys
 import traceback
 
 from kit import __version__, settings as settings_mod
-from kit.cli import backup, branch, deploy, init, push, schema, smoke
+from kit.cli import backup, branch, deploy, init, push, smoke, status
 from kit.cli.output import Result
 from kit.errors import KitError, exit_codes_text
 from kit.redact import redact
 
-COMMAND_MODULES = [init, deploy, schema, backup, push, smoke, branch]
+COMMAND_MODULES = [init, deploy, status, backup, push, smoke, branch]
 EPILOG = exit_codes_text()
 
 
