@@ -3,17 +3,18 @@
 import sys
 
 from kit import project, smoke
-from kit.cli.output import Result, confirm, table
+from kit.cli.options import command
+from kit.cli.output import Result, confirm, progress, table
 from kit.cli.smoke import text as smoke_text
 from kit.cloud import branches
-from kit.errors import ConfigError, Refused
+from kit.errors import SUCCESS, BranchFailed, CheckFailed, ConfigError, Refused
 
-HELP = """Preview branches of SUPABASE_PROJECT_REF, through the Management API (SUPABASE_ACCESS_TOKEN).
+HELP = f"""Preview branches of SUPABASE_PROJECT_REF, through the Management API (SUPABASE_ACCESS_TOKEN).
 
 commands:
   list            every branch with its status
   create NAME     create a branch, then wait until its migrations and seed have run;
-                  a failed step is named and exits 5
+                  a failed step is named and exits {BranchFailed.exit_code}
   status NAME     the branch and the steps of its latest action run
   smoke NAME      wait for the branch, fetch its API URL and service_role key, run kit smoke against it
   delete NAME     delete the branch (needs --yes or typing its name)
@@ -26,45 +27,76 @@ examples:
   kit branch smoke pr-42 --json
   kit branch delete pr-42 --yes"""
 
+SUBCOMMANDS = {
+    "list": "Every preview branch of SUPABASE_PROJECT_REF with its status.\n\nexamples:\n  kit branch list --json",
+    "create": "Create a preview branch, then wait until its migrations and seed have run; a failed step is named "
+              f"and exits {BranchFailed.exit_code}. Without a terminal it needs --yes.\n\n"
+              "examples:\n  kit branch create pr-42 --git-branch feature/name-keys --yes",
+    "status": f"The branch and the steps of its latest action run; exits {BranchFailed.exit_code} when a step "
+              "failed.\n\n"
+              "examples:\n  kit branch status pr-42 --json",
+    "smoke": "Wait for the branch, fetch its API URL and service_role key, and run kit smoke against it (rest "
+             f"route); exits {CheckFailed.exit_code} when a check fails. Without a terminal it needs --yes.\n\n"
+             "examples:\n  kit branch smoke pr-42 --json\n  kit branch smoke \"$GIT_BRANCH\" --wait-s 1200 --yes",
+    "delete": "Delete the preview branch (needs --yes, or typing its name on a terminal).\n\n"
+              "examples:\n  kit branch delete pr-42 --yes",
+}
 
-def register(commands, common) -> None:
-    p = commands.add_parser("branch", parents=[common], help="staging preview branches: list, create, status, "
-                            "smoke, delete", description=HELP)
-    p.add_argument("action", choices=["list", "create", "status", "smoke", "delete"])
-    p.add_argument("name", nargs="?", help="the branch's name (or id, or project ref)")
-    p.add_argument("--git-branch", metavar="BRANCH", help="create: the git branch the preview follows")
-    p.add_argument("--wait-s", type=float, default=900, metavar="S",
-                   help="create, smoke: how long to wait for migrations and seed (default 900)")
-    p.add_argument("--poll-s", type=float, default=5, metavar="S", help="seconds between status checks (default 5)")
-    p.add_argument("--concurrency", type=int, default=20, metavar="N", help="smoke: concurrent inserts (default 20)")
-    p.add_argument("--yes", action="store_true", help="create, smoke, delete: do not ask")
-    p.set_defaults(handler=cmd_branch)
+
+def register(commands) -> None:
+    p = command(commands, "branch", HELP, help="staging preview branches: list, create, status, smoke, delete")
+    actions = p.add_subparsers(dest="action", required=True)
+    for name, description in SUBCOMMANDS.items():
+        s = command(actions, name, description, subcommand=True)
+        if name != "list":
+            s.add_argument("name", nargs="?", help="the branch's name (or id, or project ref)")
+        if name == "create":
+            s.add_argument("--git-branch", metavar="BRANCH", help="the git branch the preview follows")
+        if name in ("create", "smoke"):
+            s.add_argument("--wait-s", type=float, default=900, metavar="S",
+                           help="how long to wait for migrations and seed (default 900)")
+            s.add_argument("--poll-s", type=float, default=5, metavar="S",
+                           help="seconds between status checks (default 5)")
+        if name == "smoke":
+            s.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts (default 20)")
+        if name in ("create", "smoke", "delete"):
+            s.add_argument("--yes", action="store_true", help="do not ask")
+        s.set_defaults(handler=HANDLERS[name])
 
 
-def cmd_branch(args, settings) -> Result:
+def _ready(args, settings) -> None:
+    """Every subcommand but list names a branch; every one needs the token and the project ref."""
     if args.action != "list" and not args.name:
         raise ConfigError(f"kit branch {args.action} needs the branch's name: see kit branch list")
-    say = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
     project.check(settings, database=bool(settings.db_url), project=True)
-    if args.action == "list":
-        found = branches.list_branches(settings)
-        rows = [(b.name, b.status, b.ref, b.git_branch or "", b.created_at or "") for b in found]
-        return Result({"branches": [b.as_dict() for b in found]},
-                      table(rows, ("name", "status", "ref", "git branch", "created")) if rows else "no preview branches")
-    if args.action == "create":
-        confirm([project.management(settings)], args.yes, f"create preview branch {args.name!r} of")
-        state = branches.create(settings, args.name, git_branch=args.git_branch, wait_s=args.wait_s,
-                                poll_s=args.poll_s, progress=say)
-        return Result(state.as_dict(), status_text(state))
-    if args.action == "status":
-        state = branches.status(settings, args.name)
-        return Result(state.as_dict(), status_text(state), 0 if state.failed_step is None else 5)
-    if args.action == "smoke":
-        return smoke_branch(args, settings, say)
-    return delete_branch(args, settings)
 
 
-def smoke_branch(args, settings, say) -> Result:
+def cmd_list(args, settings) -> Result:
+    _ready(args, settings)
+    found = branches.list_branches(settings)
+    rows = [(b.name, b.status, b.ref, b.git_branch or "", b.created_at or "") for b in found]
+    return Result({"branches": [b.as_dict() for b in found]},
+                  table(rows, ("name", "status", "ref", "git branch", "created")) if rows else "no preview branches")
+
+
+def cmd_create(args, settings) -> Result:
+    _ready(args, settings)
+    confirm([project.management(settings)], args.yes, f"create preview branch {args.name!r} of")
+    state = branches.create(settings, args.name, git_branch=args.git_branch, wait_s=args.wait_s,
+                            poll_s=args.poll_s, progress=progress(args))
+    return Result(state.as_dict(), status_text(state))
+
+
+def cmd_status(args, settings) -> Result:
+    _ready(args, settings)
+    state = branches.status(settings, args.name)
+    return Result(state.as_dict(), status_text(state),
+                  SUCCESS if state.failed_step is None else BranchFailed.exit_code)
+
+
+def cmd_smoke(args, settings) -> Result:
+    _ready(args, settings)
+    say = progress(args)
     branch = branches.find(settings, args.name)
     branches.wait(settings, branch, wait_s=args.wait_s, poll_s=args.poll_s, progress=say)
     target = branches.smoke_settings(settings, branch)
@@ -72,10 +104,11 @@ def smoke_branch(args, settings, say) -> Result:
     result = smoke.run(target, "rest", concurrency=max(1, args.concurrency), progress=say)
     data = {**result.as_dict(), "branch": branch.name, "supabase_url": target.supabase_url}
     return Result(data, f"branch {branch.name} ({target.supabase_url})\n{smoke_text(result)}",
-                  0 if result.ok else 5)
+                  SUCCESS if result.ok else CheckFailed.exit_code)
 
 
-def delete_branch(args, settings) -> Result:
+def cmd_delete(args, settings) -> Result:
+    _ready(args, settings)
     branch = branches.find(settings, args.name)
     where = f"{project.management(settings)}"
     if not args.yes:
@@ -87,6 +120,9 @@ def delete_branch(args, settings) -> Result:
             raise Refused("not confirmed; nothing deleted")
     branches.delete(settings, branch)
     return Result({"deleted": branch.name, "ref": branch.ref}, f"deleted preview branch {branch.name} ({branch.ref})")
+
+
+HANDLERS = {"list": cmd_list, "create": cmd_create, "status": cmd_status, "smoke": cmd_smoke, "delete": cmd_delete}
 
 
 def status_text(state: branches.BranchStatus) -> str:

@@ -3,23 +3,23 @@
 import sys
 import time
 
-from kit import smoke
+from kit import project, smoke
+from kit.cli.options import command
 from kit.cli.output import Result, confirm, say, table
 from kit.cli.smoke import parse_sets
-from kit import project
 from kit.cloud.management import ManagementAPI
 from kit.deploy import runbook as deploy, steps as deploy_steps
 from kit.local import server as local
 
+HELP = ("Run the runbook against one database and stop at the first problem, saying what state the "
+        "database is in and the exact rollback command. With no configuration at all it starts the "
+        "local default (embedded PostgreSQL) and deploys there.\n\n"
+        "examples:\n  kit deploy\n  kit deploy --target staging --yes --json\n"
+        "  kit deploy --db-url \"$SUPABASE_DB_URL\" --rollback-on-failure")
 
-def register(commands, common) -> None:
-    p = commands.add_parser(
-        "deploy", parents=[common], help="preflight, backup, push, verify, smoke, report: the whole runbook",
-        description="Run the runbook against one database and stop at the first problem, saying what state the "
-                    "database is in and the exact rollback command. With no configuration at all it starts the "
-                    "local default (embedded PostgreSQL) and deploys there.\n\n"
-                    "examples:\n  kit deploy\n  kit deploy --target staging --yes --json\n"
-                    "  kit deploy --db-url \"$SUPABASE_DB_URL\" --rollback-on-failure")
+
+def register(commands) -> None:
+    p = command(commands, "deploy", HELP, help="preflight, backup, push, verify, smoke, report: the whole runbook")
     p.add_argument("--yes", action="store_true", help="do not ask before changing a database or project that is "
                    "not local (without a terminal, needed)")
     p.add_argument("--rollback-on-failure", action="store_true",

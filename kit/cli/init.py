@@ -1,9 +1,11 @@
 """`kit init`: add the name-key change to your app's own supabase/migrations."""
 
+from kit.cli.options import command
 from kit.cli.output import Result
+from kit.errors import ConfigError
 from kit.init import add as init
 
-HELP = """Add the LLM name-key migration to the supabase/migrations of your app's repo (--workdir, else the
+HELP = f"""Add the LLM name-key migration to the supabase/migrations of your app's repo (--workdir, else the
 current folder), as a new file whose version is later than every file there and, when a database is
 configured (--db-url, --target, SUPABASE_DB_URL), every version in that database's history. Preview
 branches and `supabase db push` then build from your own history, the change last.
@@ -12,16 +14,15 @@ The kit's baseline (which creates the three tables in their UUID shape) is added
 your migrations creates them; --with-baseline or --no-baseline decides instead. No existing file is
 ever changed (only --with-env-example appends lines to .env.example). Run again, it names the file
 that is there and adds nothing. Bad input (no supabase/ folder, a folder it cannot write, a file of
-the kit's name with other content) is one line and exit 2, with nothing written.
+the kit's name with other content) is one line and exit {ConfigError.exit_code}, with nothing written.
 
 examples:
   kit init --workdir ../your-app
   kit init --workdir ../your-app --target production --with-workflow --with-env-example"""
 
 
-def register(commands, common) -> None:
-    p = commands.add_parser("init", parents=[common], help="add the change to your app's supabase/migrations",
-                            description=HELP)
+def register(commands) -> None:
+    p = command(commands, "init", HELP, help="add the change to your app's supabase/migrations")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--with-baseline", dest="baseline", action="store_const", const=True,
                        help="add the kit's baseline even though your migrations create the tables")

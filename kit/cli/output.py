@@ -1,13 +1,16 @@
 """What a command hands back to the CLI: the JSON object, the text, the exit code."""
 
+import sys
 from dataclasses import dataclass
+
+from kit.errors import SUCCESS, Refused
 
 
 @dataclass
 class Result:
     data: dict
     text: str
-    exit_code: int = 0
+    exit_code: int = SUCCESS
 
 
 def table(rows: list[tuple], headers: tuple) -> str:
@@ -20,7 +23,7 @@ def table(rows: list[tuple], headers: tuple) -> str:
 
 
 def checks_text(checks: list) -> str:
-    info = [c for c in checks if getattr(c, "level", "check") == "info"]
+    info = [c for c in checks if c.level == "info"]
     rows = [("INFO" if c in info else "PASS" if c.ok else "FAIL", c.name, c.detail) for c in checks]
     failed = sum(not c.ok for c in checks)
     summary = f"{len(checks) - failed - len(info)} passed, {failed} failed" + (f", {len(info)} info" if info else "")
@@ -30,12 +33,8 @@ def checks_text(checks: list) -> str:
 def confirm(destinations, yes: bool, action: str) -> None:
     """A change to anything not local needs --yes, or the operator typing its host or project ref.
 
-    With no terminal and no --yes it refuses (exit 4) before the command's first write.
+    With no terminal and no --yes it refuses (Refused) before the command's first write.
     """
-    import sys
-
-    from kit.errors import Refused
-
     remote = [d for d in destinations if not d.local]
     if yes or not remote:
         return
@@ -52,6 +51,9 @@ def confirm(destinations, yes: bool, action: str) -> None:
 
 def say(line: str) -> None:
     """A line for the operator on stderr (the plan line), kept off stdout so --json stays one object."""
-    import sys
-
     print(line, file=sys.stderr, flush=True)
+
+
+def progress(args):
+    """The library's progress callback: `... step` lines on stderr, none with --json."""
+    return None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))

@@ -2,27 +2,27 @@
 
 import sys
 
-from kit import push
+from kit import project, push
+from kit.cli.options import command
 from kit.cli.output import Result, confirm, say, table
-from kit import project
 from kit.cloud.management import ManagementAPI
 from kit.local import server as local
 from kit.redact import mask_url
 
+HELP = ("Apply the migrations in supabase/migrations that the database's history table lacks. Every "
+        "route writes the history rows `supabase db push` reads, each file with its row in one "
+        "transaction. Pending files are linted with squawk first; a second push against the same "
+        "database waits briefly, then refuses.\n\n"
+        "routes:\n  cli     the pinned `supabase db push --remote=URL` (default when installed)\n"
+        "  direct  psycopg, one transaction per file\n"
+        "  api     Management API POST /v1/projects/REF/database/query "
+        "(SUPABASE_ACCESS_TOKEN, SUPABASE_PROJECT_REF)\n\n"
+        "examples:\n  kit push --dry-run\n  kit push --via direct --db-url \"$SUPABASE_DB_URL\" --yes\n"
+        "  kit push --via api --yes --json")
 
-def register(commands, common) -> None:
-    p = commands.add_parser(
-        "push", parents=[common], help="apply pending migrations (cli, direct or api), linted, one at a time",
-        description="Apply the migrations in supabase/migrations that the database's history table lacks. Every "
-                    "route writes the history rows `supabase db push` reads, each file with its row in one "
-                    "transaction. Pending files are linted with squawk first; a second push against the same "
-                    "database waits briefly, then refuses.\n\n"
-                    "routes:\n  cli     the pinned `supabase db push --remote=URL` (default when installed)\n"
-                    "  direct  psycopg, one transaction per file\n"
-                    "  api     Management API POST /v1/projects/REF/database/query "
-                    "(SUPABASE_ACCESS_TOKEN, SUPABASE_PROJECT_REF)\n\n"
-                    "examples:\n  kit push --dry-run\n  kit push --via direct --db-url \"$SUPABASE_DB_URL\" --yes\n"
-                    "  kit push --via api --yes --json")
+
+def register(commands) -> None:
+    p = command(commands, "push", HELP, help="apply pending migrations (cli, direct or api), linted, one at a time")
     p.add_argument("--via", choices=push.ROUTES, help="how to push (default: cli when the CLI is installed, else direct)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, lint it, change nothing")
     p.add_argument("--yes", action="store_true", help="do not ask before pushing to a database that is not local "

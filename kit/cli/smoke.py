@@ -1,31 +1,30 @@
 """`kit smoke`: LLM usage inserts the way agents make them, then cleaned up."""
 
-import sys
-
-from kit import smoke
-from kit.cli.output import Result, confirm, table
-from kit import project
-from kit.errors import ConfigError
+from kit import project, smoke
+from kit.cli.options import command
+from kit.cli.output import Result, confirm, progress, table
+from kit.errors import SUCCESS, CheckFailed, ConfigError
 from kit.local import server as local
 
+HELP = ("Insert a usage row for every registered model and one for an unregistered model, read them "
+        "back, make concurrent inserts (median and p95 latency), try an old client's payload that "
+        f"still carries model_id, then delete every row this run wrote. Exits {CheckFailed.exit_code} if a check "
+        f"fails, {ConfigError.exit_code} if a --set names no writable column or a NOT NULL column cannot be filled "
+        "without one.\n\n"
+        "routes:\n  rest  supabase-py (sync and async) against SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY"
+        " (default when both are set)\n  sql   over the database connection, as PostgREST runs a "
+        "request: one transaction, role service_role, JWT claims set\n\n"
+        "It writes rows (and deletes them): a database or project that is not local needs --yes or "
+        "a typed confirmation.\n\n"
+        "rows are built from llm_usage as it is: known columns get meaningful values, an unknown NOT NULL "
+        "column without a default is filled by its type (text, uuid, integers, numeric, timestamps, "
+        "json, boolean, an enum's first label), or from --set; generated and identity columns are left "
+        "out; rows are found again by their primary key, or by a run marker without one.\n\n"
+        "examples:\n  kit smoke\n  kit smoke --via rest --yes --json\n  kit smoke --set tenant_id=acme")
 
-def register(commands, common) -> None:
-    p = commands.add_parser(
-        "smoke", parents=[common], help="insert, read back and delete LLM usage rows as the service role",
-        description="Insert a usage row for every registered model and one for an unregistered model, read them "
-                    "back, make concurrent inserts (median and p95 latency), try an old client's payload that "
-                    "still carries model_id, then delete every row this run wrote. Exits 5 if a check fails, 2 if a --set names "
-                    "no writable column or a NOT NULL column cannot be filled without one.\n\n"
-                    "routes:\n  rest  supabase-py (sync and async) against SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY"
-                    " (default when both are set)\n  sql   over the database connection, as PostgREST runs a "
-                    "request: one transaction, role service_role, JWT claims set\n\n"
-                    "It writes rows (and deletes them): a database or project that is not local needs --yes or "
-                    "a typed confirmation.\n\n"
-                    "rows are built from llm_usage as it is: known columns get meaningful values, an unknown NOT NULL "
-                    "column without a default is filled by its type (text, uuid, integers, numeric, timestamps, "
-                    "json, boolean, an enum's first label), or from --set; generated and identity columns are left "
-                    "out; rows are found again by their primary key, or by a run marker without one.\n\n"
-                    "examples:\n  kit smoke\n  kit smoke --via rest --yes --json\n  kit smoke --set tenant_id=acme")
+
+def register(commands) -> None:
+    p = command(commands, "smoke", HELP, help="insert, read back and delete LLM usage rows as the service role")
     p.add_argument("--via", choices=["rest", "sql"], help="rest (supabase-py) or sql (default: rest when configured)")
     p.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts to time (default 20)")
     p.add_argument("--yes", action="store_true", help="do not ask before writing rows to a database or project that "
@@ -42,10 +41,9 @@ def cmd_smoke(args, settings) -> Result:
     smoke.driver_for(settings, via, check_only=True)
     confirm([project.rest(settings) if via == "rest" else project.database(settings)], args.yes,
             "insert and delete smoke-test rows in")
-    say = None if args.json else (lambda message: print(f"... {message}", file=sys.stderr, flush=True))
-    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=say,
+    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=progress(args),
                        overrides=parse_sets(args.set))
-    return Result(result.as_dict(), text(result), 0 if result.ok else 5)
+    return Result(result.as_dict(), text(result), SUCCESS if result.ok else CheckFailed.exit_code)
 
 
 def parse_sets(items: list[str]) -> dict[str, str]:
