@@ -49,12 +49,13 @@ def register(commands) -> None:
     v = command(actions, "verify", VERIFY, subcommand=True)
     v.add_argument("path", nargs="?", help="the backup folder to verify")
     v.set_defaults(handler=cmd_verify)
-    for name, description, handler in (("list", LIST, cmd_list), ("prune", PRUNE, cmd_prune)):
-        s = command(actions, name, description, subcommand=True)
-        s.add_argument("--out", metavar="DIR", default=argparse.SUPPRESS, help=OUT)  # also before the name
-        if name == "prune":
-            s.add_argument("--keep", type=int, metavar="N", help="keep the newest N backups of each database")
-        s.set_defaults(handler=handler)
+    listing = command(actions, "list", LIST, subcommand=True)
+    listing.set_defaults(handler=cmd_list)
+    prune = command(actions, "prune", PRUNE, subcommand=True)
+    prune.add_argument("--keep", type=int, metavar="N", help="keep the newest N backups of each database")
+    prune.set_defaults(handler=cmd_prune)
+    for sub in (listing, prune):  # --out given before the subcommand's name (kit backup --out DIR list) is kept
+        sub.add_argument("--out", metavar="DIR", default=argparse.SUPPRESS, help=OUT)
 
 
 def cmd_verify(args, settings) -> Result:
