@@ -1,4 +1,4 @@
-"""What a command hands back to the CLI: the JSON object, the text, the exit code."""
+"""What a command hands back to the CLI (the JSON object, the text, the exit code), and how it talks to the operator."""
 
 import sys
 from dataclasses import dataclass
@@ -33,7 +33,7 @@ def checks_text(checks: list) -> str:
 def confirm(destinations, yes: bool, action: str) -> None:
     """A change to anything not local needs --yes, or the operator typing its host or project ref.
 
-    With no terminal and no --yes it refuses (Refused) before the command's first write.
+    With no terminal and no --yes it raises Refused before the command's first write.
     """
     remote = [d for d in destinations if not d.local]
     if yes or not remote:
