@@ -19,6 +19,8 @@ commands:
   smoke NAME      wait for the branch, fetch its API URL and service_role key, run kit smoke against it
   delete NAME     delete the branch (needs --yes or typing its name)
 
+Each command's own options: kit branch COMMAND --help.
+
 create, smoke and delete change a project: without a terminal they need --yes.
 SUPABASE_DB_URL, when set, must name the same project as SUPABASE_PROJECT_REF.
 
