@@ -1,12 +1,12 @@
 """The command line's shape: one module per command, real subcommands, every --help ending with the exit codes."""
 
 import argparse
+from pathlib import Path
 
 import pytest
 
 from kit import errors
 from kit.cli import backup, branch, build_parser, local
-from tests.conftest import ROOT
 
 
 def parsers(parser: argparse.ArgumentParser, prog: str = "kit"):
@@ -21,7 +21,7 @@ def parsers(parser: argparse.ArgumentParser, prog: str = "kit"):
 def test_every_command_has_its_own_module():
     top = [name.split()[1] for name, _ in parsers(build_parser()) if name.count(" ") == 1]
     assert sorted(f"{name}.py" for name in top) == sorted(
-        p.name for p in (ROOT / "kit" / "cli").glob("*.py") if p.name not in ("__init__.py", "options.py", "output.py"))
+        p.name for p in Path(backup.__file__).parent.glob("*.py") if p.name not in ("__init__.py", "options.py", "output.py"))
 
 
 @pytest.mark.parametrize("prog, parser", list(parsers(build_parser())), ids=lambda v: v if isinstance(v, str) else "")

@@ -6,14 +6,15 @@ import pkgutil
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import kit
 from kit import errors, settings as settings_mod
-from tests.conftest import ROOT
 
-KIT = ROOT / "kit"
+KIT = Path(kit.__file__).parent
+ROOT = KIT.parent
 
 
 def readme_exit_codes() -> list[tuple[int, str]]:
