@@ -81,3 +81,21 @@ def test_backup_prune_without_keep_names_the_flag(run_kit, tmp_path):
     run = run_kit("backup", "prune", "--out", str(tmp_path))
     assert (run.code, run.err) == (
         2, "kit: error: kit backup prune needs --keep N: the number of backups to keep per database\n")
+
+
+def test_a_command_imports_only_its_own_module_and_help_lists_every_command():
+    """`kit backup` loads kit/cli/backup.py and what it runs, not the branch commands' HTTP client: start-up
+    is part of every command's wall time. `kit --help` still lists every command."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom kit.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('kit.cli.') or m == 'httpx'))")
+    root = Path(backup.__file__).parents[2]
+    one = subprocess.run([sys.executable, "-c", probe, "backup", "--help"], capture_output=True, text=True, cwd=root)
+    assert one.stdout.splitlines()[-1] == "['kit.cli.backup', 'kit.cli.options', 'kit.cli.output']"
+    every = subprocess.run([sys.executable, "-c", probe, "--help"], capture_output=True, text=True, cwd=root)
+    listed = [line.split()[0] for line in every.stdout.split("  COMMAND\n")[1].split("\n\n")[0].splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert listed == ["init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch"]
+    assert "'kit.cli.branch'" in every.stdout.splitlines()[-1]

@@ -20,7 +20,6 @@ import psycopg
 
 from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
-from kit.cloud.management import ManagementAPI
 from kit.errors import BackupError, ConfigError, KitError
 from kit.files import open_private, safe_name, utc_now
 from kit.local import pgtools
@@ -30,9 +29,10 @@ from kit.settings import Settings
 MARKER = "INCOMPLETE"
 ARCHIVE = "database.dump"
 ARCHIVE_DIR = "database.dir"
-# gzip at level 1 rather than pg_dump's default 6: half pg_dump's CPU for an archive about a quarter larger
-# (data.sql beside it is plain text anyway); every pg_restore reads it. This pg_dump has no lz4 or zstd.
-COMPRESS = "--compress=1"
+# The archive is not compressed by default: data.sql beside it is plain text anyway, and gzip (this pg_dump has
+# no lz4 or zstd) costs pg_dump about 0.2 CPU-seconds per 100 MB of rows even at level 1, plus pg_restore's to
+# read it back while the split is written: on two cores, a tenth of the backup's wall time. --compress N for space.
+COMPRESS = 0
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
@@ -46,7 +46,8 @@ class Backup:
     manifest: dict
 
 
-def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs: int = 1, watch=None) -> Backup:
+def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs: int = 1, watch=None,
+         compress: int = COMPRESS) -> Backup:
     """Dump the database once, from one exported snapshot, and derive every other file from that archive.
 
     `progress(message)` gets a line per stage; `watch(part, bytes, done)` gets each part's size as it grows.
@@ -69,7 +70,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
                                       links=folder / manifest.LINKS if from_dump else None,
                                       **(_usage_rows(facts) if from_dump else {}))
-            known = _archive(settings, archive, snap["id"], jobs, watch, split)
+            known = _archive(settings, archive, snap["id"], jobs, watch, split, compress)
             roles.result()
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
         if jobs > 1:
@@ -84,7 +85,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             watch(name, (folder / name).stat().st_size, True)
         data = manifest.build(folder, settings, {**facts, "row_counts": counts}, known=known,
                               server=server, client=client, started=started, finished=utc_now(),
-                              seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs,
+                              seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs, compress=compress,
                               extensions=backup_archive.extensions(entries))
         data["identity"] = ident
         data["platform"] = _platform(settings)
@@ -145,10 +146,10 @@ class _Beside(threading.Thread):
             raise self.error
 
 
-def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split) -> dict:
+def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split, compress: int) -> dict:
     """The one read of the table data: pg_dump of the whole database from the exported snapshot. With one job
     its output also streams into the split as it is written; returns what is known of the files already."""
-    args = [f"--snapshot={snapshot}", "--quote-all-identifiers", COMPRESS]
+    args = [f"--snapshot={snapshot}", "--quote-all-identifiers", f"--compress={compress}"]
     on_bytes = (lambda n: watch(archive.name, n))
     if jobs > 1:
         pgtools.watched(settings, "pg_dump", ["--format=directory", f"--jobs={jobs}", f"--file={archive}", *args],
@@ -216,6 +217,8 @@ def _reserved(line: str) -> bool:
 def _platform(settings: Settings) -> dict | None:
     if not (settings.access_token and settings.project_ref):
         return None
+    from kit.cloud.management import ManagementAPI  # here, not above: its HTTP client adds to every backup's start-up
+
     try:
         api = ManagementAPI.from_settings(settings)
         return api.get(f"/v1/projects/{settings.project_ref}/database/backups")

@@ -4,33 +4,36 @@ One module per command; exit codes come from kit/errors.py's classes, and every 
 """
 
 import argparse
+import importlib
 import json
 import sys
 import traceback
 
 from kit import __version__, settings as settings_mod
-from kit.cli import backup, branch, deploy, init, local, push, rollback, smoke, status, verify
 from kit.cli.options import EPILOG, Formatter
 from kit.cli.output import Result
 from kit.errors import UNEXPECTED, Interrupted, KitError
 from kit.redact import redact
 
-COMMAND_MODULES = [init, deploy, status, verify, local, backup, rollback, push, smoke, branch]  # --help's order
+COMMANDS = ("init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch")  # --help's order
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser, or only the one named (kit/cli/<name>.py)."""
     parser = argparse.ArgumentParser(
         prog="kit", description="Ship the LLM name-key migration to a Supabase database safely.",
         epilog=EPILOG, formatter_class=Formatter)
     parser.add_argument("--version", action="version", version=f"kit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        module.register(commands)
+    for name in COMMANDS:
+        if only in (None, name):
+            importlib.import_module(f"kit.cli.{name}").register(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_named(argv)).parse_args(argv)
     settings = None
     try:
         settings = settings_mod.load({"db_url": args.db_url, "target": args.target, "workdir": args.workdir})
@@ -50,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     elif result.text:
         print(redact(result.text, secrets))
     return result.exit_code
+
+
+def _named(argv: list[str]) -> str | None:
+    """The command the line names, if it is one. Only its module, and the library it runs, is imported: a
+    backup does not load the HTTP client of the branch commands (start-up is part of every command's wall
+    time). None for --help, --version or a word that is no command: then every command, as before."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
 
 
 def _fail(args, settings, message: str, code: int) -> int:

@@ -24,7 +24,7 @@ HELP = ("Write DIR/<target>/<UTC time>/ with roles.sql, schema.sql, data.sql, hi
         "the snapshot's.\n\n"
         "`kit backup list` shows the backups under DIR with their database and size; `kit backup prune "
         "--keep N` deletes all but the newest N of each database, never the newest complete one.\n\n"
-        "examples:\n  kit backup --db-url \"$SUPABASE_DB_URL\"\n  kit backup --jobs 4\n"
+        "examples:\n  kit backup --db-url \"$SUPABASE_DB_URL\"\n  kit backup --jobs 4\n  kit backup --compress 6\n"
         "  kit backup verify backups/local/20261124T120000Z\n  kit backup list\n  kit backup prune --keep 3")
 VERIFY = ("Check a backup folder: the checksums and pg_restore --list, then a restore into a throwaway server of "
           "the backup's major with contrib, comparing every table's row count with the snapshot's. "
@@ -43,6 +43,9 @@ def register(commands) -> None:
     p.add_argument("--out", metavar="DIR", help=OUT)
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="dump the archive with N parallel workers, as a directory (database.dir/), same snapshot")
+    p.add_argument("--compress", type=int, default=backup.COMPRESS, metavar="LEVEL",
+                   help="gzip the archive at LEVEL 1-9 (default 0, none: faster; the archive is then about as "
+                        "big as data.sql)")
     p.set_defaults(handler=cmd_backup)
     actions = p.add_subparsers(dest="action", help="verify PATH, list the backups, or prune old ones, instead of "
                                "taking a backup")
@@ -70,6 +73,8 @@ def cmd_verify(args, settings) -> Result:
 def cmd_backup(args, settings) -> Result:
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs} is not a number of workers: pass 1 or more")
+    if not 0 <= args.compress <= 9:
+        raise ConfigError(f"--compress {args.compress} is not a gzip level: pass 0 (none) to 9")
     settings = local.resolve(settings)
     if settings.access_token and settings.project_ref:  # the manifest lists this project's platform backups
         plan = project.check(settings, database=True, project=True)
@@ -77,7 +82,7 @@ def cmd_backup(args, settings) -> Result:
             say(plan)
     with parts_display(args) as watch:
         taken = backup.take(settings, Path(args.out) if args.out else None, progress=progress(args), jobs=args.jobs,
-                            watch=watch)
+                            watch=watch, compress=args.compress)
     m = taken.manifest
     rows = [(name, f"{f['bytes']:,}", f["sha256"][:16]) for name, f in m["files"].items()]
     text = "\n".join([table(rows, ("file", "bytes", "sha256")),
