@@ -44,8 +44,8 @@ def register(commands) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="dump the archive with N parallel workers, as a directory (database.dir/), same snapshot")
     p.add_argument("--compress", type=int, default=backup.COMPRESS, metavar="LEVEL",
-                   help="gzip the archive at LEVEL 1-9 (default 0, none: faster; the archive is then about as "
-                        "big as data.sql)")
+                   help="gzip level of the archive, 0 (none) to 9 (default 1: half pg_dump's CPU of level 6, "
+                        "an archive a quarter larger)")
     p.set_defaults(handler=cmd_backup)
     actions = p.add_subparsers(dest="action", help="verify PATH, list the backups, or prune old ones, instead of "
                                "taking a backup")
