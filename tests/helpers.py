@@ -15,7 +15,7 @@ import psycopg
 
 from kit import settings as settings_mod
 from kit.migrations import history, workdir
-from kit.schema import legacy
+from kit.statements import mark
 
 ROOT = Path(__file__).resolve().parents[1]
 SQL_DIR = ROOT / "kit" / "sql"
@@ -58,7 +58,7 @@ def run_file(url: str, sql: str) -> None:
     """Run a setup file; its statements carry the kit's mark, so kit status never takes them for a client's."""
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in history.split_statements(sql):
-            conn.execute(legacy.mark(statement).encode(), prepare=False)
+            conn.execute(mark(statement).encode(), prepare=False)
 
 
 def migrate_direct(url: str) -> None:

@@ -25,6 +25,7 @@ from kit.deploy import steps as deploy_steps
 from kit.deploy.runbook import Deploy
 from kit.local import pgserver, server as local
 from kit.schema import legacy
+from kit.statements import mark
 from tests.helpers import ROOT, STATES, query, run_file
 
 COLS = ["agent_name", "model_id", "model_name", "provider_name"]
@@ -342,8 +343,8 @@ def test_a_role_without_pg_read_all_stats_is_told_what_it_cannot_see(db_url, pg)
 ])
 def test_mark_puts_the_mark_after_each_statements_first_word(text, marked):
     """PostgreSQL 18 keeps no leading comment in pg_stat_statements, so the mark goes after the first word."""
-    assert legacy.mark(text) == marked
-    assert legacy.mark(marked) == marked
+    assert mark(text) == marked
+    assert mark(marked) == marked
 
 
 def test_the_readme_shows_the_query_the_kit_runs():

@@ -12,6 +12,7 @@ import pytest
 
 from kit import push, settings as settings_mod
 from kit.errors import Refused
+from kit.migrations.plan import PUSH_LOCK_KEY
 from tests.helpers import ROOT, VERSIONS, cli_list, history_rows, query, silent_port, workdir_with
 from tests.snapshot import data, schema
 from tests.standin import serve
@@ -175,7 +176,7 @@ def _wait_for_lock(url: str) -> None:
 
     for _ in range(300):
         if query(url, "select count(*) from pg_locks where locktype = 'advisory' and granted "
-                      "and (classid::bigint << 32 | objid::bigint) = %s", (push.PUSH_LOCK_KEY,))[0][0]:
+                      "and (classid::bigint << 32 | objid::bigint) = %s", (PUSH_LOCK_KEY,))[0][0]:
             return
         time.sleep(0.05)
     raise AssertionError("the first push never took the push lock")
@@ -244,7 +245,7 @@ def test_a_push_while_another_holds_the_lock_exits_4(via, request, db_url, run_k
     if via == "api":
         request.getfixturevalue("api_env")
     with psycopg.connect(db_url, autocommit=True) as holder:
-        holder.execute("select pg_advisory_lock(%s)", (push.PUSH_LOCK_KEY,))
+        holder.execute("select pg_advisory_lock(%s)", (PUSH_LOCK_KEY,))
         pid = holder.info.backend_pid
         run = run_kit(*push_args(via, db_url))
     assert run.code == 4

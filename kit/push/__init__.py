@@ -7,7 +7,6 @@ file and its history row commit together, and one push at a time runs per databa
 from kit import db
 from kit.errors import KitError
 from kit.migrations import history, workdir
-from kit.migrations.plan import PUSH_LOCK_KEY  # noqa: F401 (re-exported: the lock every route takes)
 from kit.migrations.plan import LOCK_WAIT_S, PushResult, check_history, make_plan, prepare, push_lock
 from kit.push import api as push_api, cli as push_cli
 from kit.push.direct import apply_direct

@@ -13,7 +13,6 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from kit.statements import MARK, mark  # noqa: F401 (re-exported: the mark this module's query leaves out)
 
 QUERY_FILE = Path(__file__).parents[1] / "sql" / "legacy_statements.sql"
 HIDDEN_TEXT = "<insufficient privilege>"

@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from kit.checks import Check
-from kit.errors import ConfigError, KitError
+from kit.errors import CheckError, ConfigError, KitError
 from kit.settings import Settings
-from kit.smoke.driver import CheckError, Driver
+from kit.smoke.driver import Driver
 from kit.smoke.ledger import Ledger
 from kit.smoke.rows import AGENT, Builder, key_of
 from kit.smoke.sql import SqlDriver

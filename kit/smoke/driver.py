@@ -1,4 +1,4 @@
-"""What a smoke route provides: the driver protocol the runner calls, and the error a request raises.
+"""What a smoke route provides: the driver protocol the runner calls (a failed request raises errors.CheckError).
 
 The runner (kit/smoke/__init__.py) picks a driver and calls only these methods; the drivers
 (kit/smoke/sql.py, kit/smoke/rest.py) import this module, never the runner.
@@ -6,7 +6,6 @@ The runner (kit/smoke/__init__.py) picks a driver and calls only these methods; 
 
 from typing import Protocol
 
-from kit.errors import CheckError  # noqa: F401 (the drivers raise it; it lives in the one error table)
 from kit.smoke.rows import Shape
 
 

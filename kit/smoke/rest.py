@@ -6,9 +6,9 @@ import time
 import httpx
 from postgrest.exceptions import APIError
 
-from kit.errors import ConfigError, ConnectError
+from kit.errors import CheckError, ConfigError, ConnectError
 from kit.redact import redact
-from kit.smoke.driver import CheckError, KeyColumns
+from kit.smoke.driver import KeyColumns
 from kit.smoke.rows import AGENT, Col, Shape, same
 
 TABLE = "llm_usage"

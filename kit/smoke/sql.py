@@ -10,9 +10,10 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from kit import db
+from kit.errors import CheckError
 from kit.schema import catalog
 from kit.settings import Settings
-from kit.smoke.driver import CheckError, KeyColumns
+from kit.smoke.driver import KeyColumns
 from kit.smoke.rows import AGENT, Col, Shape
 
 CLAIMS = json.dumps({"role": "service_role"})
