@@ -99,3 +99,20 @@ def test_a_command_imports_only_its_own_module_and_help_lists_every_command():
               if line.startswith("    ") and not line.startswith("     ")]
     assert listed == ["init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch"]
     assert "'kit.cli.branch'" in every.stdout.splitlines()[-1]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback_and_the_exit_code_stays(tmp_path):
+    """`kit backup list | head -1`, the reader gone before the kit prints: no traceback, exit 0, run as
+    `python -m kit` runs it (the streams flushed, then a quick exit)."""
+    import subprocess
+    import sys
+
+    root = Path(backup.__file__).parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "kit", "backup", "list", "--out", str(tmp_path)], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert (proc.wait(), err) == (0, "")
+    done = subprocess.run([sys.executable, "-m", "kit", "backup", "list", "--out", str(tmp_path)], cwd=root,
+                          capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, f"no backups under {tmp_path}\n")

@@ -59,9 +59,10 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
+        version = _Beside(pgtools.client_version, settings)  # `pg_dump --version` while the snapshot is taken
         with _snapshot(settings, folder) as (conn, snap):
             server = db.server_version(conn)
-            client = pgtools.require_client_for(settings, server)
+            client = pgtools.require_client_for(settings, server, version.result())
             facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
             ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
@@ -78,11 +79,14 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
         else:
             counts = known.pop("result")
         known["data.sql"] = (split.written, split.digest.hexdigest())
+        links = _Beside(manifest.sha256, folder / manifest.LINKS) if from_dump else None  # beside the split files
         entries = backup_archive.parse_list(_listing(settings, archive))
         parts = backup_archive.split(entries)
         for name in ("schema.sql", "history.sql"):
             _derive(settings, folder, archive, name, parts[name])
             watch(name, (folder / name).stat().st_size, True)
+        if links:
+            known[manifest.LINKS] = ((folder / manifest.LINKS).stat().st_size, links.result())
         data = manifest.build(folder, settings, {**facts, "row_counts": counts}, known=known,
                               server=server, client=client, started=started, finished=utc_now(),
                               seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs, compress=compress,
@@ -127,23 +131,24 @@ def _usage_rows(facts: dict) -> dict:
 
 
 class _Beside(threading.Thread):
-    """Runs fn(*args) in a thread; result() waits and raises what it raised."""
+    """Runs fn(*args) in a thread; result() waits, then returns what it returned or raises what it raised."""
 
     def __init__(self, fn, *args):
         super().__init__(daemon=True)
-        self.fn, self.args, self.error = fn, args, None
+        self.fn, self.args, self.value, self.error = fn, args, None, None
         self.start()
 
     def run(self) -> None:
         try:
-            self.fn(*self.args)
+            self.value = self.fn(*self.args)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
             self.error = exc
 
-    def result(self) -> None:
+    def result(self):
         self.join()
         if self.error is not None:
             raise self.error
+        return self.value
 
 
 def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split, compress: int) -> dict:

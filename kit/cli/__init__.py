@@ -48,10 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(args, settings, f"unexpected {exc.__class__.__name__}: {exc}; rerun with --debug", UNEXPECTED)
     secrets = settings.secrets if settings else ()
-    if args.json:
-        print(redact(json.dumps(result.data, default=str), secrets))
-    elif result.text:
-        print(redact(result.text, secrets))
+    try:
+        if args.json:
+            print(redact(json.dumps(result.data, default=str), secrets))
+        elif result.text:
+            print(redact(result.text, secrets))
+    except BrokenPipeError:  # `kit status | head -1`: the reader left; the command's outcome still decides
+        pass
     return result.exit_code
 
 

@@ -34,9 +34,9 @@ def client_version(settings: Settings) -> str:
     return out.stdout.strip()
 
 
-def require_client_for(settings: Settings, server_version: str) -> str:
-    """pg_dump refuses a server newer than itself; say so before it does."""
-    client = client_version(settings)
+def require_client_for(settings: Settings, server_version: str, client: str | None = None) -> str:
+    """pg_dump refuses a server newer than itself; say so before it does. `client`: its --version, if read."""
+    client = client or client_version(settings)
     if major(client.split("(PostgreSQL)", 1)[-1]) < major(server_version):  # "pg_dump (PostgreSQL) 15.18 (Debian ...)"
         raise ToolMissing(f"{client} is older than the server (PostgreSQL {server_version}) and cannot dump it: "
                           "unset KIT_PG_BIN to use the kit's own PostgreSQL 18 client tools")
