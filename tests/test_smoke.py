@@ -135,3 +135,61 @@ def test_the_legacy_warning_is_only_for_model_id(db_url, settings_for):
     finally:
         driver.close()
     assert query(db_url, "select count(*) from llm_usage where metadata->>'smoke_run' = 'lg'") == [(0,)]
+
+
+def test_an_unfinished_run_is_swept_only_on_its_own_database(make_db, run_kit, in_tmp, tmp_path):
+    """One folder serves two databases (staging, production): a run cut off on the first leaves its keys in
+    the ledger, and those keys are real rows in the second. A smoke test of the second must not touch them;
+    the next one of the first deletes its rows. A ledger line from before databases were recorded is left."""
+    from kit.smoke.ledger import Ledger
+    from kit.smoke.sql import SqlDriver
+
+    staging, production = make_db(), make_db()
+    for url, agent in ((staging, "kit-smoke"), (production, "real-agent")):
+        migrate_direct(url)
+        query(url, "insert into llm_usage (id, provider_name, model_name, agent_name) overriding system value "
+                   "select g, 'openai', 'gpt-4o', %s from generate_series(900001, 900010) g", (agent,))
+    settings = settings_mod.load({"db_url": staging}, environ={}, cwd=tmp_path)
+    driver = SqlDriver(settings)
+    ledger = Ledger(settings, driver.where())
+    driver.close()
+    ledger.add("cutoff123456", None, [(i,) for i in range(900001, 900011)])
+    with open(ledger.path, "a") as handle:
+        handle.write('{"run": "older0000000", "marker": null, "keys": [[900001]]}\n')
+
+    run = run_kit("smoke", "--via", "sql", "--db-url", production, "--json")
+    assert run.code == 0, run.out
+    assert query(production, "select count(*) from llm_usage where agent_name = 'real-agent'") == [(10,)]
+    assert "rows of unfinished earlier runs deleted" not in [c["name"] for c in run.json["checks"]]
+
+    run = run_kit("smoke", "--via", "sql", "--db-url", staging, "--json")
+    assert run.code == 0, run.out
+    assert run.json["checks"][0] == {"name": "rows of unfinished earlier runs deleted", "ok": True,
+                                     "detail": "cutoff123456", "seconds": 0.0}
+    assert query(staging, "select count(*) from llm_usage where id between 900001 and 900010") == [(0,)]
+    assert ledger.path.read_text() == '{"run": "older0000000", "marker": null, "keys": [[900001]]}\n'
+    assert oct(ledger.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_deleting_more_keys_than_a_statement_takes_parameters(db_url):
+    """70,000 rows of a composite-free bigint key: the deletes go in batches under PostgreSQL's 65,535."""
+    from kit.smoke.sql import SqlDriver
+
+    migrate_direct(db_url)
+    query(db_url, "insert into llm_usage (id, provider_name, model_name, agent_name) overriding system value "
+                  "select g, 'openai', 'gpt-4o', 'kit-smoke' from generate_series(1000001, 1070000) g")
+    driver = SqlDriver(settings_mod.load({"db_url": db_url}, environ={}, cwd=ROOT))
+    try:
+        driver.shape()
+        driver.delete_keys([(i,) for i in range(1000001, 1070001)])
+    finally:
+        driver.close()
+    assert query(db_url, "select count(*) from llm_usage where id > 1000000") == [(0,)]
+
+
+@pytest.mark.parametrize("argv", [["smoke", "--via", "sql"], ["branch", "smoke", "pr-1"]])
+@pytest.mark.parametrize("n", ["0", "1001"])
+def test_concurrency_out_of_range_is_one_line_before_anything_is_sent(argv, n, run_kit):
+    run = run_kit(*argv, "--concurrency", n)
+    assert (run.code, run.err) == (2, f"kit: error: --concurrency {n} is not a number of concurrent inserts: "
+                                      "pass 1 to 1000\n")

@@ -5,7 +5,7 @@ import sys
 from kit import project, smoke
 from kit.cli.options import command
 from kit.cli.output import Result, confirm, progress, table
-from kit.cli.smoke import text as smoke_text
+from kit.cli.smoke import MAX_CONCURRENCY, concurrency, text as smoke_text
 from kit.cloud import branches
 from kit.errors import SUCCESS, BranchFailed, CheckFailed, ConfigError, Refused
 
@@ -60,7 +60,8 @@ def register(commands) -> None:
             s.add_argument("--poll-s", type=float, default=5, metavar="S",
                            help="seconds between status checks (default 5)")
         if name == "smoke":
-            s.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts (default 20)")
+            s.add_argument("--concurrency", type=int, default=20, metavar="N",
+                           help=f"concurrent inserts, 1 to {MAX_CONCURRENCY} (default 20)")
         if name in ("create", "smoke", "delete"):
             s.add_argument("--yes", action="store_true", help="do not ask")
         s.set_defaults(handler=HANDLERS[name])
@@ -97,13 +98,14 @@ def cmd_status(args, settings) -> Result:
 
 
 def cmd_smoke(args, settings) -> Result:
+    concurrency(args.concurrency)
     _ready(args, settings)
     say = progress(args)
     branch = branches.find(settings, args.name)
     branches.wait(settings, branch, wait_s=args.wait_s, poll_s=args.poll_s, progress=say)
     target = branches.smoke_settings(settings, branch)
     confirm([project.rest(target)], args.yes, f"insert and delete smoke-test rows in preview branch {branch.name!r},")
-    result = smoke.run(target, "rest", concurrency=max(1, args.concurrency), progress=say)
+    result = smoke.run(target, "rest", concurrency=args.concurrency, progress=say)
     data = {**result.as_dict(), "branch": branch.name, "supabase_url": target.supabase_url}
     return Result(data, f"branch {branch.name} ({target.supabase_url})\n{smoke_text(result)}",
                   SUCCESS if result.ok else CheckFailed.exit_code)

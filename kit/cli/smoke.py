@@ -6,6 +6,8 @@ from kit.cli.output import Result, confirm, progress, table
 from kit.errors import SUCCESS, CheckFailed, ConfigError
 from kit.local import server as local
 
+MAX_CONCURRENCY = 1000  # rows inserted at once by the concurrency check, all deleted again
+
 HELP = ("Insert a usage row for every registered model and one for an unregistered model, read them "
         "back, make concurrent inserts (median and p95 latency), try an old client's payload that "
         f"still carries model_id, then delete every row this run wrote. Exits {CheckFailed.exit_code} if a check "
@@ -26,7 +28,8 @@ HELP = ("Insert a usage row for every registered model and one for an unregister
 def register(commands) -> None:
     p = command(commands, "smoke", HELP, help="insert, read back and delete LLM usage rows as the service role")
     p.add_argument("--via", choices=["rest", "sql"], help="rest (supabase-py) or sql (default: rest when configured)")
-    p.add_argument("--concurrency", type=int, default=20, metavar="N", help="concurrent inserts to time (default 20)")
+    p.add_argument("--concurrency", type=int, default=20, metavar="N",
+                   help=f"concurrent inserts to time, 1 to {MAX_CONCURRENCY} (default 20)")
     p.add_argument("--yes", action="store_true", help="do not ask before writing rows to a database or project that "
                    "is not local (without a terminal, needed)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
@@ -34,14 +37,22 @@ def register(commands) -> None:
     p.set_defaults(handler=cmd_smoke)
 
 
+def concurrency(n: int) -> int:
+    """--concurrency, checked before anything is sent."""
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency {n} is not a number of concurrent inserts: pass 1 to {MAX_CONCURRENCY}")
+    return n
+
+
 def cmd_smoke(args, settings) -> Result:
+    concurrency(args.concurrency)
     via = args.via or smoke.default_route(settings)
     if via == "sql":
         settings = local.resolve(settings)
     smoke.driver_for(settings, via, check_only=True)
     confirm([project.rest(settings) if via == "rest" else project.database(settings)], args.yes,
             "insert and delete smoke-test rows in")
-    result = smoke.run(settings, via, concurrency=max(1, args.concurrency), progress=progress(args),
+    result = smoke.run(settings, via, concurrency=concurrency(args.concurrency), progress=progress(args),
                        overrides=parse_sets(args.set))
     return Result(result.as_dict(), text(result), SUCCESS if result.ok else CheckFailed.exit_code)
 

@@ -70,7 +70,7 @@ def run(settings: Settings, via: str | None = None, *, concurrency: int = 20, pr
     driver = driver_for(settings, via)
     result = SmokeResult(via, uuid.uuid4().hex[:12])
     say = progress or (lambda message: None)
-    ledger = Ledger(settings)
+    ledger = Ledger(settings, driver.where())
     run_ = Run(result, None, [])
     try:
         _sweep(driver, result, ledger, say)

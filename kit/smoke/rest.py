@@ -22,6 +22,9 @@ class RestDriver(KeyColumns):
         self.url, self.key, self.secrets = url.rstrip("/"), key, secrets
         self.client = create_client(self.url, key)
 
+    def where(self) -> str:
+        return f"rest:{self.url}"
+
     def _call(self, request):
         try:
             return request.execute().data

@@ -18,6 +18,7 @@ from kit.smoke.rows import AGENT, Col, Shape
 
 CLAIMS = json.dumps({"role": "service_role"})
 USAGE = sql.Identifier("public", "llm_usage")
+PARAMETERS = 65535  # the most a statement can take
 
 
 class SqlDriver(KeyColumns):
@@ -37,6 +38,19 @@ class SqlDriver(KeyColumns):
                 return cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             raise _as_check(exc) from None
+
+    def where(self) -> str:
+        """The cluster's system identifier (set once by initdb; host and port where it is not readable) and
+        the database's oid and name: a database dropped and created again under its name is another one."""
+        try:
+            with self.conn.transaction():
+                cluster = self.conn.execute("select system_identifier::text as id from pg_control_system()"
+                                            ).fetchone()["id"]
+        except psycopg.Error:
+            cluster = f"{self.conn.info.host}:{self.conn.info.port}"
+        here = self.conn.execute("select oid::text as oid, datname from pg_database where datname = current_database()"
+                                 ).fetchone()
+        return f"postgres:{cluster}/{here['oid']}/{here['datname']}"
 
     def models(self) -> list[tuple[str, str]]:
         models = self._request("select * from public.llm_models order by name")
@@ -62,8 +76,10 @@ class SqlDriver(KeyColumns):
         return self._request(*_by_keys("select * from {} where ", self._key(), keys)) if keys else []
 
     def delete_keys(self, keys: list[tuple]) -> None:
-        if keys:
-            self._request(*_by_keys("delete from {} where ", self._key(), keys))
+        key = self._key()
+        step = max(1, PARAMETERS // len(key))  # a statement takes at most 65,535 parameters
+        for start in range(0, len(keys), step):
+            self._request(*_by_keys("delete from {} where ", key, keys[start:start + step]))
 
     def select_marker(self, column: str, kind: str, run_id: str) -> list[dict]:
         return self._request(*_by_marker("select * from {} where ", column, kind, run_id))
