@@ -5,6 +5,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from kit import settings as settings_mod
 from kit.local import pgtools
 from tests.helpers import ROOT, grow, query, run_file, take
@@ -175,3 +177,25 @@ def test_a_needed_extension_no_server_has_is_one_line(db_url, pg, run_kit, tmp_p
     assert run.err.splitlines()[-1] == (f"kit: error: the backup needs the extension postgis_kit_test, which no "
                                         f"PostgreSQL server here has (PostgreSQL {pg.version} lacks it): install a "
                                         "server with it and verify again")
+
+
+def test_an_interrupted_backup_names_its_folder_and_leaves_it_marked(db_url, run_kit, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of the dump: exit 130, one line naming the folder, which keeps INCOMPLETE."""
+    from kit.backup import data as backup_data
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backup_data, "dump_and_split", interrupted)
+    run = run_kit("backup", "--db-url", db_url, "--out", str(tmp_path))
+    folders = list(tmp_path.glob("*/*"))
+    assert len(folders) == 1 and (folders[0] / "INCOMPLETE").exists()
+    assert (run.code, run.err.splitlines()[-1]) == (130, f"kit: error: interrupted; {folders[0]} is marked incomplete "
+                                                         "(the database was only read): take the backup again")
+
+
+@pytest.mark.parametrize("keep, message", [("0", "--keep 0 would delete every backup: keep at least 1"),
+                                           ("-2", "--keep -2 is not a number of backups to keep: pass 1 or more")])
+def test_prune_refuses_a_keep_below_one_by_what_it_means(keep, message, run_kit, tmp_path):
+    run = run_kit("backup", "prune", "--keep", keep, "--out", str(tmp_path))
+    assert (run.code, run.err) == (2, f"kit: error: {message}\n")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, Terminal, query, workdir_with
+from kit import settings as settings_mod
+from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, ROOT, Terminal, query, workdir_with
 from tests.snapshot import data, schema
 
 
@@ -122,3 +123,22 @@ def test_the_success_text_prints_the_rollback_command(db_url, run_kit, in_tmp):
     assert run.code == 0, run.err
     backup = next((in_tmp / "backups").glob("*/*"))
     assert f"to roll back: kit rollback {backup} --yes" in run.out.splitlines()
+
+
+@pytest.mark.parametrize("given, advice", [
+    ({"db_url": "postgresql://postgres@db.example:5432/postgres"},
+     "run kit rollback PATH without --db-url to reach the database the backup came from"),
+    ({}, "pass --db-url or --target for the database the backup came from (this one is SUPABASE_DB_URL)"),
+    ({"local": True}, "set KIT_LOCAL_DIR to the folder of the local default the backup came from"),
+])
+def test_a_backup_of_another_database_names_the_way_to_reach_that_one(given, advice):
+    """The refusal's next step follows from how this database was named (the probe found --db-url advised
+    for a local default reached without it)."""
+    from kit.backup import identity
+    from kit.settings import LOCAL_DEFAULT
+
+    s = settings_mod.load({"db_url": given.get("db_url")}, cwd=ROOT,
+                          environ={"SUPABASE_DB_URL": "postgresql://postgres@db.example:5432/postgres"})
+    if given.get("local"):
+        s = s.with_db_url("postgresql://postgres@127.0.0.1:54000/postgres", LOCAL_DEFAULT)
+    assert identity._other_way(s) == advice

@@ -151,7 +151,7 @@ def test_it_prints_the_next_two_commands(team, run_kit):
     assert migration_names(team) == sorted(p.name for p in (TEAM / "supabase" / "migrations").iterdir())
     run = run_kit("init", "--workdir", str(team))
     assert run.out.endswith(f"review the file, commit it, then either:\n  npx supabase db push --workdir {team} "
-                            f"--linked\n  kit deploy --workdir {team}\n")
+                            f"--remote\n  kit deploy --workdir {team}\n")
 
 
 def test_a_seed_that_writes_the_uuid_columns_is_warned_about(team, run_kit):

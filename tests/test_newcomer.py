@@ -146,18 +146,18 @@ def test_init_suggests_a_push_to_the_database_it_read(tmp_path, db_url):
     env_file.write_text(f"STAGING_SUPABASE_DB_URL={db_url}\n")
     quoted = f"'{folder}'"
     none = settings_mod.load({}, environ={}, cwd=tmp_path / "nowhere")
-    assert init.next_commands(none, folder) == [f"npx supabase db push --workdir {quoted} --linked",
+    assert init.next_commands(none, folder) == [f"npx supabase db push --workdir {quoted} --remote",
                                                 f"kit deploy --workdir {quoted}"]
     from_env = settings_mod.load({}, environ={"SUPABASE_DB_URL": db_url}, cwd=tmp_path / "nowhere")
     assert init.next_commands(from_env, folder)[0] == \
-        f'npx supabase db push --workdir {quoted} --db-url "$SUPABASE_DB_URL"'
+        f'npx supabase db push --workdir {quoted} --remote="$SUPABASE_DB_URL"'
     staging = settings_mod.load({"target": "staging"}, environ={}, cwd=tmp_path)
     assert init.next_commands(staging, folder) == [
-        f'(set -a && . {env_file} && npx supabase db push --workdir {quoted} --db-url "$STAGING_SUPABASE_DB_URL")',
+        f'(set -a && . {env_file} && npx supabase db push --workdir {quoted} --remote="$STAGING_SUPABASE_DB_URL")',
         f"kit deploy --workdir {quoted} --target staging"]
     flag = settings_mod.load({"db_url": db_url}, environ={}, cwd=tmp_path)
     commands = init.next_commands(flag, folder)
-    assert commands[0] == (f'npx supabase db push --workdir {quoted} --db-url "$DB_URL"  # DB_URL: the URL given to '
+    assert commands[0] == (f'npx supabase db push --workdir {quoted} --remote="$DB_URL"  # DB_URL: the URL given to '
                            "--db-url")
     assert all("--db-url" not in c or db_url not in c for c in commands)
 

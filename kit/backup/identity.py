@@ -51,8 +51,16 @@ def require_same(conn: psycopg.Connection, settings: Settings, data: dict, path)
         same = same and _place(recorded) == _place(here)
     if not same:
         raise Refused(f"{path} is a backup of {describe(recorded)}, not of this {describe(here)}; nothing was "
-                      "written: roll back with a backup of this database, or run kit rollback PATH without "
-                      "--db-url to reach the database the backup came from")
+                      f"written: roll back with a backup of this database, or {_other_way(settings)}")
+
+
+def _other_way(settings: Settings) -> str:
+    """How to reach the database the backup came from, given how this one was named."""
+    if settings.db_url_from == LOCAL_DEFAULT:
+        return "set KIT_LOCAL_DIR to the folder of the local default the backup came from"
+    if settings.db_url_from == "--db-url":
+        return "run kit rollback PATH without --db-url to reach the database the backup came from"
+    return f"pass --db-url or --target for the database the backup came from (this one is {settings.db_url_from})"
 
 
 def _require_same_place(settings: Settings, data: dict, path) -> None:

@@ -48,7 +48,8 @@ def prune(base: Path, keep: int) -> tuple[list[Stored], list[Stored]]:
     Returns (kept, deleted).
     """
     if keep < 1:
-        raise ConfigError(f"--keep {keep} would delete every backup: keep at least 1")
+        raise ConfigError(f"--keep {keep} would delete every backup: keep at least 1" if keep == 0 else
+                          f"--keep {keep} is not a number of backups to keep: pass 1 or more")
     kept, deleted = [], []
     by_database: dict[str, list[Stored]] = {}
     for stored in find(base):

