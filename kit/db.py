@@ -3,6 +3,7 @@
 import re
 import secrets as random_tokens
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -18,8 +19,6 @@ SUPABASE_TRANSACTION_PORT = 6543  # on *.pooler.supabase.com; any other pooler i
 
 def check_url(url: str) -> None:
     """Refuse a malformed database URL before anything connects."""
-    from urllib.parse import urlsplit
-
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a bad port
@@ -39,9 +38,6 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> Non
     session, let a second session begin a transaction, and see whether that one got our server
     connection (it sees our value or our backend pid) or whether our next statement runs elsewhere.
     """
-    from urllib.parse import urlsplit
-
-
     url = url or settings.db_url
     if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
         raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe

@@ -65,12 +65,10 @@ def link_columns(cat: catalog.Catalog) -> list[str]:
     return [c for c in usage.columns if c in wanted]
 
 
-def usage_tables(conn: psycopg.Connection) -> list[str]:
+def usage_tables(cat: catalog.Catalog) -> list[str]:
     """The tables whose COPY blocks hold llm_usage's rows in a dump: itself, or its leaf partitions."""
-    return [f"{schema}.{name}" for schema, name in conn.execute(
-        "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where c.oid = 'public.llm_usage'::regclass and c.relkind = 'r' "
-        "or c.oid in (select relid from pg_partition_tree('public.llm_usage') where isleaf) order by 1, 2")]
+    usage = cat.tables["llm_usage"]
+    return sorted(usage.leaves) if usage.partitioned else ["public.llm_usage"]
 
 
 def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> dict:
@@ -80,7 +78,7 @@ def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_link
     models = {str(i): {"name": n, "provider_id": str(p) if p else None}
               for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
     found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump",
-                                                         "llm_usage_tables": usage_tables(conn)}
+                                                         "llm_usage_tables": usage_tables(cat)}
     return {"llm_providers": providers, "llm_models": models, **found}
 
 

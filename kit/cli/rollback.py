@@ -1,5 +1,6 @@
 """`kit rollback PATH`: undo the migration in place from a backup, or restore the whole backup with --full."""
 
+import getpass
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from kit.cli.options import command
 from kit.cli.output import Result, confirm, progress
 from kit.errors import ConnectError, Refused
 from kit.local import server as local
+from kit.process import url_without_password
 from kit.redact import url_host
 from kit.rollback import full as rollback_full, in_place as rollback
 from kit.settings import db_password
@@ -38,8 +40,6 @@ def register(commands) -> None:
 
 def _with_password(settings):
     """Reach the database; when it wants a password the URL lacks and there is a terminal, ask for it."""
-    import getpass
-
     try:
         with db.session(settings):
             return settings
@@ -50,8 +50,6 @@ def _with_password(settings):
             raise ConnectError(f"{url_host(settings.db_url)} wants a password and {settings.db_url_from or 'the URL'} "
                                "has none: set PGPASSWORD, pass --db-url with the password, or run on a terminal to "
                                "be asked") from None
-    from kit.process import url_without_password
-
     password = getpass.getpass(f"password for {url_without_password(settings.db_url)}: ")
     return settings.with_db_url(identity.with_password(settings.db_url, password))
 

@@ -61,6 +61,7 @@ class Table:
     policies: list[str] = field(default_factory=list)
     partition_key: str | None = None
     partitions: list[str] = field(default_factory=list)
+    leaves: list[str] = field(default_factory=list)  # "schema.name" of the leaf partitions: where the rows are
     publications: list[Publication] = field(default_factory=list)
 
     @property
@@ -117,8 +118,10 @@ order by k.conrelid::regclass::text, k.conname
 POLICIES_SQL = """select tablename, policyname from pg_policies where schemaname = 'public' and tablename = any(%s)
 order by 1, 2"""
 PARTITIONS_SQL = """
-select p.relname, t.relid::regclass::text from pg_class p join pg_namespace n on n.oid = p.relnamespace
+select p.relname, t.relid::regclass::text, t.isleaf, ln.nspname || '.' || l.relname
+from pg_class p join pg_namespace n on n.oid = p.relnamespace
 cross join lateral pg_partition_tree(p.oid) t
+join pg_class l on l.oid = t.relid join pg_namespace ln on ln.oid = l.relnamespace
 where n.nspname = 'public' and p.relname = any(%s) and p.relkind = 'p' and t.relid <> p.oid
 order by 1, 2
 """
@@ -156,8 +159,10 @@ def read(conn: psycopg.Connection) -> Catalog:
                                   definition))
     for rel, policy in conn.execute(POLICIES_SQL, (names,)):
         tables[rel].policies.append(policy)
-    for rel, part in conn.execute(PARTITIONS_SQL, (names,)):
+    for rel, part, leaf, where in conn.execute(PARTITIONS_SQL, (names,)):
         tables[rel].partitions.append(bare(part))
+        if leaf:
+            tables[rel].leaves.append(where)
     for rel, pub, whole, cols, qual in conn.execute(PUBLICATIONS_SQL, {"names": names}):
         if rel in tables:
             tables[rel].publications.append(Publication(pub, whole, list(cols) if cols else None, qual))

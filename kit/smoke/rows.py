@@ -10,6 +10,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 
 from kit.errors import CheckError, InputError
 
@@ -139,8 +140,6 @@ def key_of(shape: Shape, row: dict) -> tuple:
 
 def same(sent, got) -> bool:
     """A value as sent and as read back, compared by meaning (numbers, timestamps, JSON)."""
-    from decimal import Decimal, InvalidOperation
-
     if sent is None or got is None:
         return sent is got
     if isinstance(sent, dict) or isinstance(got, dict):
