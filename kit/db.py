@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from kit import project
+from kit import project, tls
 from kit.errors import ConfigError, ConnectError
 from kit.redact import redact, url_host
 from kit.settings import Settings
@@ -67,12 +67,13 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
     if not url:
         raise ConfigError("no database configured: pass --db-url, set SUPABASE_DB_URL, or run `kit local up`")
     check_url(url)
+    given, url = url, tls.url_for(settings, url)
     try:
         # Every statement carries the kit's mark, so that kit status never lists the kit's own statements.
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=settings.connect_timeout,
                                application_name=APPLICATION_NAME, cursor_factory=MarkedCursor)
     except psycopg.OperationalError as exc:
-        source = settings.db_url_source if url == settings.db_url else "the database URL"
+        source = settings.db_url_source if given == settings.db_url else "the database URL"
         raise ConnectError(describe_connect_error(url, str(exc), settings.secrets, source)) from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"the database URL is malformed ({redact(_last_line(str(exc)), settings.secrets)}); "
@@ -98,6 +99,12 @@ def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = ()
     if missing:
         return (f"database {redact(missing.group(1), secrets)!r} does not exist on {host}: fix the database name at "
                 f"the end of {source} (on Supabase it is postgres)")
+    if "certificate verify failed" in text or "does not match host name" in text:
+        return (f"the TLS certificate of {host} did not verify ({_last_line(message).split(': ')[-1]}): check "
+                f"sslrootcert (PGSSLROOTCERT) and the host name in {source}; nothing was sent")
+    if "server does not support ssl" in text:
+        return (f"{host} does not offer TLS: the kit will not send the database in cleartext; pass "
+                "--allow-plaintext with sslmode=prefer only if this network is yours")
     if "password authentication failed" in text or "no password supplied" in text:
         return f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)"
     if "could not translate host name" in text or "name or service not known" in text \
@@ -136,6 +143,11 @@ def _last_line(text: str) -> str:
     """libpq's connection message ends with the reason; the lines before name the addresses it tried."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
+
+
+def encryption(conn: psycopg.Connection) -> str:
+    """`encrypted (TLS)` or `not encrypted`, from libpq itself: no round trip."""
+    return "encrypted (TLS)" if conn.pgconn.ssl_in_use else "not encrypted"
 
 
 def server_version(conn: psycopg.Connection) -> str:

@@ -3,7 +3,15 @@
 import os
 from urllib.parse import urlsplit, urlunsplit
 
-from kit.settings import db_password
+from kit import tls
+from kit.settings import Settings, db_password
+
+TLS_VARIABLES = ("PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY")  # written into the URL instead
+
+
+def dbname(settings: Settings, url: str) -> str:
+    """What a child is given to connect with: the URL with its TLS parameters (kit/tls.py), no password."""
+    return url_without_password(tls.url_for(settings, url))
 
 
 def url_without_password(url: str) -> str:
@@ -22,6 +30,8 @@ def child_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a child that connects to `url`: ours, plus PGPASSWORD from the URL."""
     env = dict(os.environ)  # the child needs PATH, HOME and friends; it is not configuration
     env.pop("PGPASSWORD", None)
+    for name in TLS_VARIABLES:  # the URL carries the TLS settings; a stray variable must not weaken them
+        env.pop(name, None)
     password = db_password(url)
     if password:
         env["PGPASSWORD"] = password

@@ -32,6 +32,10 @@ ENV_NAMES = {
     "connect_timeout": "KIT_CONNECT_TIMEOUT",
     "pg_major": "KIT_PG_MAJOR",
     "cache_dir": "KIT_CACHE_DIR",
+    "sslmode": "PGSSLMODE",  # libpq's own variables: read here and written into every URL (kit/tls.py)
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
 }
 SECRET_FIELDS = ("service_role_key", "access_token")
 PROFILE_FIELDS = ("db_url", "supabase_url", "service_role_key", "project_ref")
@@ -58,6 +62,11 @@ class Settings:
     backup_dir: Path = Path("backups")
     report_dir: Path = Path("reports")
     connect_timeout: int = 10
+    sslmode: str | None = None
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    allow_plaintext: bool = False  # --allow-plaintext: sslmode disable, allow or prefer to a non-local host
     cwd: Path = field(default_factory=Path.cwd)
     db_url_from: str | None = None  # "--db-url", the variable it was read from, or LOCAL_DEFAULT
     db_url_file: Path | None = None  # the .env file the variable was read from, if not the environment

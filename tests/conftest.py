@@ -1,13 +1,13 @@
 """A real PostgreSQL for the whole session, and a fresh database per test made from templates.
 
 The server is npm's PostgreSQL with contrib of the major KIT_TEST_PG_MAJOR names (15, 17 or 18;
-default 17), set up as a Supabase project: the superuser is supabase_admin (`pg.admin_url`), and the
+default 17), set up as a Supabase project: it offers TLS (a certificate the session makes) and accepts
+plain connections too, as a project does unless "Enforce SSL" is on; the superuser is supabase_admin (`pg.admin_url`), and the
 databases that tests hand to the kit are reached as `postgres`, which is not a superuser there.
 """
 
 import json
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,13 +16,13 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.local import server as local
-from kit.migrations import workdir
-from tests.helpers import PASSWORD, PASSWORD_USER, PG_MAJOR, ROOT, SQL_DIR, STATES, TEAM, run_file
+from tests.helpers import PASSWORD, PASSWORD_USER, PG_MAJOR, ROOT, STATES, TEAM, make_templates, new_database, run_file
+from tests.tls import Certificates, offer_tls
 
 ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",
             "SUPABASE_PROJECT_REF", "SUPABASE_API_URL", "SUPABASE_CLI", "KIT_TARGET", "KIT_PG_BIN",
             "KIT_BACKUP_DIR", "KIT_REPORT_DIR", "KIT_PG_MAJOR", "KIT_CACHE_DIR", "PGOPTIONS",
-            "PGPASSWORD")
+            "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY")
 
 
 def _require_password_for(data_dir: Path, user: str) -> None:
@@ -35,6 +35,7 @@ class Server:
     admin_url: str
     port: int
     version: int
+    certs: Certificates  # the server offers TLS with a certificate signed by certs.ca
 
     def url(self, database: str) -> str:
         """`database` as the kit sees it on Supabase: user postgres, not a superuser."""
@@ -48,28 +49,19 @@ class Server:
         return f"postgresql://{PASSWORD_USER}:{password}@127.0.0.1:{self.port}/{database}"
 
 
-def _baseline_sql() -> str:
-    s = settings_mod.load({}, environ={}, cwd=ROOT)
-    return workdir.migrations(s)[0].sql
-
-
 @pytest.fixture(scope="session")
 def pg(tmp_path_factory) -> Server:
     folder = tmp_path_factory.mktemp("pg")
     s = settings_mod.load({"local_dir": str(folder), "pg_major": PG_MAJOR}, environ={}, cwd=ROOT)
     server = local.up(s, prepare_db=False)
     _require_password_for(server.data_dir, PASSWORD_USER)
+    certs = offer_tls(server.data_dir, folder / "certs", only=False)  # as a Supabase project: TLS offered, not enforced
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         version = conn.info.server_version // 10000
         conn.execute(f"create role {PASSWORD_USER} login superuser password '{PASSWORD}'")
         conn.execute("select pg_reload_conf()")
-        conn.execute("create database kit_tpl_supabase")
-    srv = Server(server.admin_url, server.port, version)
-    run_file(srv.admin("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
-    with psycopg.connect(server.admin_url, autocommit=True) as conn:
-        conn.execute("create database kit_tpl_before template kit_tpl_supabase owner postgres")
-    run_file(srv.url("kit_tpl_before"), _baseline_sql())
-    run_file(srv.url("kit_tpl_before"), (SQL_DIR / "local_data.sql").read_text())
+    srv = Server(server.admin_url, server.port, version, certs)
+    make_templates(srv.admin, srv.url)
     yield srv
     local.destroy(s)
 
@@ -80,11 +72,8 @@ def make_db(pg):
     made = []
 
     def make(template: str = "kit_tpl_before") -> str:
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-            conn.execute(f'create database "{name}" template "{template}" owner postgres')
-        made.append(name)
-        return pg.url(name)
+        made.append(new_database(pg.admin_url, template))
+        return pg.url(made[-1])
 
     yield make
     with psycopg.connect(pg.admin_url, autocommit=True) as conn:

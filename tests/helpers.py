@@ -61,6 +61,24 @@ def run_file(url: str, sql: str) -> None:
             conn.execute(mark(statement).encode(), prepare=False)
 
 
+def make_templates(admin, as_postgres) -> None:
+    """On a fresh server: kit_tpl_supabase (a Supabase project's skeleton) and kit_tpl_before (the plan's
+    current state with the local default's data). admin(db) and as_postgres(db) give a database's URL."""
+    query(admin("postgres"), "create database kit_tpl_supabase")
+    run_file(admin("kit_tpl_supabase"), (SQL_DIR / "supabase_env.sql").read_text())
+    query(admin("postgres"), "create database kit_tpl_before template kit_tpl_supabase owner postgres")
+    s = settings_mod.load({}, environ={}, cwd=ROOT)
+    run_file(as_postgres("kit_tpl_before"), workdir.migrations(s)[0].sql)
+    run_file(as_postgres("kit_tpl_before"), (SQL_DIR / "local_data.sql").read_text())
+
+
+def new_database(admin_url: str, template: str = "kit_tpl_before") -> str:
+    """A new database made from `template`, owned by postgres; its name."""
+    name = f"t_{secrets.token_hex(6)}"
+    query(admin_url, f'create database "{name}" template "{template}" owner postgres')
+    return name
+
+
 def migrate_direct(url: str) -> None:
     s = settings_mod.load({"db_url": url}, environ={}, cwd=ROOT)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -79,6 +97,13 @@ def grow(url: str, rows: int) -> None:
         from generate_series(1, %s) g
         join lateral (select * from public.llm_models order by name offset (g % 9) limit 1) m on true
         join public.llm_providers p on p.id = m.provider_id""".replace("%s", str(rows)))
+
+
+def remote(url: str) -> str:
+    """The test database under a host name that is not local (libpq connects to hostaddr)."""
+    head, name = url.rsplit("/", 1)
+    port = head.rsplit(":", 1)[1]
+    return f"postgresql://postgres@db.example.invalid:{port}/{name}?hostaddr=127.0.0.1"
 
 
 def history_rows(url: str) -> list[tuple]:

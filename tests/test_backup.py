@@ -11,7 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from kit import settings as settings_mod
 from kit.backup import manifest
+from kit.local import clients
 from tests.helpers import grow, migrate_direct, query, take
 from tests.snapshot import data, schema
 from tests.standin import Reply, serve
@@ -20,7 +22,7 @@ from tests.writers import TeamWriter
 FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.tsv", "manifest.json", "roles.sql", "schema.sql"]
 
 
-def test_backup_writes_the_split_private_files_and_a_manifest(db_url, run_kit, tmp_path):
+def test_backup_writes_the_split_private_files_and_a_manifest(pg, db_url, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
     host, port, name = db_url.split("@")[1].replace(":", "/").split("/")
     assert path.parent.parent == tmp_path and path.parent.name == f"{host}-{port}-{name}"  # host-port-database
@@ -30,7 +32,8 @@ def test_backup_writes_the_split_private_files_and_a_manifest(db_url, run_kit, t
     m = json.loads((path / "manifest.json").read_text())
     assert m["complete"] is True and m["row_counts"]["public.llm_usage"] == 5000
     assert m["server_version"] if "server_version" in m else m["server"]
-    assert m["client"].startswith("pg_dump (PostgreSQL) 18")
+    # the pg_dump clients.choose picks for this server: a TLS one on PATH of the server's major or newer, else the kit's
+    assert m["client"] == clients.choose(settings_mod.load({"db_url": db_url}), server_major=pg.version).version
     assert len(m["maps"]["llm_providers"]) == 5 and len(m["maps"]["llm_models"]) == 9
     assert (path / "data.sql").read_text().startswith("SET session_replication_role = replica;")
     roles = (path / "roles.sql").read_text()

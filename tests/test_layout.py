@@ -108,7 +108,7 @@ def test_a_cycle_inside_a_function_is_found_and_named(tmp_path):
 FLOORS = [
     ("kit", "kit.errors", "kit.checks", "kit.redact", "kit.files"),
     ("kit.settings",),
-    ("kit.project", "kit.statements"),
+    ("kit.project", "kit.statements", "kit.tls"),
     ("kit.db", "kit.process"),
     ("kit.migrations", "kit.cloud"),
     ("kit.schema", "kit.push", "kit.local", "kit.init"),

@@ -17,7 +17,7 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.redact import mask_url, redact
-from tests.helpers import ROOT, VERSIONS, Terminal, query
+from tests.helpers import ROOT, VERSIONS, Terminal, query, remote
 from tests.snapshot import data, schema
 from tests.standin import Reply, serve
 from tests.standin_postgrest import postgrest_route
@@ -159,13 +159,6 @@ def test_the_plan_line_says_when_the_host_is_not_a_supabase_host(prod, run_kit):
 
 
 # --- Every change to something not local asks first ----------------------------------------------
-
-def remote(url: str) -> str:
-    """The test database under a host name that is not local (libpq connects to hostaddr)."""
-    head, name = url.rsplit("/", 1)
-    port = head.rsplit(":", 1)[1]
-    return f"postgresql://postgres@db.example.invalid:{port}/{name}?hostaddr=127.0.0.1"
-
 
 def where(url: str) -> str:
     port, name = url.split(":")[-1].split("?")[0].split("/")

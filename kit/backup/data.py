@@ -19,7 +19,7 @@ from kit.backup.copy_stream import CopyReader
 from kit.errors import BackupError
 from kit.files import open_private
 from kit.local import pgtools
-from kit.process import child_env, url_without_password
+from kit.process import child_env, dbname
 from kit.settings import Settings
 
 REPLICA = b"SET session_replication_role = replica;\n\n"
@@ -186,7 +186,7 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
                    on_archive_bytes, written: dict) -> dict:
     """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
     url = settings.db_url
-    dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={url_without_password(url)}"]
+    dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={dbname(settings, url)}"]
     restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err, \
             open_private(archive, "wb") as out:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 
@@ -22,7 +23,7 @@ from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
 from kit.errors import BackupError, ConfigError, Interrupted, KitError
 from kit.files import open_private, safe_name, utc_now
-from kit.local import pgtools
+from kit.local import clients, pgtools
 from kit.redact import mask_url
 from kit.settings import Settings
 
@@ -54,15 +55,22 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     """
     say = progress or (lambda message: None)
     watch = watch or (lambda part, nbytes, done=False: None)
-    folder = _new_folder(settings, out_dir)
+    clients.choose(settings)  # no client that can reach the database (TLS): exit 6 before the folder is made
+    conn = db.connect(settings, autocommit=False)  # a refused connection (TLS, password): nothing written yet
+    try:
+        folder = _new_folder(settings, out_dir)
+    except BaseException:
+        conn.close()
+        raise
     started, clock = utc_now(), time.perf_counter()
     split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
-        version = _Beside(pgtools.client_version, settings)  # `pg_dump --version` while the snapshot is taken
-        with _snapshot(settings, folder) as (conn, snap):
+        with _snapshot(conn, folder) as snap:
             server = db.server_version(conn)
-            client = pgtools.require_client_for(settings, server, version.result())
+            tools = clients.choose(settings, server_major=pgtools.major(server))
+            client = pgtools.require_client_for(settings, server, tools.version)
+            settings = clients.pinned(settings, tools)  # pg_dump, pg_dumpall and pg_restore from one folder
             facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
             ident = identity.read(conn, settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
@@ -112,15 +120,16 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
 
 
 @contextmanager
-def _snapshot(settings: Settings, folder: Path):
-    """A REPEATABLE READ, read-only transaction held open while pg_dump reads its exported snapshot."""
+def _snapshot(conn: psycopg.Connection, folder: Path):
+    """A REPEATABLE READ, read-only transaction held open on `conn` while pg_dump reads its exported snapshot;
+    the connection is closed afterwards."""
     try:
-        with db.session(settings, autocommit=False) as conn:
+        with conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             conn.read_only = True
             snap_id, taken_at, lsn = conn.execute(SNAPSHOT_SQL).fetchone()
-            yield conn, {"id": snap_id, "taken_at": taken_at, "wal_lsn": lsn,
-                         "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
+            yield {"id": snap_id, "taken_at": taken_at, "wal_lsn": lsn,
+                   "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
             conn.rollback()
     except psycopg.Error as exc:
         raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)}); {folder} is marked "
@@ -207,7 +216,10 @@ def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
 
 
 def _roles(settings: Settings, path: Path) -> None:
-    result = pgtools.run(settings, "pg_dumpall", ["--roles-only", "--no-role-passwords"], what="writing roles.sql")
+    # --database: pg_dumpall ignores the URL's database and would connect to `postgres` (or template1) instead
+    database = unquote(urlsplit(settings.db_url).path.lstrip("/")) or urlsplit(settings.db_url).username or "postgres"
+    result = pgtools.run(settings, "pg_dumpall", ["--roles-only", "--no-role-passwords", f"--database={database}"],
+                         what="writing roles.sql")
     kept = [line for line in result.stdout.decode().splitlines() if not _reserved(line)]
     with open_private(path, "wb") as handle:
         handle.write(("\n".join(kept) + "\n").encode())

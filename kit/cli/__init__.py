@@ -9,7 +9,7 @@ import json
 import sys
 import traceback
 
-from kit import __version__, settings as settings_mod
+from kit import __version__, settings as settings_mod, tls
 from kit.cli.options import EPILOG, Formatter
 from kit.cli.output import Result
 from kit.errors import UNEXPECTED, Interrupted, KitError
@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(_named(argv)).parse_args(argv)
     settings = None
     try:
-        settings = settings_mod.load({"db_url": args.db_url, "target": args.target, "workdir": args.workdir})
+        settings = settings_mod.load({"db_url": args.db_url, "target": args.target, "workdir": args.workdir,
+                                      "allow_plaintext": getattr(args, "allow_plaintext", None) or None})
+        warning = tls.check(settings)
+        if warning:
+            print(f"kit: warning: {warning}", file=sys.stderr)
         result: Result = args.handler(args, settings)
     except KitError as exc:
         return _fail(args, settings, str(exc), exc.exit_code)

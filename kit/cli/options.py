@@ -17,7 +17,7 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def common_options(inherited: bool = False) -> argparse.ArgumentParser:
-    """--db-url, --target, --workdir, --json, --debug.
+    """--db-url, --target, --workdir, --allow-plaintext, --json, --debug.
 
     inherited: for a subcommand (`kit backup verify`), whose parent takes them too. argparse copies every
     value a subparser holds over its parent's, defaults included, so there they default to nothing and
@@ -25,9 +25,14 @@ def common_options(inherited: bool = False) -> argparse.ArgumentParser:
     """
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if inherited else None)
     group = common.add_argument_group("common options")
-    group.add_argument("--db-url", metavar="URL", help="target database (else SUPABASE_DB_URL, else the local default)")
+    group.add_argument("--db-url", metavar="URL", help="target database (else SUPABASE_DB_URL, else the local default); "
+                       "to a non-local host a URL without sslmode is treated as sslmode=require, and its sslmode, "
+                       "sslrootcert, sslcert and sslkey (else PGSSLMODE, PGSSLROOTCERT, ...) reach every tool")
     group.add_argument("--target", metavar="NAME", help="a profile from .env: NAME_SUPABASE_DB_URL and friends")
     group.add_argument("--workdir", metavar="DIR", help="folder holding supabase/ (else searched upward, else bundled)")
+    group.add_argument("--allow-plaintext", action="store_true",
+                       help="let sslmode=disable, allow or prefer reach a non-local host (a warning is printed); "
+                            "without it they are refused before anything connects")
     group.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     group.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     return common

@@ -3,7 +3,8 @@
 from kit import db
 from kit.cli.options import command
 from kit.cli.output import Result
-from kit.local import server as local
+from kit.errors import ToolMissing
+from kit.local import clients, server as local
 from kit.migrations import workdir
 from kit.redact import mask_url
 from kit.schema import legacy, status
@@ -25,11 +26,18 @@ def cmd_status(args, settings) -> Result:
     with db.session(settings) as conn:
         st = status.read(conn, settings)
         found = legacy.read(conn)
+        encryption = db.encryption(conn)
+        server_major = conn.info.server_version // 10000
+    try:
+        pg_dump = clients.choose(settings, server_major=server_major).describe()
+    except ToolMissing as exc:
+        pg_dump = f"none usable: {exc}"
     data = {"phase": st.phase, "pending": st.pending, "blockers": st.blockers, "applied": st.applied,
             "unknown_remote": st.unknown_remote, "suggestions": st.suggestions, "blockers_note": st.blockers_note,
-            "database": mask_url(settings.db_url),
+            "database": mask_url(settings.db_url), "tls": encryption, "pg_dump": pg_dump,
             "legacy_statements": found.as_list(), "legacy_statements_note": found.note}
-    lines = [f"database  {mask_url(settings.db_url)}", f"phase     {st.phase}",
+    lines = [f"database  {mask_url(settings.db_url)}", f"tls       {encryption}", f"pg_dump   {pg_dump}",
+             f"phase     {st.phase}",
              f"applied   {', '.join(st.applied) or 'none'}", f"pending   {', '.join(st.pending) or 'none'}"]
     if st.unknown_remote:
         lines.append(f"unknown   {', '.join(st.unknown_remote)} (in the database's history, not in "

@@ -8,7 +8,7 @@ from kit import db, push, smoke
 from kit.backup import take as backup, verify as backup_verify
 from kit.deploy.runbook import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
-from kit.local import pgserver
+from kit.local import clients, pgtools
 from kit.migrations import lint, workdir
 from kit.migrations.plan import check_history, make_plan
 from kit.rollback import in_place as rollback
@@ -46,7 +46,7 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
     plan = make_plan(settings, st.applied)
     check_history(plan)
     deploy.phase = st.phase
-    deploy.versions.update(tool_versions(settings))
+    deploy.versions.update(tool_versions(settings, pgtools.major(deploy.versions["server"])))
     change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
     if st.phase == "partial" and set(change) & set(st.applied):
         raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
@@ -80,13 +80,13 @@ def smoke_inputs(usage, overrides: dict) -> None:
     check_inputs(shape_of(usage, without=catalog.UUID_COLUMNS["llm_usage"]), overrides)
 
 
-def tool_versions(settings) -> dict:
+def tool_versions(settings, server_major: int) -> dict:
     found = {}
     try:
         found["supabase_cli"] = _version([workdir.supabase_cli(settings), "--version"])
     except KitError:
         found["supabase_cli"] = "not installed"
-    found["pg_dump"] = _version([str(pgserver.client_bin(settings) / "pg_dump"), "--version"])
+    found["pg_dump"] = clients.choose(settings, server_major=server_major).version
     return found
 
 

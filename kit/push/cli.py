@@ -5,7 +5,7 @@ import subprocess
 from kit import db
 from kit.errors import ConnectError, KitError, Refused
 from kit.migrations import workdir
-from kit.process import child_env, url_without_password
+from kit.process import child_env, dbname
 from kit.redact import redact, url_host
 from kit.settings import Settings
 
@@ -16,7 +16,7 @@ LOST_HINTS = ("terminating connection", "server closed the connection", "unexpec
 
 
 def argv(settings: Settings, include_all: bool) -> list[str]:
-    args = [workdir.supabase_cli(settings), "db", "push", f"--remote={url_without_password(settings.db_url)}",
+    args = [workdir.supabase_cli(settings), "db", "push", f"--remote={dbname(settings, settings.db_url)}",
             "--yes", "--workdir", str(workdir.project_dir(settings))]
     return args + (["--include-all"] if include_all else [])
 
