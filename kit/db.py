@@ -6,12 +6,13 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from kit import project, tls
 from kit.errors import ConfigError, ConnectError
 from kit.redact import redact, url_host
 from kit.settings import Settings
-from kit.statements import MarkedCursor
+from kit.statements import MarkedAsyncCursor, MarkedCursor
 
 APPLICATION_NAME = "supabase-kit"
 SUPABASE_TRANSACTION_PORT = 6543  # on *.pooler.supabase.com; any other pooler is recognised by behaviour
@@ -78,6 +79,18 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"the database URL is malformed ({redact(_last_line(str(exc)), settings.secrets)}); "
                           "expected postgresql://USER:PASSWORD@HOST:5432/postgres") from None
+
+
+async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
+    """An autocommit async connection to the settings' database, as connect() opens one (TLS, name, marks)."""
+    check_url(settings.db_url)
+    try:
+        return await psycopg.AsyncConnection.connect(
+            tls.url_for(settings, settings.db_url), autocommit=True, connect_timeout=settings.connect_timeout,
+            application_name=APPLICATION_NAME, cursor_factory=MarkedAsyncCursor)
+    except psycopg.OperationalError as exc:
+        raise ConnectError(describe_connect_error(settings.db_url, str(exc), settings.secrets,
+                                                  settings.db_url_source)) from None
 
 
 @contextmanager
@@ -151,4 +164,48 @@ def encryption(conn: psycopg.Connection) -> str:
 
 
 def server_version(conn: psycopg.Connection) -> str:
-    return conn.execute("show server_version").fetchone()[0]
+    """`17.6` and the like: what the server reported as the connection opened, so no round trip."""
+    return conn.info.parameter_status("server_version") or conn.execute("show server_version").fetchone()[0]
+
+
+class BatchFailed(Exception):
+    """A statement of a batch failed; the ones after it did not run. Not a KitError: the caller says what
+    the failure means."""
+
+    def __init__(self, index: int, error: psycopg.Error, results: list[list]):
+        super().__init__(str(error))
+        self.index, self.error, self.results = index, error, results  # results: of the statements before it
+
+
+def batch(conn: psycopg.Connection, statements: list, row_factory=tuple_row) -> list[list]:
+    """Send `statements` ((query, params) pairs, or (query, params, row_factory)) in one flight, in psycopg's pipeline mode, and return each one's
+    rows ([] for a statement without): one round trip for all of them, however far the server is.
+
+    They run in order, as if sent one by one: on an autocommit connection each is its own transaction, unless
+    the list holds `begin` ... `commit`. When one fails, the ones after it do not run; a transaction it leaves
+    open is rolled back (one more round trip) and BatchFailed names it, with the results of those before it.
+    """
+    cursors, error = [], None
+    try:
+        with conn.pipeline():
+            for query, params, *own in statements:  # (query, params[, row_factory of its own])
+                cursors.append(conn.cursor(row_factory=own[0] if own else row_factory))
+                try:
+                    cursors[-1].execute(query, params)
+                except psycopg.Error as exc:  # an earlier statement's error, read while sending: stop sending
+                    error = exc
+                    break
+    except psycopg.Error as exc:  # raised as the pipeline ends
+        error = error or exc
+    if error is None:
+        return [_rows(cur) for cur in cursors]
+    if conn.closed or conn.broken or error.sqlstate is None:  # the connection is gone: nothing to name
+        raise error
+    failed = next((i for i, cur in enumerate(cursors) if cur.statusmessage is None), len(cursors) - 1)
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        conn.execute("rollback")
+    raise BatchFailed(failed, error, [_rows(cur) for cur in cursors[:failed]])
+
+
+def _rows(cursor) -> list:
+    return cursor.fetchall() if cursor.description else []

@@ -35,13 +35,13 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
     settings = deploy.settings
     with db.session(settings) as conn:
         deploy.versions["server"] = db.server_version(conn)
-        st = status.read(conn, settings)
-        if st.locked_by:  # before any other catalog read, which could wait behind that lock (PostgreSQL 15)
-            deploy.phase = st.phase
-            raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
-                          "nothing was changed: deploy again when that session ends")
-        found = legacy.read(conn)
-        usage = catalog.read(conn).tables.get("llm_usage")
+        survey = status.survey(conn, settings)
+    st, found = survey.status, survey.legacy
+    if st.locked_by:
+        deploy.phase = st.phase
+        raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
+                      "nothing was changed: deploy again when that session ends")
+    usage = survey.catalog.tables.get("llm_usage")
     deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
     plan = make_plan(settings, st.applied)
     check_history(plan)

@@ -20,12 +20,20 @@ def ensure_table(conn: psycopg.Connection) -> None:
         conn.execute(statement)
 
 
+# The two reads of applied_versions, for a caller's batch: VERSIONS only when EXISTS said so.
+EXISTS = ("select to_regclass('supabase_migrations.schema_migrations') is not null", None)
+VERSIONS = ("select version from supabase_migrations.schema_migrations", None)
+
+
 def applied_versions(conn: psycopg.Connection) -> list[str]:
     """Versions recorded in the history table, oldest first; empty if there is no table."""
-    exists = conn.execute("select to_regclass('supabase_migrations.schema_migrations') is not null").fetchone()[0]
-    if not exists:
+    if not conn.execute(EXISTS[0]).fetchone()[0]:
         return []
-    rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    return versions(conn.execute(VERSIONS[0]).fetchall())
+
+
+def versions(rows: list[tuple]) -> list[str]:
+    """VERSIONS' rows, oldest first."""
     return sorted((r[0] for r in rows), key=int)
 
 
