@@ -2,7 +2,7 @@
 
 import re
 import secrets as random_tokens
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from urllib.parse import urlsplit
 
 import psycopg
@@ -15,6 +15,11 @@ from kit.settings import Settings
 from kit.statements import MarkedAsyncCursor, MarkedCursor
 
 APPLICATION_NAME = "supabase-kit"
+# The cluster's system identifier where this role may read it (null where pg_control_system() is revoked, as on
+# some managed servers: no error, so it can sit in a transaction or a batch), the database's oid and name.
+IDENTITY_SQL = ("select case when has_function_privilege('pg_control_system()', 'execute') then "
+                "(select system_identifier::text from pg_control_system()) end, oid::bigint, datname "
+                "from pg_database where datname = current_database()", None)
 SUPABASE_TRANSACTION_PORT = 6543  # on *.pooler.supabase.com; any other pooler is recognised by behaviour
 
 
@@ -31,28 +36,29 @@ def check_url(url: str) -> None:
                           "copy it from the dashboard's Connect panel")
 
 
-def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> None:
+def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: psycopg.Connection | None = None
+                              ) -> None:
     """Refuse a transaction-mode pooler, recognised by what it does rather than by its port.
 
     Behind one, a session setting does not stay with the session: the server connection goes back
     to the pool after each statement and the next client may get it. So: set a value in our
-    session, let a second session begin a transaction, and see whether that one got our server
-    connection (it sees our value or our backend pid) or whether our next statement runs elsewhere.
+    session (`conn`, else a connection of its own), let a second session begin a transaction, and see
+    whether that one got our server connection (it sees our value or our backend pid) or whether our
+    next statement runs elsewhere. Three round trips, and the second session's connection.
     """
     url = url or settings.db_url
     if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
         raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
     token = random_tokens.token_hex(8)
-    with session(settings, url) as ours, session(settings, url) as other:
+    probe = "select pg_backend_pid(), current_setting('kit.session_probe', true)"
+    with (nullcontext(conn) if conn is not None else session(settings, url)) as ours, session(settings, url) as other:
         first = ours.execute("select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
                              (token,)).fetchone()[0]
         try:
-            with other.transaction():
-                pid, seen = other.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)"
-                                          ).fetchone()
-        except psycopg.Error:  # a statement-mode pooler refuses the transaction block itself
+            pid, seen = batch(other, [("begin", None), (probe, None), ("commit", None)])[1][0]
+        except (BatchFailed, psycopg.Error):  # a statement-mode pooler refuses the transaction block itself
             pid, seen = first, token
-        again, kept = ours.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)").fetchone()
+        again, kept = ours.execute(probe).fetchone()
     if pid == first or seen == token or again != first or kept != token:
         raise _pooler_refusal(url)
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import psycopg
 
+from kit import db
 from kit.migrations.workdir import Migration
 from kit.statements import split_statements
 
@@ -35,6 +36,18 @@ def applied_versions(conn: psycopg.Connection) -> list[str]:
 def versions(rows: list[tuple]) -> list[str]:
     """VERSIONS' rows, oldest first."""
     return sorted((r[0] for r in rows), key=int)
+
+
+def with_versions(conn: psycopg.Connection, statements: list) -> tuple[list[list], list[str]]:
+    """`statements`, then the history's versions, in one round trip: their results, and the versions (none when
+    there is no history table: the read of it, sent last, fails alone)."""
+    try:
+        results = db.batch(conn, [*statements, VERSIONS])
+    except db.BatchFailed as failed:
+        if failed.index == len(statements) and isinstance(failed.error, psycopg.errors.UndefinedTable):
+            return failed.results, []
+        raise failed.error from None
+    return results[:-1], versions(results[-1])
 
 
 def apply(conn: psycopg.Connection, migration: Migration) -> None:

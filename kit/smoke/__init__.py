@@ -48,8 +48,9 @@ def default_route(settings: Settings) -> str:
     return "rest" if settings.supabase_url else "sql"
 
 
-def driver_for(settings: Settings, via: str, check_only: bool = False) -> Driver | None:
-    """The route's driver; with check_only, just refuse a configuration the route cannot use."""
+def driver_for(settings: Settings, via: str, check_only: bool = False, conn=None) -> Driver | None:
+    """The route's driver (the sql one on `conn` when given); with check_only, just refuse a configuration the
+    route cannot use."""
     if via == "rest":
         from kit.smoke.rest import RestDriver  # supabase-py takes a third of a second to import: only this route needs it
 
@@ -60,14 +61,15 @@ def driver_for(settings: Settings, via: str, check_only: bool = False) -> Driver
         return None if check_only else RestDriver(settings.supabase_url, settings.service_role_key, settings.secrets)
     if check_only:
         return None
-    return SqlDriver(settings)
+    return SqlDriver(settings, conn)
 
 
 def run(settings: Settings, via: str | None = None, *, concurrency: int = 20, progress=None,
-        overrides: dict[str, str] | None = None) -> SmokeResult:
-    """Run every check; a failed check makes ok False, a setup problem raises a kit error."""
+        overrides: dict[str, str] | None = None, conn=None) -> SmokeResult:
+    """Run every check; a failed check makes ok False, a setup problem raises a kit error. Over SQL, `conn` (a
+    deploy's) is used rather than a connection of the smoke test's own."""
     via = via or default_route(settings)
-    driver = driver_for(settings, via)
+    driver = driver_for(settings, via, conn=conn)
     result = SmokeResult(via, uuid.uuid4().hex[:12])
     say = progress or (lambda message: None)
     ledger = Ledger(settings, driver.where())

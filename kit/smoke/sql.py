@@ -19,10 +19,7 @@ from kit.smoke.rows import AGENT, Col, Shape
 CLAIMS = json.dumps({"role": "service_role"})
 CLAIMS_SQL = ("select set_config('role', 'service_role', true), set_config('request.jwt.claims', %s, true)",
               (CLAIMS,))
-# The cluster's system identifier where this role may read it (null elsewhere), the database's oid and name.
-WHERE_SQL = ("select case when has_function_privilege('pg_control_system()', 'execute') then "
-             "(select system_identifier::text from pg_control_system()) end, oid::text, datname "
-             "from pg_database where datname = current_database()")
+
 USAGE = sql.Identifier("public", "llm_usage")
 PARAMETERS = 65535  # the most a statement can take
 
@@ -31,10 +28,11 @@ class SqlDriver(KeyColumns):
     """Each request is a transaction of its own, as PostgREST runs one; the requests the runner asks for together
     go in one flight (kit.db.batch), so a smoke run costs a handful of round trips however far the server is."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, conn: psycopg.Connection | None = None):
+        """On `conn` (autocommit; a deploy's, which stays open) or on a connection of its own."""
         self.settings = settings
-        self.conn = db.connect(settings, autocommit=True)
-        self.conn.row_factory = dict_row
+        self._own = conn is None
+        self.conn = conn or db.connect(settings, autocommit=True)
         self._first: dict | None = None
 
     def _requests(self, requests: list[list[tuple]]) -> list:
@@ -72,7 +70,7 @@ class SqlDriver(KeyColumns):
     def _survey(self) -> dict:
         """The database's identity, llm_usage's shape and the registered models, read together on first use."""
         if self._first is None:
-            reads = [(WHERE_SQL, None, tuple_row), *[(q, p, tuple_row) for q, p in catalog.statements()],
+            reads = [(*db.IDENTITY_SQL, tuple_row), *[(q, p, tuple_row) for q, p in catalog.statements()],
                      ("begin", None), CLAIMS_SQL, ("select * from public.llm_models order by name", None),
                      ("select * from public.llm_providers", None), ("commit", None)]
             first: dict = {}
@@ -246,7 +244,8 @@ class SqlDriver(KeyColumns):
             raise error
 
     def close(self) -> None:
-        self.conn.close()
+        if self._own:
+            self.conn.close()
 
 
 def _rows(results: list, ends: list[int], i: int) -> list:
