@@ -26,7 +26,12 @@ What it counts, on each connection and then over all of them:
 - *sequential round trips* of a period: the turns after open that started in it, on all connections,
   as time intervals, merged where they overlap; the number of merged intervals. Twenty inserts sent at
   once on twenty connections count about 1, a pipeline of ten statements sent in one flight counts 1,
-  ten statements one after the other count 10.
+  ten statements one after the other count 10;
+- *chained round trips*: the same merged intervals, each counted as the most turns one connection has in
+  it, summed. A turn waits for the answer to the one before it on its connection, so an interval costs
+  at least that many round-trip times. It equals the count above in the three examples, and differs
+  where connections overlap while each runs several statements in sequence: twenty inserts on five
+  connections, four turns each, staggered, merge into one interval that took four round trips or more.
 
 `proxy.mark()` is a time (time.monotonic, the same clock in every process on the machine, so a child
 process can report its own marks); `proxy.window(since, until)` counts the turns that started between
@@ -131,6 +136,7 @@ class Connection:
 @dataclass
 class Window:
     round_trips: int  # sequential round trips: the turns after open, merged where they overlap
+    chained: int  # the merged intervals, each counted as the most turns one connection has in it
     turns: int  # turns after open, summed over the connections
     handshake_turns: int
     connections: int  # connections opened in the window
@@ -138,15 +144,18 @@ class Window:
     per_connection: list[int]  # turns after open of each connection with a turn in the window, by id
 
 
-def merged(intervals: list[tuple[float, float]]) -> int:
-    """How many intervals remain once overlapping ones are merged."""
-    count, end = 0, None
-    for start, stop in sorted(intervals):
+def merged(turns: list[tuple[float, float, int]]) -> tuple[int, int]:
+    """(the intervals left once overlapping ones merge, the chained count) of turns as (start, end, connection)."""
+    count = chained = 0
+    end: float | None = None
+    per: dict[int, int] = {}  # turns of each connection in the current interval
+    for start, stop, conn in sorted(turns):
         if end is None or start > end:
-            count, end = count + 1, stop
+            count, chained, end, per = count + 1, chained + max(per.values(), default=0), stop, {}
         else:
             end = max(end, stop)
-    return count
+        per[conn] = per.get(conn, 0) + 1
+    return count, chained + max(per.values(), default=0)
 
 
 def require_loopback(host: str) -> None:
@@ -212,7 +221,8 @@ class LatencyProxy:
         inside = [(c, [t for t in hand if since <= t.start <= until], [t for t in after if since <= t.start <= until])
                   for c, hand, after in split]
         opened = [c for c, _, _ in inside if since <= c.opened <= until]
-        return Window(round_trips=merged([(t.start, t.end) for _, _, after in inside for t in after]),
+        round_trips, chained = merged([(t.start, t.end, c.id) for c, _, after in inside for t in after])
+        return Window(round_trips=round_trips, chained=chained,
                       turns=sum(len(after) for _, _, after in inside),
                       handshake_turns=sum(len(hand) for _, hand, _ in inside),
                       connections=len(opened), tls_connections=sum(c.tls for c in opened),

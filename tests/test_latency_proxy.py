@@ -29,7 +29,7 @@ def test_ten_statements_one_after_the_other_are_ten_round_trips_and_take_ten_rtt
             assert conn.execute("select 1", prepare=False).fetchone() == (1,)
         elapsed = time.perf_counter() - start
     counted = proxy.window(mark)
-    assert (counted.round_trips, counted.turns, counted.per_connection) == (10, 10, [10])
+    assert (counted.round_trips, counted.chained, counted.turns, counted.per_connection) == (10, 10, 10, [10])
     assert elapsed >= 10 * RTT
     whole = proxy.window()  # the connection's handshake too: trust auth is one turn, and it is not counted
     assert (whole.round_trips, whole.handshake_turns, whole.connections, whole.tls_connections) == (10, 1, 1, 0)
@@ -79,8 +79,33 @@ def test_ten_connections_each_running_one_statement_at_the_same_moment_are_one_r
     for conn in conns:
         conn.close()
     counted = proxy.window(mark)
-    assert (counted.round_trips, counted.turns, counted.per_connection) == (1, 10, [1] * 10)
+    assert (counted.round_trips, counted.chained, counted.turns, counted.per_connection) == (1, 1, 10, [1] * 10)
     assert (counted.connections, proxy.window().connections) == (0, 10)  # opened before the mark
+
+
+def test_five_connections_each_running_four_statements_at_once_chain_four_round_trips(proxy, db_url):
+    """The merged count may be anything from 1 to 4 (how the connections' turns interleave); the chained
+    count, the most turns one connection has in each merged interval, is at least 4, and bounds the time."""
+    conns = [psycopg.connect(proxy.url(db_url), autocommit=True) for _ in range(5)]
+    barrier = threading.Barrier(5)
+
+    def four(conn):
+        barrier.wait()
+        for _ in range(4):
+            conn.execute("select 1", prepare=False)
+
+    threads = [threading.Thread(target=four, args=(c,)) for c in conns]
+    mark, start = proxy.mark(), time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    for conn in conns:
+        conn.close()
+    counted = proxy.window(mark)
+    assert counted.turns == 20 and 1 <= counted.round_trips <= 4 <= counted.chained
+    assert elapsed >= counted.chained * RTT
 
 
 def test_an_encrypted_connection_is_reported_and_all_its_turns_count(proxy, db_url):
@@ -175,6 +200,9 @@ def test_the_proxy_listens_on_loopback_only_and_its_url_points_there(proxy):
         socket.create_connection((address, proxy.port), timeout=2)
 
 
-def test_overlapping_turns_merge_and_separate_ones_do_not():
-    assert merged([(0, 1), (0.5, 2), (3, 4), (4, 5), (6, 6)]) == 3
-    assert merged([]) == 0
+def test_overlapping_turns_merge_and_a_chain_on_one_connection_counts_its_length():
+    assert merged([(0, 1, 0), (0.5, 2, 1), (3, 4, 0), (4, 5, 1), (6, 6, 0)]) == (3, 3)
+    # two connections, three turns each in sequence, staggered: one interval, three round trips long
+    staggered = [(0, 1, 0), (0.5, 1.5, 1), (1.1, 2, 0), (1.6, 2.5, 1), (2.1, 3, 0), (2.6, 3.5, 1)]
+    assert merged(staggered) == (1, 3)
+    assert merged([]) == (0, 0)

@@ -2,8 +2,8 @@
 
 Each command runs in this process (`run_kit`) against a database behind the proxy, plaintext so the
 handshake can be told apart and left out (sslmode=disable; the count is the turns after each
-connection's first ReadyForQuery, merged where connections overlap). At 20 ms of round-trip time
-concurrent statements overlap reliably. The limits are what the kit must meet from a machine that is
+connection's first ReadyForQuery, merged where connections overlap; the chained count is printed and
+recorded beside it). At 20 ms of round-trip time concurrent statements overlap reliably. The limits are what the kit must meet from a machine that is
 20-150 ms from its database; a command still above its limit is marked xfail(strict=True) with the count
 measured when the mark was set, so the first change that meets a limit fails here until its mark goes.
 """
@@ -31,7 +31,8 @@ class OverLimit(AssertionError):
 
 def _case(name: str):
     _, _, limit, counted = LIMITS[name]
-    marks = [pytest.mark.xfail(strict=True, raises=OverLimit, reason=f"round trips not yet reduced: {counted} counted")] \
+    reason = f"round trips not yet reduced: {counted} counted"
+    marks = [pytest.mark.xfail(strict=True, raises=OverLimit, reason=reason)] \
         if counted is not None and counted > limit else []
     return pytest.param(name, id=name.replace(" ", "_"), marks=marks)
 
@@ -47,8 +48,9 @@ def test_round_trips_after_open_are_within_the_limit(name, pg, db_url, run_kit, 
         counted = proxy.window(mark)
     assert run.code == 0, run.err
     record_property("round_trips", counted.round_trips)
+    record_property("chained", counted.chained)
     record_property("connections", counted.connections)
-    print(f"{name}: {counted.round_trips} sequential round trips, {counted.turns} turns, "
+    print(f"{name}: {counted.round_trips} sequential round trips ({counted.chained} chained), {counted.turns} turns, "
           f"{counted.connections} connections, {counted.handshake_turns} handshake turns")
     assert counted.connections >= 1 and counted.tls_connections == 0  # readable: the handshakes were left out
     if counted.round_trips > limit:
