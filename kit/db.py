@@ -2,6 +2,7 @@
 
 import re
 import secrets as random_tokens
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from urllib.parse import urlsplit
 
@@ -51,9 +52,11 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: 
         raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
     token = random_tokens.token_hex(8)
     probe = "select pg_backend_pid(), current_setting('kit.session_probe', true)"
-    with (nullcontext(conn) if conn is not None else session(settings, url)) as ours, session(settings, url) as other:
+    with ThreadPoolExecutor(1) as pool, _closing(pool.submit(connect, settings, url)) as opening, \
+            (nullcontext(conn) if conn is not None else session(settings, url)) as ours:  # both connect at once
         first = ours.execute("select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
-                             (token,)).fetchone()[0]
+                             (token,)).fetchone()[0]  # while the second session connects
+        other = opening.result()
         try:
             pid, seen = batch(other, [("begin", None), (probe, None), ("commit", None)])[1][0]
         except (BatchFailed, psycopg.Error):  # a statement-mode pooler refuses the transaction block itself
@@ -61,6 +64,16 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: 
         again, kept = ours.execute(probe).fetchone()
     if pid == first or seen == token or again != first or kept != token:
         raise _pooler_refusal(url)
+
+
+@contextmanager
+def _closing(opening: Future):
+    """The future of a connection; closed afterwards once made (its failure is the caller's to see, or moot)."""
+    try:
+        yield opening
+    finally:
+        if opening.exception() is None:
+            opening.result().close()
 
 
 def _pooler_refusal(url: str) -> ConfigError:

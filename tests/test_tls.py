@@ -15,6 +15,7 @@ import pytest
 from kit.local import clients, pgserver
 from kit.statements import mark
 from tests.helpers import LOOKUPS, PG_MAJOR, ROWS, query, remote
+from tests.latency import LatencyProxy
 from tests.snapshot import data, schema
 from tests.standin import serve
 from tests.standin_query import query_route
@@ -199,6 +200,19 @@ def test_without_a_tls_client_anywhere_the_error_names_what_to_install(tls, run_
                        "it: install PostgreSQL 18's client tools built with TLS (Debian/Ubuntu: postgresql-client-18) "
                        "and put them on PATH, or set KIT_PG_BIN to their bin folder\n")
     assert list(in_tmp.iterdir()) == []
+
+
+def test_a_deploy_at_a_distance_through_tls_encrypts_every_connection(tls, run_kit, in_tmp):
+    """Through the latency proxy (tests/latency.py, 20 ms of round-trip time) to the server that refuses plain
+    connections, under verify-full: every connection the proxy carries, the tools' too, is TLS."""
+    name = tls.make_db()
+    with LatencyProxy(tls.port, rtt=0.02) as proxy:
+        url = f"postgresql://postgres@{ALIAS}:{proxy.port}/{name}?sslmode=verify-full&sslrootcert={tls.certs.ca}"
+        run = run_kit("deploy", "--via", "cli", "--db-url", url, "--yes", "--json")
+        seen = proxy.window()
+    assert run.code == 0, run.json["error"]
+    assert run.json["phase"] == "migrated"
+    assert seen.connections >= 4 and seen.tls_connections == seen.connections, seen
 
 
 DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")

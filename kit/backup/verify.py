@@ -1,7 +1,9 @@
 """`kit backup verify`: checksums, `pg_restore --list`, then a rehearsal restore into a throwaway PostgreSQL."""
 
 import subprocess
+import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import psycopg
@@ -30,7 +32,49 @@ $roles$;
 """
 
 
-def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True) -> list[Check]:
+class EarlyServer(threading.Thread):
+    """A throwaway server for a rehearsal restore, started in a thread while the backup is still being taken
+    (its start, about a second of initdb and start-up, then costs no wall time); stopped by close()."""
+
+    def __init__(self, settings: Settings, server_major: int):
+        super().__init__(daemon=True)
+        self.settings, self.major = settings, first_major(server_major)
+        self.ready, self.done = threading.Event(), threading.Event()
+        self.url: str | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with server.temporary(self.settings, self.major) as url:
+                self.url = url
+                self.ready.set()
+                self.done.wait()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by use()
+            self.error = exc
+        finally:
+            self.ready.set()
+
+    def use(self, major: int) -> str | None:
+        """Its superuser URL when it is of `major`; None otherwise (the caller starts its own)."""
+        self.ready.wait()
+        if self.error is not None and major == self.major:
+            raise self.error
+        return self.url if major == self.major else None
+
+    def close(self) -> None:
+        self.done.set()
+        self.join()
+
+
+def first_major(server_major: int) -> int:
+    """The major a rehearsal of a backup of `server_major` starts from: it, else the next newer one installed."""
+    return next((m for m in pgserver.MAJORS if m >= server_major), max(pgserver.MAJORS))
+
+
+def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True,
+           early: EarlyServer | None = None) -> list[Check]:
+    """Checksums, pg_restore --list and the rehearsal restore (into `early` when it is of the right major)."""
     say = progress or (lambda message: None)
     path = Path(path)
     say("checking checksums")
@@ -48,7 +92,7 @@ def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True)
     if rehearse:
         major, bindir = rehearsal_server(settings, data)
         say(f"rehearsal restore into a throwaway PostgreSQL {major} ({bindir})")
-        check = rehearsal(settings, path, data, major, bindir)
+        check = rehearsal(settings, path, data, major, bindir, early.use(major) if early else None)
         checks.append(check)
         data["rehearsal"] = {"ok": check.ok, "server": data.pop("rehearsal_server"), "at": utc_now(),
                              "detail": check.detail}
@@ -86,12 +130,13 @@ def extensions(bindir: Path) -> set[str]:
     return set()
 
 
-def rehearsal(settings: Settings, path: Path, data: dict, major: int, bindir: Path) -> Check:
-    """Restore the archive into a throwaway server and compare every table's row count with the snapshot's."""
+def rehearsal(settings: Settings, path: Path, data: dict, major: int, bindir: Path, url: str | None = None) -> Check:
+    """Restore the archive into a throwaway server (`url`, else one started here) and compare every table's row
+    count with the snapshot's."""
     start = time.perf_counter()
     archive = path / data.get("archive", "database.dump")
     jobs = min(int(data.get("jobs", 1)), 4) if archive.is_dir() else 1
-    with server.temporary(settings, major) as url:
+    with (nullcontext(url) if url else server.temporary(settings, major)) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(ROLES_SQL.encode())
             version = conn.execute("show server_version").fetchone()[0]

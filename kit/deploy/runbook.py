@@ -60,9 +60,12 @@ class Deploy:
     conn: psycopg.Connection | None = field(default=None, repr=False)  # the deploy's connection, while it runs
 
     def connection(self) -> psycopg.Connection:
-        """The deploy's connection, rolled back to a clean state if a failed step left it in a transaction."""
+        """The deploy's connection, rolled back to a clean state if a failed step left it in a transaction (a step
+        run on its own, outside run(), opens one)."""
+        if self.conn is None:
+            self.conn = db.connect(self.settings)
         conn = self.conn
-        if conn is None or conn.closed or conn.broken:
+        if conn.closed or conn.broken:
             raise ConnectError(f"the connection to {url_host(self.settings.db_url)} was lost during the deploy")
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("rollback")

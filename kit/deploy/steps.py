@@ -98,9 +98,13 @@ def _version(argv: list[str]) -> str:
 
 
 def backup_step(deploy: Deploy, progress=None) -> dict:
-    taken = backup.take(deploy.settings, progress=progress, conn=deploy.connection())
-    deploy.backup_path = str(taken.path)
-    checks = backup_verify.verify(deploy.settings, taken.path, progress=progress)
+    early = backup_verify.EarlyServer(deploy.settings, pgtools.major(deploy.versions["server"]))
+    try:
+        taken = backup.take(deploy.settings, progress=progress, conn=deploy.connection())
+        deploy.backup_path = str(taken.path)
+        checks = backup_verify.verify(deploy.settings, taken.path, progress=progress, early=early)
+    finally:
+        early.close()
     detail = require_checks(checks, "the backup's verification")
     files = taken.manifest.get("files", {})
     return {"path": str(taken.path), "files": files, **detail}

@@ -131,9 +131,10 @@ def start_cluster(settings: Settings, folder: Path, major: int) -> LocalServer:
     return LocalServer(_url(port, USER), port, data, created)
 
 
-def stop_cluster(settings: Settings, folder: Path, major: int) -> None:
+def stop_cluster(settings: Settings, folder: Path, major: int, mode: str = "fast") -> None:
+    """Stop the server; mode `immediate` for a throwaway one, whose data is deleted next (no checkpoint)."""
     _run_as_server_user([str(pgserver.server_bin(settings, major) / "pg_ctl"), "-D", str(folder / "data"),
-                         "-m", "fast", "-w", "stop"])
+                         "-m", mode, "-w", "stop"])
 
 
 def restart_cluster(settings: Settings, folder: Path) -> None:
@@ -230,6 +231,6 @@ def temporary(settings: Settings, major: int):
         try:
             yield server.admin_url
         finally:
-            stop_cluster(settings, folder, major)
+            stop_cluster(settings, folder, major, "immediate")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
