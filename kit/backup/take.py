@@ -66,7 +66,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
-        with _snapshot(conn, folder) as snap:
+        with _snapshot(conn) as snap:
             server = db.server_version(conn)
             tools = clients.choose(settings, server_major=pgtools.major(server))
             client = pgtools.require_client_for(settings, server, tools.version)
@@ -112,7 +112,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
         if isinstance(exc, OSError) and exc.strerror:
             raise BackupError(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
                               "space or pass --out DIR, then take the backup again") from None
-        if not isinstance(exc, BackupError) or "marked incomplete" in str(exc):
+        if not isinstance(exc, BackupError):
             raise
         raise BackupError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
     say(f"backup complete: {folder}")
@@ -120,7 +120,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
 
 
 @contextmanager
-def _snapshot(conn: psycopg.Connection, folder: Path):
+def _snapshot(conn: psycopg.Connection):
     """A REPEATABLE READ, read-only transaction held open on `conn` while pg_dump reads its exported snapshot;
     the connection is closed afterwards."""
     try:
@@ -131,9 +131,8 @@ def _snapshot(conn: psycopg.Connection, folder: Path):
             yield {"id": snap_id, "taken_at": taken_at, "wal_lsn": lsn,
                    "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
             conn.rollback()
-    except psycopg.Error as exc:
-        raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)}); {folder} is marked "
-                          "incomplete: take the backup again") from None
+    except psycopg.Error as exc:  # take() adds the folder it leaves marked incomplete
+        raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)})") from None
 
 
 def _usage_rows(facts: dict) -> dict:

@@ -8,7 +8,7 @@ from kit import db, project
 from kit.backup import identity, manifest
 from kit.cli.options import command
 from kit.cli.output import Result, confirm, progress
-from kit.errors import ConnectError, Refused
+from kit.errors import ConnectError, PasswordRefused, Refused
 from kit.local import server as local
 from kit.process import url_without_password
 from kit.redact import url_host
@@ -43,8 +43,8 @@ def _with_password(settings):
     try:
         with db.session(settings):
             return settings
-    except ConnectError as exc:
-        if db_password(settings.db_url) or not str(exc).startswith("wrong password"):
+    except PasswordRefused:
+        if db_password(settings.db_url):
             raise
         if not sys.stdin.isatty():
             raise ConnectError(f"{url_host(settings.db_url)} wants a password and {settings.db_url_from or 'the URL'} "

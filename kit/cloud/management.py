@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from kit.errors import ConfigError, ConnectError, KitError, Refused
+from kit.errors import APIAnswered, ConfigError, ConnectError, KitError, Refused
 from kit.redact import redact
 from kit.settings import Settings
 
@@ -51,7 +51,8 @@ def _error(method: str, path: str, response: httpx.Response, token: str) -> KitE
         message = payload.get("message") or payload.get("error") or str(payload)
     except ValueError:
         message = response.text[:200]
-    message = redact(" ".join(str(message).split()), (token,))
+    detail = redact(str(message), (token,))
+    message = " ".join(detail.split())
     where = f"{method} {path}"
     if response.status_code == 401:
         return ConfigError(f"the Management API refused the access token ({where}: 401); "
@@ -60,4 +61,5 @@ def _error(method: str, path: str, response: httpx.Response, token: str) -> KitE
         return Refused(f"the access token may not do {where} (403): {message}")
     if response.status_code == 404:
         return ConfigError(f"{where} was not found (404): check SUPABASE_PROJECT_REF; {message}")
-    return KitError(f"the Management API answered {response.status_code} to {where}: {message}")
+    return APIAnswered(f"the Management API answered {response.status_code} to {where}: {message}",
+                       response.status_code, detail)
