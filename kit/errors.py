@@ -79,6 +79,10 @@ class BackupError(KitError):
     exit_code = 7
 
 
+class BackupIncomplete(BackupError):
+    """A backup stopped part-way; the message names its folder, which is marked incomplete (exit 7)."""
+
+
 class MigrationFailed(KitError):
     """A migration file or a rollback step failed in the database and was rolled back."""
 

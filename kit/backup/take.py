@@ -21,7 +21,7 @@ import psycopg
 
 from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
-from kit.errors import BackupError, ConfigError, Interrupted, KitError
+from kit.errors import BackupError, BackupIncomplete, ConfigError, Interrupted, KitError
 from kit.files import open_private, safe_name, utc_now
 from kit.local import clients, pgtools
 from kit.redact import mask_url
@@ -110,11 +110,11 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             raise Interrupted(f"interrupted; {folder} is marked incomplete (the database was only read): take the "
                               "backup again") from None
         if isinstance(exc, OSError) and exc.strerror:
-            raise BackupError(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
-                              "space or pass --out DIR, then take the backup again") from None
-        if not isinstance(exc, BackupError):
+            raise BackupIncomplete(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
+                                   "space or pass --out DIR, then take the backup again") from None
+        if not isinstance(exc, BackupError) or isinstance(exc, BackupIncomplete):
             raise
-        raise BackupError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
+        raise BackupIncomplete(f"{exc}; {folder} is marked incomplete: take the backup again") from None
     say(f"backup complete: {folder}")
     return Backup(folder, data)
 

@@ -131,7 +131,7 @@ class RestDriver(KeyColumns):
         try:
             return None, self.insert(row)
         except CheckError as exc:
-            if exc.code == "PGRST204" and "model_id" not in self.shape().columns:  # not in PostgREST's schema cache
+            if exc.code == "PGRST204" and self.refused_only_model_id(row):
                 return str(exc), None
             raise
 

@@ -116,7 +116,7 @@ class SqlDriver(KeyColumns):
         try:
             return None, self._request(*_insert_sql(row))[0]
         except CheckError as exc:
-            if exc.code == "42703" and "model_id" not in self.shape().columns:  # undefined column: model_id is gone
+            if exc.code == "42703" and self.refused_only_model_id(row):
                 return f"42703 (undefined column): {str(exc).removeprefix('42703: ')}", None
             raise
 
