@@ -102,26 +102,21 @@ def connect_error(url: str, message: str, secrets: tuple[str, ...] = (), source:
     reason = CONNECT_SQLSTATES.get(sqlstate or "") or libpq_connect_failure(message)
     if reason == "password":
         return PasswordRefused(f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)")
-    if reason == "no database":
-        name = unquote(urlsplit(url).path.lstrip("/")) or urlsplit(url).username or "postgres"
-        return ConnectError(f"database {redact(name, secrets)!r} does not exist on {host}: fix the database name at "
-                            f"the end of {source} (on Supabase it is postgres)")
-    if reason == "tls unverified":
-        return ConnectError(f"the TLS certificate of {host} did not verify ({_last_line(message).split(': ')[-1]}): "
-                            f"check sslrootcert (PGSSLROOTCERT) and the host name in {source}; nothing was sent")
-    if reason == "no tls":
-        return ConnectError(f"{host} does not offer TLS: the kit will not send the database in cleartext; pass "
-                            "--allow-plaintext with sslmode=prefer only if this network is yours")
-    if reason == "no such host":
-        return ConnectError(f"cannot resolve the host name of {host}: check the host in {source}")
-    if reason == "timeout":
-        return ConnectError(f"no answer from {host} within the connect timeout: check the host, port and network "
-                            "(KIT_CONNECT_TIMEOUT)")
-    if reason == "unreachable":
-        return ConnectError(unreachable(url, host))
-    if reason == "refused":
-        return ConnectError(f"{host} refused the connection: is the database running and the port right?")
-    return ConnectError(f"cannot connect to {host}: {redact(_last_line(message), secrets)}")
+    name = unquote(urlsplit(url).path.lstrip("/")) or urlsplit(url).username or "postgres"
+    advice = {
+        "no database": f"database {redact(name, secrets)!r} does not exist on {host}: fix the database name at the "
+                       f"end of {source} (on Supabase it is postgres)",
+        "tls unverified": f"the TLS certificate of {host} did not verify ({_last_line(message).split(': ')[-1]}): "
+                          f"check sslrootcert (PGSSLROOTCERT) and the host name in {source}; nothing was sent",
+        "no tls": f"{host} does not offer TLS: the kit will not send the database in cleartext; pass "
+                  "--allow-plaintext with sslmode=prefer only if this network is yours",
+        "no such host": f"cannot resolve the host name of {host}: check the host in {source}",
+        "timeout": f"no answer from {host} within the connect timeout: check the host, port and network "
+                   "(KIT_CONNECT_TIMEOUT)",
+        "unreachable": unreachable(url, host),
+        "refused": f"{host} refused the connection: is the database running and the port right?",
+    }
+    return ConnectError(advice.get(reason or "") or f"cannot connect to {host}: {redact(_last_line(message), secrets)}")
 
 
 def libpq_connect_failure(message: str) -> str | None:
