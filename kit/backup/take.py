@@ -21,13 +21,13 @@ import psycopg
 
 from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
+from kit.backup.store import MARKER, base_dir, target_dir
 from kit.errors import BackupError, BackupIncomplete, ConfigError, Interrupted, KitError
-from kit.files import open_private, safe_name, utc_now
+from kit.files import open_private, utc_now
 from kit.local import clients, pgtools
 from kit.redact import mask_url
 from kit.settings import Settings
 
-MARKER = "INCOMPLETE"
 ARCHIVE = "database.dump"
 ARCHIVE_DIR = "database.dir"
 # gzip at level 1 rather than pg_dump's default 6: half pg_dump's CPU for an archive about a quarter larger
@@ -36,6 +36,8 @@ ARCHIVE_DIR = "database.dir"
 COMPRESS = 1
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
+# A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads it too).
+ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
                 "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
                 "else pg_current_wal_lsn() end::text")
@@ -200,9 +202,8 @@ def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries)
 
 
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
-    base = Path(out_dir) if out_dir else settings.backup_dir
-    base = base if base.is_absolute() else settings.cwd / base
-    folder = base / safe_name(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    base = base_dir(settings, out_dir)
+    folder = target_dir(settings, out_dir) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
@@ -226,9 +227,9 @@ def _roles(settings: Settings, path: Path) -> None:
 
 def _reserved(line: str) -> bool:
     """CREATE/ALTER/COMMENT of a reserved role, or a membership granted to one."""
-    match = re.match(r'^(CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?', line)
+    match = ROLE_LINE.match(line)
     if match:
-        return bool(RESERVED_ROLES.match(match.group(2)))
+        return bool(RESERVED_ROLES.match(match.group(1)))
     match = re.match(r'^GRANT "?[^" ]+"? TO "?([^" ;]+)"?', line)
     return bool(match and RESERVED_ROLES.match(match.group(1)))
 
@@ -247,9 +248,7 @@ def _platform(settings: Settings) -> dict | None:
 
 def latest_with_maps(settings: Settings) -> Path | None:
     """The newest complete backup of this target that holds UUID maps (taken before the migration), or None."""
-    base = settings.backup_dir if settings.backup_dir.is_absolute() else settings.cwd / settings.backup_dir
-    folder = base / safe_name(settings.label)
-    for candidate in sorted(folder.glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
+    for candidate in sorted(target_dir(settings).glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
         if (candidate.parent / MARKER).exists():
             continue
         try:

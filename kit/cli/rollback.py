@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kit import db, project
 from kit.backup import identity, manifest
-from kit.cli.options import command
+from kit.cli.options import command, yes_option
 from kit.cli.output import Result, confirm, progress
 from kit.errors import ConnectError, PasswordRefused, Refused
 from kit.local import server as local
@@ -34,7 +34,7 @@ def register(commands) -> None:
     p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
     p.add_argument("--full", action="store_true",
                    help="restore the whole backup, in one transaction, into a database without tables of its own")
-    p.add_argument("--yes", action="store_true", help="do not ask (needed for a database that is not local)")
+    yes_option(p, "do not ask (needed for a database that is not local)")
     p.set_defaults(handler=cmd_rollback)
 
 

@@ -19,6 +19,7 @@ from kit.smoke.ledger import Ledger
 from kit.smoke.rows import AGENT, Builder, key_of
 from kit.smoke.sql import SqlDriver
 
+CONCURRENCY = 20  # concurrent inserts the smoke test times, unless told otherwise
 LEGACY_ADVICE = ("clients that still send model_id will break after the migration: remove model_id (and "
                  "provider_id) from their llm_usage payloads and send model_name and provider_name")
 
@@ -63,7 +64,7 @@ def driver_for(settings: Settings, via: str, check_only: bool = False) -> Driver
     return SqlDriver(settings)
 
 
-def run(settings: Settings, via: str | None = None, *, concurrency: int = 20, progress=None,
+def run(settings: Settings, via: str | None = None, *, concurrency: int = CONCURRENCY, progress=None,
         overrides: dict[str, str] | None = None) -> SmokeResult:
     """Run every check; a failed check makes ok False, a setup problem raises a kit error."""
     via = via or default_route(settings)
