@@ -31,7 +31,7 @@ class PasswordRefused(ConnectError):
 
 
 class APIAnswered(ConnectError):
-    """The Management API answered a request with an error status; the message has the status and its text (exit 3)."""
+    """The Management API answered with an error status; the message has the status and its text (exit 3)."""
 
     def __init__(self, message: str, status: int = 0, detail: str = ""):
         super().__init__(message)

@@ -14,8 +14,7 @@ from dotenv import dotenv_values
 from kit.errors import ConfigError
 from kit.redact import MASK, mask_url
 
-# Setting name -> environment variable. A named target NAME reads the PROFILE_FIELDS from NAME_<variable>
-# only, never the unprefixed (default target's) value; the access token, per account, may be shared (variables()).
+# Setting name -> environment variable; variables() says which ones a named target reads instead.
 ENV_NAMES = {
     "db_url": "SUPABASE_DB_URL",
     "supabase_url": "SUPABASE_URL",
@@ -74,9 +73,7 @@ class Settings:
 
     def __repr__(self) -> str:
         shown = []
-        for f in fields(self):
-            if not f.repr:
-                continue
+        for f in (f for f in fields(self) if f.repr):
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = MASK
@@ -118,9 +115,8 @@ class Settings:
         return self.target != DEFAULT_TARGET
 
     def var(self, name: str) -> str:
-        """The variable a setting was read from for this target (STAGING_SUPABASE_PROJECT_REF, SUPABASE_URL, ...);
-        for one that is not set, the variables it is read from (`STAGING_SUPABASE_ACCESS_TOKEN or
-        SUPABASE_ACCESS_TOKEN`)."""
+        """The variable a setting was read from (STAGING_SUPABASE_PROJECT_REF, SUPABASE_URL, ...); for one not
+        set, those it is read from for this target (`STAGING_SUPABASE_ACCESS_TOKEN or SUPABASE_ACCESS_TOKEN`)."""
         return self.read_from.get(name) or " or ".join(variables(name, self.target))
 
     @property

@@ -1,4 +1,4 @@
-"""The flags every command takes, those several take, and the parser of a command or subcommand, ending with the exit codes."""
+"""The flags every command takes, the flags several share, and each parser, whose --help ends with the exit codes."""
 
 import argparse
 
