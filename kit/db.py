@@ -2,18 +2,24 @@
 
 import re
 import secrets as random_tokens
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from kit import project, tls
 from kit.errors import ConfigError, ConnectError, PasswordRefused
 from kit.redact import redact, url_host
 from kit.settings import Settings
-from kit.statements import MarkedCursor
+from kit.statements import MarkedAsyncCursor, MarkedCursor
 
 APPLICATION_NAME = "supabase-kit"
+# The cluster's system identifier where this role may read it (null where pg_control_system() is revoked, as on
+# some managed servers: no error, so it can sit in a transaction or a batch), the database's oid and name.
+IDENTITY_SQL = ("select case when has_function_privilege('pg_control_system()', 'execute') then "
+                "(select system_identifier::text from pg_control_system()) end, oid::bigint, datname "
+                "from pg_database where datname = current_database()", None)
 SUPABASE_TRANSACTION_PORT = 6543  # on *.pooler.supabase.com; any other pooler is recognised by behaviour
 
 
@@ -30,28 +36,29 @@ def check_url(url: str) -> None:
                           "copy it from the dashboard's Connect panel")
 
 
-def refuse_transaction_pooler(settings: Settings, url: str | None = None) -> None:
+def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: psycopg.Connection | None = None
+                              ) -> None:
     """Refuse a transaction-mode pooler, recognised by what it does rather than by its port.
 
     Behind one, a session setting does not stay with the session: the server connection goes back
     to the pool after each statement and the next client may get it. So: set a value in our
-    session, let a second session begin a transaction, and see whether that one got our server
-    connection (it sees our value or our backend pid) or whether our next statement runs elsewhere.
+    session (`conn`, else a connection of its own), let a second session begin a transaction, and see
+    whether that one got our server connection (it sees our value or our backend pid) or whether our
+    next statement runs elsewhere. Three round trips, and the second session's connection.
     """
     url = url or settings.db_url
     if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
         raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
     token = random_tokens.token_hex(8)
-    with session(settings, url) as ours, session(settings, url) as other:
+    probe = "select pg_backend_pid(), current_setting('kit.session_probe', true)"
+    with (nullcontext(conn) if conn is not None else session(settings, url)) as ours, session(settings, url) as other:
         first = ours.execute("select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
                              (token,)).fetchone()[0]
         try:
-            with other.transaction():
-                pid, seen = other.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)"
-                                          ).fetchone()
-        except psycopg.Error:  # a statement-mode pooler refuses the transaction block itself
+            pid, seen = batch(other, [("begin", None), (probe, None), ("commit", None)])[1][0]
+        except (BatchFailed, psycopg.Error):  # a statement-mode pooler refuses the transaction block itself
             pid, seen = first, token
-        again, kept = ours.execute("select pg_backend_pid(), current_setting('kit.session_probe', true)").fetchone()
+        again, kept = ours.execute(probe).fetchone()
     if pid == first or seen == token or again != first or kept != token:
         raise _pooler_refusal(url)
 
@@ -78,6 +85,18 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"the database URL is malformed ({redact(_last_line(str(exc)), settings.secrets)}); "
                           "expected postgresql://USER:PASSWORD@HOST:5432/postgres") from None
+
+
+async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
+    """An autocommit async connection to the settings' database, as connect() opens one (TLS, name, marks)."""
+    check_url(settings.db_url)
+    try:
+        return await psycopg.AsyncConnection.connect(
+            tls.url_for(settings, settings.db_url), autocommit=True, connect_timeout=settings.connect_timeout,
+            application_name=APPLICATION_NAME, cursor_factory=MarkedAsyncCursor)
+    except psycopg.OperationalError as exc:
+        raise ConnectError(describe_connect_error(settings.db_url, str(exc), settings.secrets,
+                                                  settings.db_url_source)) from None
 
 
 @contextmanager
@@ -185,4 +204,48 @@ def encryption(conn: psycopg.Connection) -> str:
 
 
 def server_version(conn: psycopg.Connection) -> str:
-    return conn.execute("show server_version").fetchone()[0]
+    """`17.6` and the like: what the server reported as the connection opened, so no round trip."""
+    return conn.info.parameter_status("server_version") or conn.execute("show server_version").fetchone()[0]
+
+
+class BatchFailed(Exception):
+    """A statement of a batch failed; the ones after it did not run. Not a KitError: the caller says what
+    the failure means."""
+
+    def __init__(self, index: int, error: psycopg.Error, results: list[list]):
+        super().__init__(str(error))
+        self.index, self.error, self.results = index, error, results  # results: of the statements before it
+
+
+def batch(conn: psycopg.Connection, statements: list, row_factory=tuple_row) -> list[list]:
+    """Send `statements` ((query, params) pairs, or (query, params, row_factory)) in one flight, in psycopg's pipeline mode, and return each one's
+    rows ([] for a statement without): one round trip for all of them, however far the server is.
+
+    They run in order, as if sent one by one: on an autocommit connection each is its own transaction, unless
+    the list holds `begin` ... `commit`. When one fails, the ones after it do not run; a transaction it leaves
+    open is rolled back (one more round trip) and BatchFailed names it, with the results of those before it.
+    """
+    cursors, error = [], None
+    try:
+        with conn.pipeline():
+            for query, params, *own in statements:  # (query, params[, row_factory of its own])
+                cursors.append(conn.cursor(row_factory=own[0] if own else row_factory))
+                try:
+                    cursors[-1].execute(query, params)
+                except psycopg.Error as exc:  # an earlier statement's error, read while sending: stop sending
+                    error = exc
+                    break
+    except psycopg.Error as exc:  # raised as the pipeline ends
+        error = error or exc
+    if error is None:
+        return [_rows(cur) for cur in cursors]
+    if conn.closed or conn.broken or error.sqlstate is None:  # the connection is gone: nothing to name
+        raise error
+    failed = next((i for i, cur in enumerate(cursors) if cur.statusmessage is None), len(cursors) - 1)
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        conn.execute("rollback")
+    raise BatchFailed(failed, error, [_rows(cur) for cur in cursors[:failed]])
+
+
+def _rows(cursor) -> list:
+    return cursor.fetchall() if cursor.description else []

@@ -115,3 +115,11 @@ class MarkedCursor(psycopg.Cursor):
 
     def _text(self, query):
         return query.as_string(self) if isinstance(query, sql.Composable) else query
+
+
+class MarkedAsyncCursor(psycopg.AsyncCursor):
+    """MarkedCursor for async connections."""
+
+    async def execute(self, query, params=None, **kwargs):
+        return await super().execute(mark(query.as_string(self) if isinstance(query, sql.Composable) else query),
+                                     params, **kwargs)

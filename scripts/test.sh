@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the kit and its test tools into .venv; the pinned Supabase CLI and the PostgreSQL servers
-# (15, 17, 18, with contrib) into node_modules; then runs the suite on PostgreSQL 17 (what Supabase
-# creates new projects on), and the tests marked `matrix` again on 15 and 18.
+# (15, 17, 18, with contrib) into node_modules; then runs the whole suite on PostgreSQL 17 (what Supabase
+# creates new projects on), and the tests marked `majors` (their outcome depends on the server's major:
+# the shape matrix, backup and restore, legacy statements, locks, client tools) again on 15 and 18.
+# Each run prints its 15 slowest tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -13,9 +15,9 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ] && [ "$(id 
 fi
 status=0
 echo "== PostgreSQL 17: the whole suite"
-KIT_TEST_PG_MAJOR=17 .venv/bin/python -m pytest "$@" || status=$?
+KIT_TEST_PG_MAJOR=17 .venv/bin/python -m pytest --durations=15 "$@" || status=$?
 for major in 15 18; do
-  echo "== PostgreSQL $major: the whole suite"
-  KIT_TEST_PG_MAJOR=$major .venv/bin/python -m pytest "$@" || status=$?
+  echo "== PostgreSQL $major: the tests marked majors"
+  KIT_TEST_PG_MAJOR=$major .venv/bin/python -m pytest -m majors --durations=15 "$@" || status=$?
 done
 exit $status

@@ -19,6 +19,8 @@ from tests.snapshot import data, schema
 from tests.standin import Reply, serve
 from tests.writers import TeamWriter
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 FILES = ["data.sql", "database.dump", "history.sql", "llm_usage_links.tsv", "manifest.json", "roles.sql", "schema.sql"]
 
 

@@ -13,6 +13,8 @@ from tests.helpers import ROOT, grow, query, run_file, take
 from tests.snapshot import data, schema
 from tests.writers import Writers
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 
 def _usage_block(path: Path) -> list[bytes]:
     """The llm_usage rows of data.sql, as COPY text lines."""

@@ -12,6 +12,8 @@ from kit.rollback import full as rollback_full
 from tests.helpers import ROOT, grow, migrate_direct, query, take
 from tests.snapshot import data, schema
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 HISTORY = "select version, name from supabase_migrations.schema_migrations order by 1"
 
 

@@ -7,12 +7,15 @@ like SQL or like a format placeholder. Each example gets a fresh database on the
 import uuid
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, assume, given, settings as hsettings, strategies as st
 
 from kit import push, settings as settings_mod
 from kit.backup import take as backup
 from kit.rollback import in_place as rollback
 from tests.helpers import ROOT, query
+
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
 
 HOSTILE = ["'; drop table llm_usage; --", "o'brien", 'say "hi"', "back\\slash\\", "名前 モデル ✓", "  spaced  ",
            "x" * 255, "é" * 255, "%s %(name)s {0}", "$$ $tag$", "null", "NULL", "E'\\x41'", "a\tb\nc",

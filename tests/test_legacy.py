@@ -28,6 +28,8 @@ from kit.schema import legacy
 from kit.statements import mark
 from tests.helpers import ROOT, STATES, query, run_file
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 COLS = ["agent_name", "model_id", "model_name", "provider_name"]
 # PostgREST v12+ (SqlFragment.fromJsonBodyF): INSERT ... SELECT pgrst_body.* FROM json_to_recordset
 POSTGREST_V12_INSERT = (

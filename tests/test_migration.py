@@ -220,6 +220,7 @@ def _insert_during_migration(url: str, migration_options: str) -> list[str]:
     return outcomes + (["migration was waiting"] if waiting else [])
 
 
+@pytest.mark.majors
 def test_inserts_are_not_queued_behind_a_long_report_query(db_url):
     """While a report transaction holds llm_usage, the migration retries its 100 ms lock attempts
     and inserts keep going through."""
@@ -229,6 +230,7 @@ def test_inserts_are_not_queued_behind_a_long_report_query(db_url):
                          "and column_name = 'model_id'") == [(0,)]
 
 
+@pytest.mark.majors
 def test_a_long_lock_timeout_would_queue_the_inserts(db_url):
     """The control for the test above: one 10 s lock attempt, as a bare ALTER makes, times the inserts out."""
     outcomes = _insert_during_migration(db_url, "-c kit.lock_timeout_ms=10000")
@@ -236,6 +238,7 @@ def test_a_long_lock_timeout_would_queue_the_inserts(db_url):
     assert outcomes[:2] == ["timed out"] * 2
 
 
+@pytest.mark.majors
 def test_gives_up_on_the_lock_with_a_clear_error_and_no_change(db_url):
     started = threading.Event()
     reader = threading.Thread(target=_hold_read_lock, args=(db_url, 3.0, started))

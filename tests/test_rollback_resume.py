@@ -16,6 +16,8 @@ from kit.rollback import in_place as rollback
 from tests import snapshot
 from tests.helpers import LOOKUPS, ROOT, ROWS, migrate_direct, query
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 
 def _killer(url: str, at: str):
     def progress(message: str) -> None:

@@ -1,7 +1,11 @@
 """What particular before-states in tests/states/matrix/ must show beyond the common cycle."""
 
+import pytest
+
 from kit import settings as settings_mod
 from tests.helpers import MATRIX, ROOT, ROWS, migrate_direct, query, run_file
+
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
 
 
 def state(make_db, name: str) -> str:

@@ -23,6 +23,8 @@ from tests.helpers import LOOKUPS, MATRIX, ROWS, query, run_file
 from tests.standin import serve
 from tests.standin_postgrest import postgrest_route
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 STATES = sorted(p.stem for p in MATRIX.glob("*.sql"))
 KEY = "matrix-service-role"
 NAMES = ("select coalesce(jsonb_agg(to_jsonb(u) - 'provider_id' - 'model_id' order by to_jsonb(u)::text), '[]') "

@@ -14,6 +14,8 @@ import pytest
 from kit.db import APPLICATION_NAME
 from tests.helpers import query
 
+pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
+
 TABLES = "('public.llm_usage'::regclass, 'public.llm_models'::regclass, 'public.llm_providers'::regclass)"
 GIVE_UP_S = 20  # the holder lets go after this, so a status that waits for it ends (and the test fails)
 

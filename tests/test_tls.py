@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(ALIAS is None, reason="this machine's host name 
                                                       "only, so no name reaches the test server as a remote host")
 REF = "tlsprojectreference0"
 TOKEN = "kit-test-token-" + "7" * 20
-VARIANTS = ["as-given", "require", "verify-full", "verify-full-from-the-environment"]
+# verify-full and the URL as given run on every major: which pg_dump is chosen depends on the server's
+VARIANTS = [pytest.param("as-given", marks=pytest.mark.majors), "require",
+            pytest.param("verify-full", marks=pytest.mark.majors), "verify-full-from-the-environment"]
 ENCRYPTED = "encrypted (TLS)"
 
 
@@ -202,6 +204,7 @@ def test_without_a_tls_client_anywhere_the_error_names_what_to_install(tls, run_
 DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
 
 
+@pytest.mark.majors
 @pytest.mark.skipif(not (DEBIAN_15 / "pg_dump").exists(), reason="Debian's PostgreSQL 15 client is not installed")
 def test_a_pg_dump_on_path_with_tls_is_preferred_when_its_major_is_at_least_the_servers(monkeypatch, tmp_path):
     """Debian's PostgreSQL 15 client tools (built with TLS) on PATH: chosen for a 15 server, not for a 17 one."""

@@ -10,19 +10,20 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 
-from kit import project
+from kit import db, project
 from kit.errors import Refused
 from kit.settings import LOCAL_DEFAULT, Settings, variable
 
 
 def read(conn: psycopg.Connection, settings: Settings) -> dict:
-    """This connection's database identity, for the manifest."""
-    try:
-        system = conn.execute("select system_identifier::text from pg_control_system()").fetchone()[0]
-    except psycopg.Error:  # revoked on some managed servers: the other fields still tell databases apart
-        system = None
-    oid, name = conn.execute("select oid::bigint, datname from pg_database where datname = current_database()"
-                             ).fetchone()
+    """This connection's database identity, for the manifest: one round trip."""
+    return from_row(conn.execute(db.IDENTITY_SQL[0]).fetchone(), settings)
+
+
+def from_row(row: tuple, settings: Settings) -> dict:
+    """The identity from db.IDENTITY_SQL's row (the system identifier is null where it cannot be read: the other
+    fields still tell databases apart) and where the settings reached it."""
+    system, oid, name = row
     parts = urlsplit(settings.db_url or "")
     return {"system_identifier": system, "database": name, "database_oid": oid,
             "host": parts.hostname or "localhost", "port": parts.port or 5432,

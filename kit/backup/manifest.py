@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 import psycopg.sql
 
+from kit import db
 from kit.errors import BackupError
 from kit.files import open_private
 from kit.redact import mask_url
@@ -15,36 +16,44 @@ from kit.settings import Settings
 
 NAME = "manifest.json"
 LINKS = "llm_usage_links.tsv"  # COPY text format: tab-separated, NULL as \N
+# Of the LLM tables that exist (a missing one is left out, not an error).
 SHAPE_SQL = """
+with present as (select name, to_regclass(qualified) as rel from unnest(%(names)s::text[], %(rels)s::text[]) t
+                 (name, qualified) where to_regclass(qualified) is not null)
 select 'constraint', conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid)
-from pg_constraint where conrelid = any(%(rels)s::regclass[]) and contype in ('p', 'u', 'f', 'c')
+from pg_constraint where conrelid in (select rel from present) and contype in ('p', 'u', 'f', 'c')
 union all
 select 'index', tablename, indexname, '', indexdef from pg_indexes
-where schemaname = 'public' and tablename = any(%(names)s)
-  and indexname not in (select conname from pg_constraint where conrelid = any(%(rels)s::regclass[]))
+where schemaname = 'public' and tablename in (select name from present)
+  and indexname not in (select conname from pg_constraint where conrelid in (select rel from present))
 union all
 select 'column', c.relname, a.attname, case when a.attnotnull then 'not null' else '' end,
        format_type(a.atttypid, a.atttypmod) || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
 from pg_class c join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
 left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
-where c.oid = any(%(rels)s::regclass[])
+where c.oid in (select rel from present)
 order by 1, 2, 3
 """
+SHAPE = (SHAPE_SQL, {"names": list(catalog.TABLES), "rels": [catalog.qualified(t) for t in catalog.TABLES]})
 
 
 def shape(conn: psycopg.Connection) -> list[list[str]]:
-    """Columns, constraints and indexes of the LLM tables: what a rollback rebuilds."""
-    present = [t for t in catalog.TABLES
-               if conn.execute("select to_regclass(%s)", (catalog.qualified(t),)).fetchone()[0]]
-    rels = [catalog.qualified(t) for t in present]
-    return [list(r) for r in conn.execute(SHAPE_SQL, {"rels": rels, "names": present})]
+    """Columns, constraints and indexes of the LLM tables: what a rollback rebuilds. One round trip."""
+    return [list(r) for r in conn.execute(*SHAPE)]
 
 
-def collect(conn: psycopg.Connection, folder: Path, links_from_dump: bool = False) -> dict:
-    """Read in the backup's snapshot transaction: the shape and catalog of the LLM tables and, before the
-    migration, their UUID maps and every usage row's links. Row counts come from the dump itself."""
-    cat = catalog.read(conn)
-    facts = {"shape": shape(conn), "catalog": cat.as_dict(), "maps": None}
+def reads() -> list[tuple]:
+    """What collect_from needs, for the backup's snapshot batch: the catalog, then the shape."""
+    return [*catalog.statements(), SHAPE]
+
+
+def collect_from(conn: psycopg.Connection, results: list[list], folder: Path,
+                 links_from_dump: bool = False) -> dict:
+    """From the results of reads(), in the backup's snapshot transaction: the shape and catalog of the LLM
+    tables and, before the migration, their UUID maps and every usage row's links (one more round trip). Row
+    counts come from the dump itself."""
+    cat = catalog.from_rows(results[:5])
+    facts = {"shape": [list(r) for r in results[5]], "catalog": cat.as_dict(), "maps": None}
     if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
         facts["maps"] = maps(conn, folder, cat, read_links=not (links_from_dump and streamable(cat)))
     return facts
@@ -74,9 +83,10 @@ def usage_tables(cat: catalog.Catalog) -> list[str]:
 def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> dict:
     """The UUID maps; call it inside the backup's snapshot so they match the dump. Without read_links the
     links file is left to the caller, which writes it from the dump (see streamable)."""
-    providers = {str(i): n for i, n in conn.execute("select id, name from public.llm_providers")}
-    models = {str(i): {"name": n, "provider_id": str(p) if p else None}
-              for i, n, p in conn.execute("select id, name, provider_id from public.llm_models")}
+    provider_rows, model_rows = db.batch(conn, [("select id, name from public.llm_providers", None),
+                                                ("select id, name, provider_id from public.llm_models", None)])
+    providers = {str(i): n for i, n in provider_rows}
+    models = {str(i): {"name": n, "provider_id": str(p) if p else None} for i, n, p in model_rows}
     found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump",
                                                          "llm_usage_tables": usage_tables(cat)}
     return {"llm_providers": providers, "llm_models": models, **found}

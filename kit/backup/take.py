@@ -38,6 +38,7 @@ RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authent
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
 # A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads it too).
 ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
+BEGIN_SQL = "begin isolation level repeatable read, read only"
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
                 "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
                 "else pg_current_wal_lsn() end::text")
@@ -50,31 +51,34 @@ class Backup:
 
 
 def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs: int = 1, watch=None,
-         compress: int = COMPRESS) -> Backup:
+         compress: int = COMPRESS, conn: psycopg.Connection | None = None) -> Backup:
     """Dump the database once, from one exported snapshot, and derive every other file from that archive.
 
     `progress(message)` gets a line per stage; `watch(part, bytes, done)` gets each part's size as it grows.
+    Given `conn` (autocommit; a deploy's), the snapshot is taken on it and it stays open.
     """
     say = progress or (lambda message: None)
     watch = watch or (lambda part, nbytes, done=False: None)
     clients.choose(settings)  # no client that can reach the database (TLS): exit 6 before the folder is made
-    conn = db.connect(settings, autocommit=False)  # a refused connection (TLS, password): nothing written yet
+    own = conn is None
+    conn = conn or db.connect(settings)  # a refused connection (TLS, password): nothing written yet
     try:
         folder = _new_folder(settings, out_dir)
     except BaseException:
-        conn.close()
+        if own:
+            conn.close()
         raise
     started, clock = utc_now(), time.perf_counter()
     split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
-        with _snapshot(conn) as snap:
+        with _snapshot(conn, own, [*manifest.reads(), db.IDENTITY_SQL]) as (snap, results):
             server = db.server_version(conn)
             tools = clients.choose(settings, server_major=pgtools.major(server))
             client = pgtools.require_client_for(settings, server, tools.version)
             settings = clients.pinned(settings, tools)  # pg_dump, pg_dumpall and pg_restore from one folder
-            facts = manifest.collect(conn, folder, links_from_dump=True)  # in this snapshot's transaction
-            ident = identity.read(conn, settings)
+            facts = manifest.collect_from(conn, results[:-1], folder, links_from_dump=True)  # in the snapshot
+            ident = identity.from_row(results[-1][0], settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
             roles = _Beside(_roles, settings, folder / "roles.sql")  # needs no snapshot: beside the dump
             from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
@@ -122,18 +126,23 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
 
 
 @contextmanager
-def _snapshot(conn: psycopg.Connection):
+def _snapshot(conn: psycopg.Connection, close: bool, reads: list):
     """A REPEATABLE READ, read-only transaction held open on `conn` while pg_dump reads its exported snapshot;
-    the connection is closed afterwards."""
+    it is begun, exported and `reads` run in it in one round trip. Yields (the snapshot, the reads' results); the
+    transaction is rolled back afterwards, and the connection closed when `close`."""
     try:
-        with conn:
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
-            snap_id, taken_at, lsn = conn.execute(SNAPSHOT_SQL).fetchone()
+        try:
+            results = db.batch(conn, [(BEGIN_SQL, None), (SNAPSHOT_SQL, None), *reads])
+            snap_id, taken_at, lsn = results[1][0]
             yield {"id": snap_id, "taken_at": taken_at, "wal_lsn": lsn,
-                   "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}
-            conn.rollback()
-    except psycopg.Error as exc:  # take() adds the folder it leaves marked incomplete
+                   "how": "pg_export_snapshot() in a REPEATABLE READ transaction, pg_dump --snapshot"}, results[2:]
+            conn.execute("rollback")
+        finally:
+            if close:
+                conn.close()
+    except db.BatchFailed as failed:  # take() adds the folder it leaves marked incomplete
+        raise BackupError(f"reading the database for the backup failed ({db.error_line(failed.error)})") from None
+    except psycopg.Error as exc:
         raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)})") from None
 
 

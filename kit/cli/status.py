@@ -24,8 +24,8 @@ def register(commands) -> None:
 def cmd_status(args, settings) -> Result:
     settings = local.resolve(settings)
     with db.session(settings) as conn:
-        st = status.read(conn, settings)
-        found = legacy.read(conn)
+        survey = status.survey(conn, settings)
+        st, found = survey.status, survey.legacy
         encryption = db.encryption(conn)
         server_major = conn.info.server_version // 10000
     try:

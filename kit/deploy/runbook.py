@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import psycopg
+
 from kit import __version__, db
 from kit.backup import manifest, take as backup
 from kit.deploy import report
-from kit.errors import CheckFailed, Interrupted, KitError, Refused
+from kit.errors import CheckFailed, ConnectError, Interrupted, KitError, Refused
 from kit.files import utc_now
-from kit.redact import mask_url
+from kit.redact import mask_url, url_host
 from kit.schema import status
 from kit.settings import Settings
 
@@ -55,6 +57,16 @@ class Deploy:
     report_json: str | None = None
     legacy_statements: list[dict] = field(default_factory=list)  # what preflight found, listed either way
     legacy_note: str | None = None
+    conn: psycopg.Connection | None = field(default=None, repr=False)  # the deploy's connection, while it runs
+
+    def connection(self) -> psycopg.Connection:
+        """The deploy's connection, rolled back to a clean state if a failed step left it in a transaction."""
+        conn = self.conn
+        if conn is None or conn.closed or conn.broken:
+            raise ConnectError(f"the connection to {url_host(self.settings.db_url)} was lost during the deploy")
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("rollback")
+        return conn
 
     @property
     def ok(self) -> bool:
@@ -84,9 +96,10 @@ def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool =
     """Run every step in order; never raises for a step's failure: the Deploy says what happened."""
     deploy = Deploy(settings)
     observe = observe or (lambda event, step, d: None)
-    db.refuse_transaction_pooler(settings)
-    with db.session(settings) as lock_conn:
-        _take_deploy_lock(lock_conn, settings)
+    with db.session(settings) as conn:  # holds the deploy lock; the steps' own reads and writes use it too
+        db.refuse_transaction_pooler(settings, conn=conn)
+        _take_deploy_lock(conn, settings)
+        deploy.conn = conn
         for step in deploy.steps[:-1]:
             if not _run_step(deploy, step, step_functions[step.name], observe):
                 break
@@ -94,7 +107,8 @@ def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool =
             _after_failure(deploy, step_functions, rollback_on_failure, observe)
         elif deploy.backup_path:
             _choose_rollback(deploy)
-    _finish(deploy, observe)
+        _finish(deploy, observe)
+    deploy.conn = None
     return deploy
 
 
@@ -120,21 +134,21 @@ def _after_failure(deploy: Deploy, step_functions: dict, rollback_on_failure: bo
     for step in deploy.steps:
         if step.status == "pending":
             step.status = "skipped"
-    deploy.phase = _phase(deploy.settings)
+    deploy.phase = _phase(deploy)
     if deploy.backup_path and deploy.phase in ("migrated", "partial"):
         _choose_rollback(deploy)
         if rollback_on_failure and deploy.rollback_backup:
             try:
                 step_functions["rollback"](deploy)
                 deploy.rolled_back = True
-                deploy.phase = _phase(deploy.settings)
+                deploy.phase = _phase(deploy)
             except (KitError, KeyboardInterrupt) as exc:
                 deploy.error += f"; the automatic rollback failed too: {exc}"
 
 
 def _finish(deploy: Deploy, observe: Observer) -> None:
     step = deploy.steps[-1]
-    deploy.phase = _phase(deploy.settings)
+    deploy.phase = _phase(deploy)
     deploy.versions.setdefault("python", platform.python_version())
     deploy.versions.setdefault("kit", __version__)
     deploy.finished = utc_now()
@@ -158,11 +172,15 @@ def _take_deploy_lock(conn, settings: Settings) -> None:
                       "then run kit deploy again")
 
 
-def _phase(settings: Settings) -> str:
+def _phase(deploy: Deploy) -> str:
+    """The phase now, on the deploy's connection (a new one when a failed step lost it)."""
     try:
-        with db.session(settings) as conn:
-            return status.read_phase(conn)
-    except KitError:
+        try:
+            return status.read_phase(deploy.connection())
+        except (KitError, psycopg.Error):
+            with db.session(deploy.settings) as conn:
+                return status.read_phase(conn)
+    except (KitError, psycopg.Error):
         return "unknown (the database cannot be reached)"
 
 

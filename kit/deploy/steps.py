@@ -34,15 +34,15 @@ def functions(via: str | None = None, progress=None, allow_legacy_statements: bo
 def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files: bool = True,
               smoke_overrides: dict | None = None) -> dict:
     settings = deploy.settings
-    with db.session(settings) as conn:
-        deploy.versions["server"] = db.server_version(conn)
-        st = status.read(conn, settings)
-        if st.locked_by:  # before any other catalog read, which could wait behind that lock (PostgreSQL 15)
-            deploy.phase = st.phase
-            raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
-                          "nothing was changed: deploy again when that session ends")
-        found = legacy.read(conn)
-        usage = catalog.read(conn).tables.get("llm_usage")
+    conn = deploy.connection()
+    deploy.versions["server"] = db.server_version(conn)
+    survey = status.survey(conn, settings)
+    st, found = survey.status, survey.legacy
+    if st.locked_by:
+        deploy.phase = st.phase
+        raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
+                      "nothing was changed: deploy again when that session ends")
+    usage = survey.catalog.tables.get("llm_usage")
     deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
     plan = make_plan(settings, st.applied)
     check_history(plan)
@@ -84,7 +84,8 @@ def smoke_inputs(usage, overrides: dict) -> None:
 def tool_versions(settings, server_major: int) -> dict:
     found = {}
     try:
-        found["supabase_cli"] = _version([workdir.supabase_cli(settings), "--version"])
+        found["supabase_cli"] = (workdir.supabase_cli_version(settings)
+                                 or _version([workdir.supabase_cli(settings), "--version"]))
     except KitError:
         found["supabase_cli"] = "not installed"
     found["pg_dump"] = clients.choose(settings, server_major=server_major).version
@@ -98,7 +99,7 @@ def _version(argv: list[str]) -> str:
 
 
 def backup_step(deploy: Deploy, progress=None) -> dict:
-    taken = backup.take(deploy.settings, progress=progress)
+    taken = backup.take(deploy.settings, progress=progress, conn=deploy.connection())
     deploy.backup_path = str(taken.path)
     checks = backup_verify.verify(deploy.settings, taken.path, progress=progress)
     detail = require_checks(checks, "the backup's verification")
@@ -107,19 +108,19 @@ def backup_step(deploy: Deploy, progress=None) -> dict:
 
 
 def push_step(deploy: Deploy, via: str | None, progress=None) -> dict:
-    result = push.run(deploy.settings, via, output=progress, lint_files=False)  # preflight linted (or --no-lint)
+    result = push.run(deploy.settings, via, output=progress, lint_files=False,  # preflight linted (or --no-lint)
+                      conn=deploy.connection())
     deploy.applied = result.applied
     return result.as_dict()
 
 
 def verify_step(deploy: Deploy) -> dict:
-    with db.session(deploy.settings) as conn:
-        checks = verify.run(conn, deploy.settings, Path(deploy.backup_path) if deploy.backup_path else None)
+    checks = verify.run(deploy.connection(), deploy.settings, Path(deploy.backup_path) if deploy.backup_path else None)
     return require_checks(checks, "verify")
 
 
 def smoke_step(deploy: Deploy, overrides: dict | None = None) -> dict:
-    result = smoke.run(deploy.settings, overrides=overrides)
+    result = smoke.run(deploy.settings, overrides=overrides, conn=deploy.connection())
     detail = result.as_dict() if hasattr(result, "as_dict") else {"ok": result.ok}
     if not result.ok:
         failed = [c for c in result.checks if not c.ok]

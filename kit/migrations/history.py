@@ -4,6 +4,7 @@ from pathlib import Path
 
 import psycopg
 
+from kit import db
 from kit.migrations.workdir import Migration
 from kit.statements import split_statements
 
@@ -20,13 +21,33 @@ def ensure_table(conn: psycopg.Connection) -> None:
         conn.execute(statement)
 
 
+# The two reads of applied_versions, for a caller's batch: VERSIONS only when EXISTS said so.
+EXISTS = ("select to_regclass('supabase_migrations.schema_migrations') is not null", None)
+VERSIONS = ("select version from supabase_migrations.schema_migrations", None)
+
+
 def applied_versions(conn: psycopg.Connection) -> list[str]:
     """Versions recorded in the history table, oldest first; empty if there is no table."""
-    exists = conn.execute("select to_regclass('supabase_migrations.schema_migrations') is not null").fetchone()[0]
-    if not exists:
+    if not conn.execute(EXISTS[0]).fetchone()[0]:
         return []
-    rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    return versions(conn.execute(VERSIONS[0]).fetchall())
+
+
+def versions(rows: list[tuple]) -> list[str]:
+    """VERSIONS' rows, oldest first."""
     return sorted((r[0] for r in rows), key=int)
+
+
+def with_versions(conn: psycopg.Connection, statements: list) -> tuple[list[list], list[str]]:
+    """`statements`, then the history's versions, in one round trip: their results, and the versions (none when
+    there is no history table: the read of it, sent last, fails alone)."""
+    try:
+        results = db.batch(conn, [*statements, VERSIONS])
+    except db.BatchFailed as failed:
+        if failed.index == len(statements) and isinstance(failed.error, psycopg.errors.UndefinedTable):
+            return failed.results, []
+        raise failed.error from None
+    return results[:-1], versions(results[-1])
 
 
 def apply(conn: psycopg.Connection, migration: Migration) -> None:

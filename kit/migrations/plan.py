@@ -1,11 +1,10 @@
 """The push plan every route shares: pending and applied versions, the history check, the lint, the push lock.
 
-Each route (kit/push/) runs `prepare` before anything changes and applies the plan under `push_lock`,
+Each route (kit/push/) runs `prepare` before anything changes and applies the plan under the push lock,
 so that one push at a time runs per database whatever the route.
 """
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,11 +93,19 @@ def prepare(settings: Settings, route: str, applied: list[str], dry_run: bool, l
     return result
 
 
-@contextmanager
-def push_lock(conn: psycopg.Connection, wait_s: float):
-    """Hold the push lock for the block; wait up to wait_s for another push, then refuse."""
+def take_push_lock(conn: psycopg.Connection) -> tuple[bool, list[str]]:
+    """One try at the push lock, and the history's versions: one round trip."""
+    results, applied = history.with_versions(conn, [("select pg_try_advisory_lock(%s)", (PUSH_LOCK_KEY,))])
+    return results[0][0][0], applied
+
+
+def wait_for_push_lock(conn: psycopg.Connection, wait_s: float) -> list[str]:
+    """Wait up to wait_s for another push to let go of the lock, then refuse; the history's versions once held."""
     deadline = time.monotonic() + wait_s
-    while not conn.execute("select pg_try_advisory_lock(%s)", (PUSH_LOCK_KEY,)).fetchone()[0]:
+    while True:
+        got, applied = take_push_lock(conn)
+        if got:
+            return applied
         if time.monotonic() >= deadline:
             holder = conn.execute("select pid from pg_locks where locktype = 'advisory' and granted "
                                   "and (classid::bigint << 32 | objid::bigint) = %s", (PUSH_LOCK_KEY,)).fetchone()
@@ -106,8 +113,8 @@ def push_lock(conn: psycopg.Connection, wait_s: float):
             raise Refused(f"another push is running against this database{who}; nothing was applied: "
                           "wait for it to finish, then push again")
         time.sleep(0.2)
-    try:
-        yield
-    finally:
-        if not conn.closed:
-            conn.execute("select pg_advisory_unlock(%s)", (PUSH_LOCK_KEY,))
+
+
+def release_push_lock(conn: psycopg.Connection) -> list[str]:
+    """Let go of the push lock; the history's versions as it is left: one round trip."""
+    return history.with_versions(conn, [("select pg_advisory_unlock(%s)", (PUSH_LOCK_KEY,))])[1]

@@ -1,5 +1,6 @@
 """Where the migrations and the Supabase CLI come from."""
 
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -72,6 +73,18 @@ def before_change(settings: Settings, change_name: str) -> list[Migration]:
     found = migrations(settings)
     change = next((m for m in found if m.name == change_name), None)
     return [m for m in found if change is None or int(m.version) < int(change.version)]
+
+
+def supabase_cli_version(settings: Settings) -> str | None:
+    """The pinned npm package's version, read from its package.json (starting the CLI costs a Node.js start-up,
+    about a second); None for a CLI installed another way."""
+    script = Path(supabase_cli(settings)).resolve()
+    package = script.parent.parent / "package.json"
+    try:
+        found = json.loads(package.read_text()) if script.name == "supabase.js" else {}
+    except (OSError, ValueError):
+        return None
+    return found.get("version") if found.get("name") == "supabase" else None
 
 
 def supabase_cli(settings: Settings) -> str:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 import psycopg
 from psycopg import sql
 
+from kit import db
+
 TABLES = ("llm_providers", "llm_models", "llm_usage")
 UUID_COLUMNS = {"llm_providers": ("id",), "llm_models": ("id", "provider_id"),
                 "llm_usage": ("provider_id", "model_id")}
@@ -112,7 +114,7 @@ select k.conname, k.contype, k.conrelid::regclass::text, k.confrelid::regclass::
        k.confdeltype::text, k.confupdtype::text, pg_get_constraintdef(k.oid)
 from pg_constraint k
 where k.contype in ('p', 'f') and k.conparentid = 0
-  and (k.conrelid = any(%(rels)s::regclass[]) or k.confrelid = any(%(rels)s::regclass[]))
+  and (k.conrelid = any({rels}) or k.confrelid = any({rels}))
 order by k.conrelid::regclass::text, k.conname
 """
 POLICIES_SQL = """select tablename, policyname from pg_policies where schemaname = 'public' and tablename = any(%s)
@@ -142,28 +144,41 @@ ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "
 
 
 def read(conn: psycopg.Connection) -> Catalog:
-    tables: dict[str, Table] = {}
+    """The three tables' shape: one round trip."""
+    return from_rows(db.batch(conn, statements()))
+
+
+def statements() -> list[tuple]:
+    """The catalog's queries, to send alone (read) or in a caller's batch; from_rows reads their results."""
     names = list(TABLES)
-    for rel, col, typ, not_null, rls, default, ident, gen, base, labels, partkey in conn.execute(COLUMNS_SQL, (names,)):
+    rels = sql.SQL("array(select to_regclass(x) from unnest({}::text[]) x)").format(
+        sql.Literal([qualified(t) for t in names]))
+    return [(COLUMNS_SQL, (names,)), (sql.SQL(CONSTRAINTS_SQL).format(rels=rels), None), (POLICIES_SQL, (names,)),
+            (PARTITIONS_SQL, (names,)), (PUBLICATIONS_SQL, {"names": names})]
+
+
+def from_rows(results: list[list]) -> Catalog:
+    """A Catalog from the results of statements(), in their order."""
+    columns, constraints, policies, partitions, publications = results
+    tables: dict[str, Table] = {}
+    for rel, col, typ, not_null, rls, default, ident, gen, base, labels, partkey in columns:
         table = tables.setdefault(rel, Table(rel, rls=rls, partition_key=partkey))
         table.columns[col] = Column(col, typ, not_null, default, ident, gen, base, list(labels))
-    rels = [qualified(t) for t in tables]
     fks = []
-    for name, kind, rel, ref, cols, ref_cols, on_del, on_upd, definition in conn.execute(
-            CONSTRAINTS_SQL, {"rels": rels}):
+    for name, kind, rel, ref, cols, ref_cols, on_del, on_upd, definition in constraints:
         rel, ref = bare(rel), bare(ref)
         if kind == "p" and rel in tables:
             tables[rel].primary_key, tables[rel].primary_key_name = list(cols), name
         elif kind == "f":
             fks.append(ForeignKey(name, rel, list(cols), ref, list(ref_cols), ACTIONS[on_del], ACTIONS[on_upd],
                                   definition))
-    for rel, policy in conn.execute(POLICIES_SQL, (names,)):
+    for rel, policy in policies:
         tables[rel].policies.append(policy)
-    for rel, part, leaf, where in conn.execute(PARTITIONS_SQL, (names,)):
+    for rel, part, leaf, where in partitions:
         tables[rel].partitions.append(bare(part))
         if leaf:
             tables[rel].leaves.append(where)
-    for rel, pub, whole, cols, qual in conn.execute(PUBLICATIONS_SQL, {"names": names}):
+    for rel, pub, whole, cols, qual in publications:
         if rel in tables:
             tables[rel].publications.append(Publication(pub, whole, list(cols) if cols else None, qual))
     return Catalog(tables, fks)

@@ -13,6 +13,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from kit import db
+
 
 QUERY_FILE = Path(__file__).parents[1] / "sql" / "legacy_statements.sql"
 HIDDEN_TEXT = "<insufficient privilege>"
@@ -49,48 +51,61 @@ class Legacy:
         return [asdict(s) for s in self.statements]
 
 
-def extension_schema(conn: psycopg.Connection) -> str | None:
-    row = conn.execute("select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace "
-                       "where e.extname = 'pg_stat_statements'").fetchone()
-    return row[0] if row else None
+# Where pg_stat_statements is installed (no row: it is not): the first read, for a caller's batch.
+SCHEMA = ("select n.nspname from pg_extension e join pg_namespace n on n.oid = e.extnamespace "
+          "where e.extname = 'pg_stat_statements'", None)
 
 
 def query_sql(schema: str = "extensions") -> sql.Composed:
     return sql.SQL(QUERY_FILE.read_text()).format(schema=sql.Identifier(schema))
 
 
+def statements(schema: str) -> list[tuple]:
+    """The second read, once SCHEMA has found the extension: the statements, then how many texts are hidden."""
+    hidden = sql.SQL("select count(*) from {}.pg_stat_statements where query = %s and dbid = "
+                     "(select oid from pg_database where datname = current_database())").format(sql.Identifier(schema))
+    return [(query_sql(schema), None), (hidden, (HIDDEN_TEXT,))]
+
+
 def read(conn: psycopg.Connection) -> Legacy:
     """The statements that still use the UUID columns; never raises for a missing pg_stat_statements."""
-    schema = extension_schema(conn)
-    if schema is None:
-        return Legacy(False, note=f"pg_stat_statements is not installed, so clients still using the UUID columns "
-                                  f"cannot be listed; to enable it: {ENABLE}")
+    found = db.batch(conn, [SCHEMA])[0]
+    if not found:
+        return absent()
     try:
-        with conn.transaction():
-            rows = conn.execute(query_sql(schema)).fetchall()
-            hidden = _hidden(conn, schema)
-    except psycopg.errors.ObjectNotInPrerequisiteState:
+        return from_rows(conn, found[0][0], *db.batch(conn, statements(found[0][0])))
+    except db.BatchFailed as failed:
+        return unreadable(conn, found[0][0], failed.error)
+
+
+def absent() -> Legacy:
+    return Legacy(False, note=f"pg_stat_statements is not installed, so clients still using the UUID columns "
+                              f"cannot be listed; to enable it: {ENABLE}")
+
+
+def unreadable(conn: psycopg.Connection, schema: str, exc: psycopg.Error) -> Legacy:
+    """What a failed read of statements(schema) means; the error itself when it is neither known case."""
+    if isinstance(exc, psycopg.errors.ObjectNotInPrerequisiteState):
         return Legacy(False, schema, note="pg_stat_statements is installed but not loaded, so clients still using "
                                           "the UUID columns cannot be listed; add pg_stat_statements to shared_"
                                           "preload_libraries and restart PostgreSQL (Supabase loads it by default)")
-    except psycopg.errors.InsufficientPrivilege as exc:
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
         return Legacy(False, schema, note=f"{conn.info.user} cannot read {schema}.pg_stat_statements "
                                           f"({exc.diag.message_primary}), so clients still using the UUID columns "
                                           f"cannot be listed; connect as postgres, or grant usage on schema {schema}")
-    statements = [Statement(query=q, calls=calls, role=role or "(dropped role)", mean_ms=float(mean),
-                            stats_since=since, since=f"since {since}" if since else SINCE_RESET)
-                  for role, calls, mean, since, q in rows]
+    raise exc
+
+
+def from_rows(conn: psycopg.Connection, schema: str, rows: list, hidden_rows: list) -> Legacy:
+    statements_ = [Statement(query=q, calls=calls, role=role or "(dropped role)", mean_ms=float(mean),
+                             stats_since=since, since=f"since {since}" if since else SINCE_RESET)
+                   for role, calls, mean, since, q in rows]
+    hidden = hidden_rows[0][0]
     note = None
     if hidden:
         note = (f"the text of {hidden} statement(s) of other roles is hidden from this role, so they cannot be "
                 f"checked; run `grant pg_read_all_stats to {conn.info.user};` to see them")
-    return Legacy(True, schema, statements, note)
-
-
-def _hidden(conn: psycopg.Connection, schema: str) -> int:
-    return conn.execute(sql.SQL("select count(*) from {}.pg_stat_statements where query = %s and dbid = "
-                                "(select oid from pg_database where datname = current_database())")
-                        .format(sql.Identifier(schema)), (HIDDEN_TEXT,)).fetchone()[0]
+    return Legacy(True, schema, statements_, note)
 
 
 def refusal(found: Legacy) -> str:

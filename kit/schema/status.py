@@ -1,13 +1,13 @@
 """`kit status`: the phase, the pending migrations and the blockers, without changing anything."""
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
+from kit import db
 from kit.migrations import history, workdir
-from kit.schema import catalog
+from kit.schema import catalog, legacy as legacy_mod
 from kit.settings import Settings
 
 CHANGE_MIGRATION = "llm_name_keys"
@@ -70,79 +70,136 @@ LOCK_TIMEOUT_MS = 50
 OLDER_COPY_SETTINGS = (("kit.lock_wait_s", "0"), ("kit.lock_timeout_ms", "1"))
 
 
-def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None) -> list[str]:
-    """Run the change migration in a READ ONLY transaction: it lists its blockers, then stops before any write.
+def blocker_statements(settings: Settings) -> list[tuple]:
+    """The change migration in a READ ONLY transaction that is rolled back: it lists its blockers, then stops
+    before any write; [] when the folder has no change migration.
 
     The migration returns before its back-fill and its lock when the transaction is read only, and
     PostgreSQL stops anything else that would write, so nothing can change; the blocker list is the
     migration's own rather than a copy that could drift from it. A lock that is not free at once
-    raises psycopg.errors.LockNotAvailable instead of a wait.
+    fails with LockNotAvailable instead of a wait.
     """
     change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
     if change is None:
         return []
+    timeout = sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms"))
+    return [("begin", None), ("set transaction read only", None), (timeout, None),
+            *[("select set_config(%s, %s, true)", setting) for setting in OLDER_COPY_SETTINGS],
+            *[(statement.encode(), None) for statement in history.split_statements(change.sql)], ("rollback", None)]
 
-    def note(diag) -> None:
-        if notes is not None and (diag.message_primary or "").startswith(SUGGESTION):
-            notes.append(diag.message_primary.removeprefix(SUGGESTION))
 
-    conn.add_notice_handler(note)
-    try:
-        with conn.transaction(force_rollback=True):
-            conn.execute("set transaction read only")
-            conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
-            for name, value in OLDER_COPY_SETTINGS:
-                conn.execute("select set_config(%s, %s, true)", (name, value))
-            for statement in history.split_statements(change.sql):
-                conn.execute(statement.encode(), prepare=False)
-    except psycopg.errors.LockNotAvailable:
-        raise
-    except psycopg.Error as exc:
-        diag = exc.diag
-        if diag.sqlstate == BLOCKERS_SQLSTATE and diag.message_detail:
-            return diag.message_detail.split("\n")
-    finally:
-        conn.remove_notice_handler(note)
+def blockers_from(failed: db.BatchFailed | None) -> list[str]:
+    """The blocker list from how blocker_statements ended: the migration raises them as one KB001 error."""
+    if failed is None:
+        return []
+    if isinstance(failed.error, psycopg.errors.LockNotAvailable):
+        raise failed.error
+    diag = failed.error.diag
+    if diag.sqlstate == BLOCKERS_SQLSTATE and diag.message_detail:
+        return diag.message_detail.split("\n")
     return []
 
 
-def read(conn: psycopg.Connection, settings: Settings) -> Status:
-    """The phase, the history and the blockers, under ACCESS SHARE locks that it never waits for.
+@dataclass
+class Survey:
+    """What `kit status` and deploy's preflight read: the status, the clients still using the UUID columns, and
+    the catalog (None when a lock kept it from being read)."""
+
+    status: Status
+    legacy: legacy_mod.Legacy
+    catalog: catalog.Catalog | None
+
+
+def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
+    """The phase, the history, the blockers and the legacy statements, in two round trips (three when
+    pg_stat_statements cannot be read), under ACCESS SHARE locks that it never waits for.
 
     When a lock is not free at once (someone holds ACCESS EXCLUSIVE on an LLM table), what could not
     be read stays unknown and `locked_by` names the sessions holding it.
     """
     local = [m.version for m in workdir.migrations(settings)]
-    applied = history.applied_versions(conn)
-    st = Status("unknown", [v for v in local if v not in applied], [], applied, [v for v in applied if v not in local])
-    with _no_waiting(conn):
+    st = Status("unknown", [], [], [], [])
+    first = _unhurried([history.EXISTS, legacy_mod.SCHEMA, *catalog.statements()])
+    try:
+        results = db.batch(conn, first)
+    except db.BatchFailed as failed:
+        if not isinstance(failed.error, psycopg.errors.LockNotAvailable):
+            raise failed.error from None
+        st.locked_by = _lockers(conn)
+        has_history, schema, cat = bool(failed.results[2][0][0]), _schema(failed.results[3]), None
+    else:
+        has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:9])
+        st.phase = phase(cat)
+    versions = [history.VERSIONS] if has_history else []
+    blocking = blocker_statements(settings) if st.phase in ("before", "partial") else []
+    found, legacy_error, ended = _second(conn, versions, legacy_mod.statements(schema) if schema else [], blocking,
+                                         st.suggestions)
+    st.applied = history.versions(found[0]) if has_history else []
+    st.pending = [v for v in local if v not in st.applied]
+    st.unknown_remote = [v for v in st.applied if v not in local]
+    if schema is None:
+        legacy = legacy_mod.absent()
+    elif legacy_error is not None:
+        legacy = legacy_mod.unreadable(conn, schema, legacy_error)
+    else:
+        legacy = legacy_mod.from_rows(conn, schema, *found[len(versions):])
+    try:
+        st.blockers = blockers_from(ended)
+    except psycopg.errors.LockNotAvailable:
+        st.locked_by = _lockers(conn)
+    return Survey(st, legacy, cat)
+
+
+def _second(conn: psycopg.Connection, versions: list, legacy: list, blocking: list, notes: list[str]):
+    """The history's versions, the legacy reads and the blockers' transaction in one flight; when a legacy read
+    fails (pg_stat_statements not loaded, not readable), the blockers in a flight of their own.
+    Returns (the reads' rows, the legacy read's error or None, the blockers' BatchFailed or None)."""
+    def note(diag) -> None:
+        if (diag.message_primary or "").startswith(SUGGESTION):
+            notes.append(diag.message_primary.removeprefix(SUGGESTION))
+
+    reads = versions + legacy
+    conn.add_notice_handler(note)
+    try:
         try:
-            st.phase = phase(catalog.read(conn))  # pg_get_expr takes ACCESS SHARE
-            if st.phase in ("before", "partial"):
-                st.blockers = blockers(conn, settings, st.suggestions)
-        except psycopg.errors.LockNotAvailable:
-            st.locked_by = _lockers(conn)
-    return st
+            return db.batch(conn, reads + blocking)[:len(reads)], None, None
+        except db.BatchFailed as failed:
+            if failed.index >= len(reads):
+                return failed.results[:len(reads)], None, failed
+            if failed.index < len(versions):
+                raise failed.error from None
+            found, legacy_error = failed.results, failed.error
+        try:
+            db.batch(conn, blocking)
+        except db.BatchFailed as failed:
+            return found, legacy_error, failed
+        return found, legacy_error, None
+    finally:
+        conn.remove_notice_handler(note)
+
+
+def _schema(rows: list) -> str | None:
+    return rows[0][0] if rows else None
+
+
+def read(conn: psycopg.Connection, settings: Settings) -> Status:
+    """The status part of survey()."""
+    return survey(conn, settings).status
 
 
 def read_phase(conn: psycopg.Connection) -> str:
     """The phase, without waiting for a lock: `unknown (...)` naming the holders when one is taken."""
-    with _no_waiting(conn):
-        try:
-            return phase(catalog.read(conn))
-        except psycopg.errors.LockNotAvailable:
-            return f"unknown (the LLM tables are locked by {_lockers(conn)})"
-
-
-@contextmanager
-def _no_waiting(conn: psycopg.Connection):
-    previous = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
-    conn.execute("select set_config('lock_timeout', %s, false)", (f"{LOCK_TIMEOUT_MS}ms",))
     try:
-        yield
-    finally:
-        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("select set_config('lock_timeout', %s, false)", (previous,))
+        return phase(catalog.from_rows(db.batch(conn, _unhurried(catalog.statements()))[2:-1]))
+    except db.BatchFailed as failed:
+        if not isinstance(failed.error, psycopg.errors.LockNotAvailable):
+            raise failed.error from None
+        return f"unknown (the LLM tables are locked by {_lockers(conn)})"
+
+
+def _unhurried(reads: list) -> list:
+    """`reads` in one transaction that waits for no lock: one not free within LOCK_TIMEOUT_MS fails instead."""
+    return [("begin", None), (f"set local lock_timeout = '{LOCK_TIMEOUT_MS}ms'", None), *reads, ("commit", None)]
 
 
 def _lockers(conn: psycopg.Connection) -> str:

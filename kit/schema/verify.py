@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 
+from kit import db
 from kit.backup import manifest
 from kit.checks import Check
 from kit.migrations import history, workdir
@@ -19,15 +20,22 @@ from kit.settings import Settings
 UUIDS = {f"{t}.{c}" for t, cols in catalog.UUID_COLUMNS.items() for c in cols}
 # Columns the migration adds, changes or removes; every other recorded column must be unchanged.
 CHANGED = UUIDS | {"llm_models.provider_name", "llm_usage.provider_name", "llm_usage.model_name"}
+LOOKUPS = ("llm_providers", "llm_models")
 
 
 def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None) -> list[Check]:
-    cat = catalog.read(conn)
+    """Every check, from two round trips: the catalog, the name indexes and whether there is a history table;
+    then the history's versions."""
+    reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [history.EXISTS]
+    results = db.batch(conn, reads)
+    cat = catalog.from_rows(results[:5])
+    indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[5:7])}
+    applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[7][0][0] else []
     missing = [t for t in catalog.TABLES if t not in cat.tables]
     if missing:
         return [Check("tables exist", False, "missing: " + ", ".join(missing))]
     checks = [Check("tables exist", True, ", ".join(catalog.TABLES))]
-    checks += _keys(conn, cat) + _usage(cat) + [_history(conn, settings)]
+    checks += _keys(cat, indexes) + _usage(cat) + [_history(settings, applied)]
     recorded = manifest.load(backup).get("catalog") if backup else None
     if backup and recorded is None:
         checks.append(Check("unchanged properties", True, f"{backup} records no catalog shape (an older kit took "
@@ -35,12 +43,12 @@ def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None
     return checks + (_unchanged(cat, recorded) if recorded else _info(cat))
 
 
-def _keys(conn: psycopg.Connection, cat: catalog.Catalog) -> list[Check]:
+def _keys(cat: catalog.Catalog, indexes: dict[str, list[str]]) -> list[Check]:
     checks = []
-    for table in ("llm_providers", "llm_models"):
+    for table in LOOKUPS:
         pk = cat.tables[table].primary_key
         checks.append(Check(f"{table} primary key is name", pk == ["name"], f"primary key ({', '.join(pk)})"))
-        dupes = _name_indexes(conn, table)
+        dupes = indexes[table]
         checks.append(Check(f"{table}: no index on name besides the key", not dupes, ", ".join(dupes) or "none"))
     left = cat.uuid_columns_left()
     checks.append(Check("no UUID key columns remain", not left, ", ".join(left) or "none left"))
@@ -60,14 +68,10 @@ def _keys(conn: psycopg.Connection, cat: catalog.Catalog) -> list[Check]:
 
 NAME_INDEXES_SQL = """
 select i.indexrelid::regclass::text from pg_index i
-where i.indrelid = %s::regclass and not i.indisprimary and i.indnkeyatts = 1 and i.indexprs is null
+where i.indrelid = to_regclass(%s) and not i.indisprimary and i.indnkeyatts = 1 and i.indexprs is null
   and i.indpred is null and i.indkey[0] = (select attnum from pg_attribute where attrelid = i.indrelid
                                            and attname = 'name') order by 1
 """
-
-
-def _name_indexes(conn: psycopg.Connection, table: str) -> list[str]:
-    return [r[0] for r in conn.execute(NAME_INDEXES_SQL, (catalog.qualified(table),))]
 
 
 def _usage(cat: catalog.Catalog) -> list[Check]:
@@ -124,9 +128,8 @@ def _info(cat: catalog.Catalog) -> list[Check]:
             if not k.startswith("llm_") or ":" in k or k.endswith(" type")]
 
 
-def _history(conn: psycopg.Connection, settings: Settings) -> Check:
+def _history(settings: Settings, applied: list[str]) -> Check:
     change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
-    applied = history.applied_versions(conn)
     recorded = change is not None and change.version in applied
     return Check("migration recorded in supabase_migrations.schema_migrations", recorded,
                  f"{change.version if change else '?'} {'recorded' if recorded else 'not recorded'}")

@@ -49,8 +49,9 @@ def default_route(settings: Settings) -> str:
     return "rest" if settings.supabase_url else "sql"
 
 
-def driver_for(settings: Settings, via: str, check_only: bool = False) -> Driver | None:
-    """The route's driver; with check_only, just refuse a configuration the route cannot use."""
+def driver_for(settings: Settings, via: str, check_only: bool = False, conn=None) -> Driver | None:
+    """The route's driver (the sql one on `conn` when given); with check_only, just refuse a configuration the
+    route cannot use."""
     if via == "rest":
         from kit.smoke.rest import RestDriver  # supabase-py takes a third of a second to import: only this route needs it
 
@@ -61,14 +62,15 @@ def driver_for(settings: Settings, via: str, check_only: bool = False) -> Driver
         return None if check_only else RestDriver(settings.supabase_url, settings.service_role_key, settings.secrets)
     if check_only:
         return None
-    return SqlDriver(settings)
+    return SqlDriver(settings, conn)
 
 
 def run(settings: Settings, via: str | None = None, *, concurrency: int = CONCURRENCY, progress=None,
-        overrides: dict[str, str] | None = None) -> SmokeResult:
-    """Run every check; a failed check makes ok False, a setup problem raises a kit error."""
+        overrides: dict[str, str] | None = None, conn=None) -> SmokeResult:
+    """Run every check; a failed check makes ok False, a setup problem raises a kit error. Over SQL, `conn` (a
+    deploy's) is used rather than a connection of the smoke test's own."""
     via = via or default_route(settings)
-    driver = driver_for(settings, via)
+    driver = driver_for(settings, via, conn=conn)
     result = SmokeResult(via, uuid.uuid4().hex[:12])
     say = progress or (lambda message: None)
     ledger = Ledger(settings, driver.where())
@@ -137,24 +139,31 @@ def _checks(driver, run: Run, concurrency: int, say, ledger: Ledger) -> None:
     if models is None:
         return
 
-    def insert(rows: list[dict]) -> list[dict]:
-        back = []
-        for r in rows:
-            back.append(driver.insert(r))
-            _keep(run, ledger, [back[-1]])
-        return back
-
     rows = [builder.row(model, provider, i) for i, (model, provider) in enumerate(models)]
-    written = _step(result, f"insert a usage row for each of {len(rows)} registered model(s)",
-                    lambda: insert(rows), say)
     stray = builder.row(f"kit-smoke-unregistered-{result.run_id}", "kit-smoke-provider", len(rows))
-    stray_back = _step(result, "insert a usage row for a model that is not registered", lambda: insert([stray]), say)
+    try:
+        outcomes = driver.insert_each(rows + [stray])  # one flight over SQL; each row its own request
+    except CheckError as exc:  # the connection itself failed: every request with it
+        outcomes = [exc] * (len(rows) + 1)
+    _keep(run, ledger, [o for o in outcomes if not isinstance(o, CheckError)])
+    written = _step(result, f"insert a usage row for each of {len(rows)} registered model(s)",
+                    lambda: _written(outcomes[:-1]), say)
+    stray_back = _step(result, "insert a usage row for a model that is not registered",
+                       lambda: _written(outcomes[-1:]), say)
     if written is not None:
         pairs = list(zip(rows, written)) + ([(stray, stray_back[0])] if stray_back else [])
         _step(result, "rows read back with every field intact", lambda: _compare(driver, builder, pairs), say)
     _step(result, f"{concurrency} concurrent inserts", lambda: _concurrent(driver, run, models, concurrency, ledger),
           say)
     _legacy(driver, run, models, say, ledger)
+
+
+def _written(outcomes: list) -> list[dict]:
+    """The rows written, or the first request's error."""
+    failed = next((o for o in outcomes if isinstance(o, CheckError)), None)
+    if failed:
+        raise failed
+    return outcomes
 
 
 def _keep(run: Run, ledger: Ledger, returned: list[dict]) -> None:
@@ -195,21 +204,15 @@ def row(run_id: str, model: str, provider: str, i: int) -> dict:
 def _compare(driver, builder: Builder, pairs: list[tuple[dict, dict]]) -> str:
     """Read each row back by its key (or the run's marker) and compare the columns it was sent with."""
     shape = builder.shape
-    if shape.key:
-        found = {key_of(shape, r): r for r in driver.select_keys([key_of(shape, got) for _, got in pairs])}
-        lookup = [(sent, found.get(key_of(shape, got))) for sent, got in pairs]
-    else:
-        column, kind = builder.marker
-        back = driver.select_marker(*_marker(builder))
-        tag = (lambda r: (r.get(column) or {}).get("n")) if kind == "json" else (lambda r: r.get(column))
-        found = {tag(r): r for r in back}
-        lookup = [(sent, found.get(tag(sent))) for sent, _ in pairs]
+    types = {name: col.type for name, col in shape.columns.items()}
+    items = [(sent, key_of(shape, got) if shape.key else None, _marker(builder)) for sent, got in pairs]
     extra = []
-    for sent, got in lookup:
+    for (sent, _, _), outcome in zip(items, driver.compare_each(items, types)):
+        if isinstance(outcome, CheckError):
+            raise outcome
+        got, wrong = outcome
         if got is None:
             raise CheckError(f"the row for {sent.get('model_name')} was not read back")
-        types = {name: col.type for name, col in shape.columns.items()}
-        wrong = driver.differences(sent, got, key_of(shape, got) if shape.key else None, _marker(builder), types)
         cols = shape.columns
         if "total_tokens" in cols and not cols["total_tokens"].writable and {"prompt_tokens", "completion_tokens"} \
                 <= set(sent) and got.get("total_tokens") != sent["prompt_tokens"] + sent["completion_tokens"]:
@@ -258,13 +261,7 @@ def _cleanup(driver, run: Run, say) -> bool:
     result, builder = run.result, run.builder
     start = time.perf_counter()
     try:
-        left = 0
-        if run.keys:
-            driver.delete_keys(run.keys)
-            left += len(driver.select_keys(run.keys))
-        if builder.marker:
-            driver.delete_marker(*_marker(builder))
-            left += len(driver.select_marker(*_marker(builder)))
+        left = driver.delete_and_count(run.keys, _marker(builder))
         result.checks.append(Check("every smoke row deleted", left == 0,
                                    f"{left} row(s) left from run {result.run_id}" if left else
                                    f"none left (run id {result.run_id})", seconds=time.perf_counter() - start))

@@ -77,6 +77,38 @@ class RestDriver(KeyColumns):
     def insert(self, row: dict) -> dict:
         return self._call(self.client.table(TABLE).insert(row))[0]
 
+    def insert_each(self, rows: list[dict]) -> list:
+        """One request per row, as agents send them: the row written, or the CheckError, per row."""
+        outcomes: list = []
+        for row in rows:
+            try:
+                outcomes.append(self.insert(row))
+            except CheckError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def compare_each(self, items: list[tuple], types: dict) -> list:
+        """For each (sent, key, marker): (the row read back or None, the columns that differ), or the CheckError."""
+        outcomes: list = []
+        for sent, key, marker in items:
+            try:
+                found = self._call(self._locate(self.client.table(TABLE).select("*"), sent, key, marker))
+                outcomes.append((found[0], self.differences(sent, found[0], key, marker, types)) if found
+                                else (None, []))
+            except CheckError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def delete_and_count(self, keys: list[tuple], marker: list | None) -> int:
+        left = 0
+        if keys:
+            self.delete_keys(keys)
+            left += len(self.select_keys(keys))
+        if marker:
+            self.delete_marker(*marker)
+            left += len(self.select_marker(*marker))
+        return left
+
     def _where(self, request, key: tuple):
         for column, value in zip(self._key(), key):
             request = request.eq(column, value)
