@@ -95,8 +95,7 @@ async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
             tls.url_for(settings, settings.db_url), autocommit=True, connect_timeout=settings.connect_timeout,
             application_name=APPLICATION_NAME, cursor_factory=MarkedAsyncCursor)
     except psycopg.OperationalError as exc:
-        raise ConnectError(describe_connect_error(settings.db_url, str(exc), settings.secrets,
-                                                  settings.db_url_source)) from None
+        raise connect_error(settings.db_url, str(exc), settings.secrets, settings.db_url_source) from None
 
 
 @contextmanager

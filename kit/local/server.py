@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kit import db
-from kit.errors import ConfigError, ConnectError, KitError, ToolMissing
+from kit.errors import ConfigError, ConnectError, ToolMissing
 from kit.local import demo as local_demo, pgserver
 from kit.migrations import history, workdir
 from kit.settings import LOCAL_DEFAULT, Settings
