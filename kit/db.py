@@ -4,13 +4,13 @@ import re
 import secrets as random_tokens
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg.rows import tuple_row
 
 from kit import project, tls
-from kit.errors import ConfigError, ConnectError
+from kit.errors import ConfigError, ConnectError, PasswordRefused
 from kit.redact import redact, url_host
 from kit.settings import Settings
 from kit.statements import MarkedAsyncCursor, MarkedCursor
@@ -94,7 +94,7 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
                                application_name=APPLICATION_NAME, cursor_factory=MarkedCursor)
     except psycopg.OperationalError as exc:
         source = settings.db_url_source if given == settings.db_url else "the database URL"
-        raise ConnectError(describe_connect_error(url, str(exc), settings.secrets, source)) from None
+        raise connect_error(url, str(exc), settings.secrets, source) from None
     except psycopg.ProgrammingError as exc:
         raise ConfigError(f"the database URL is malformed ({redact(_last_line(str(exc)), settings.secrets)}); "
                           "expected postgresql://USER:PASSWORD@HOST:5432/postgres") from None
@@ -108,8 +108,7 @@ async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
             tls.url_for(settings, settings.db_url), autocommit=True, connect_timeout=settings.connect_timeout,
             application_name=APPLICATION_NAME, cursor_factory=MarkedAsyncCursor)
     except psycopg.OperationalError as exc:
-        raise ConnectError(describe_connect_error(settings.db_url, str(exc), settings.secrets,
-                                                  settings.db_url_source)) from None
+        raise connect_error(settings.db_url, str(exc), settings.secrets, settings.db_url_source) from None
 
 
 @contextmanager
@@ -121,34 +120,62 @@ def session(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
         conn.close()
 
 
-def describe_connect_error(url: str, message: str, secrets: tuple[str, ...] = (),
-                           source: str = "the database URL") -> str:
+# Refusals at start-up that come with a SQLSTATE: the Supabase CLI prints it, while libpq hands psycopg only the
+# text of a failed connection (its SQLSTATE is None there, whatever the server sent).
+CONNECT_SQLSTATES = {"28P01": "password", "3D000": "no database"}
+
+
+def connect_error(url: str, message: str, secrets: tuple[str, ...] = (), source: str = "the database URL",
+                  sqlstate: str | None = None) -> ConnectError:
     """One line naming what failed and where to fix it: `source` says where the URL came from
     (`--db-url`, `SUPABASE_DB_URL`, `STAGING_SUPABASE_DB_URL in /app/.env`)."""
     host = url_host(url)
+    reason = CONNECT_SQLSTATES.get(sqlstate or "") or libpq_connect_failure(message)
+    if reason == "password":
+        return PasswordRefused(f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)")
+    name = unquote(urlsplit(url).path.lstrip("/")) or urlsplit(url).username or "postgres"
+    advice = {
+        "no database": f"database {redact(name, secrets)!r} does not exist on {host}: fix the database name at the "
+                       f"end of {source} (on Supabase it is postgres)",
+        "tls unverified": f"the TLS certificate of {host} did not verify ({_last_line(message).split(': ')[-1]}): "
+                          f"check sslrootcert (PGSSLROOTCERT) and the host name in {source}; nothing was sent",
+        "no tls": f"{host} does not offer TLS: the kit will not send the database in cleartext; pass "
+                  "--allow-plaintext with sslmode=prefer only if this network is yours",
+        "no such host": f"cannot resolve the host name of {host}: check the host in {source}",
+        "timeout": f"no answer from {host} within the connect timeout: check the host, port and network "
+                   "(KIT_CONNECT_TIMEOUT)",
+        "unreachable": unreachable(url, host),
+        "refused": f"{host} refused the connection: is the database running and the port right?",
+    }
+    return ConnectError(advice.get(reason or "") or f"cannot connect to {host}: {redact(_last_line(message), secrets)}")
+
+
+def libpq_connect_failure(message: str) -> str | None:
+    """What a failed connection was, read from libpq's message: a reason connect_error knows, or None.
+
+    libpq gives no SQLSTATE for its client-side failures (refused, host name not resolved, timeout, TLS not
+    verified or not offered), and hands psycopg only the text of a server's refusal at start-up (wrong
+    password, no such database), so the text is all there is; this is the one place that reads it.
+    """
     text = message.lower()
-    missing = re.search(r"database \"(.*)\" does not exist", message)
-    if missing:
-        return (f"database {redact(missing.group(1), secrets)!r} does not exist on {host}: fix the database name at "
-                f"the end of {source} (on Supabase it is postgres)")
+    if re.search(r'database "(.*)" does not exist', message):
+        return "no database"
     if "certificate verify failed" in text or "does not match host name" in text:
-        return (f"the TLS certificate of {host} did not verify ({_last_line(message).split(': ')[-1]}): check "
-                f"sslrootcert (PGSSLROOTCERT) and the host name in {source}; nothing was sent")
+        return "tls unverified"
     if "server does not support ssl" in text:
-        return (f"{host} does not offer TLS: the kit will not send the database in cleartext; pass "
-                "--allow-plaintext with sslmode=prefer only if this network is yours")
+        return "no tls"
     if "password authentication failed" in text or "no password supplied" in text:
-        return f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)"
-    if "could not translate host name" in text or "name or service not known" in text \
-            or "temporary failure in name resolution" in text:
-        return f"cannot resolve the host name of {host}: check the host in {source}"
+        return "password"
+    if any(hint in text for hint in ("could not translate host name", "name or service not known",
+                                     "temporary failure in name resolution")):
+        return "no such host"
     if "timeout expired" in text or "timed out" in text:
-        return f"no answer from {host} within the connect timeout: check the host, port and network (KIT_CONNECT_TIMEOUT)"
+        return "timeout"
     if "network is unreachable" in text or "cannot assign requested address" in text:
-        return unreachable(url, host)
+        return "unreachable"
     if "connection refused" in text:
-        return f"{host} refused the connection: is the database running and the port right?"
-    return f"cannot connect to {host}: {redact(_last_line(message), secrets)}"
+        return "refused"
+    return None
 
 
 def unreachable(url: str, host: str) -> str:
@@ -162,6 +189,12 @@ def unreachable(url: str, host: str) -> str:
                 f"this network has no IPv6: use the session pooler, postgresql://postgres.{ref}:PASSWORD@"
                 "aws-0-REGION.pooler.supabase.com:5432/postgres (dashboard > Connect > Session pooler)")
     return f"cannot reach {host}: the network is unreachable; check the host and this machine's network"
+
+
+def connection_lost(conn: psycopg.Connection) -> bool:
+    """Whether conn's server connection is gone (the backend was terminated, the server restarted, the network
+    dropped): psycopg marks the connection broken then, whatever the error's text."""
+    return conn.broken or conn.closed
 
 
 def error_line(exc: Exception) -> str:

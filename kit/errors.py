@@ -26,6 +26,19 @@ class ConnectError(KitError):
     exit_code = 3
 
 
+class PasswordRefused(ConnectError):
+    """The server wants a password the URL lacks, or refused the one given (exit 3)."""
+
+
+class APIAnswered(ConnectError):
+    """The Management API answered with an error status; the message has the status and its text (exit 3)."""
+
+    def __init__(self, message: str, status: int = 0, detail: str = ""):
+        super().__init__(message)
+        self.status = status  # the HTTP status
+        self.detail = detail  # the answer's own message, secrets masked, line breaks kept
+
+
 class Refused(KitError):
     """The kit refused to go on because going on would be unsafe."""
 
@@ -41,9 +54,17 @@ class CheckFailed(KitError):
 class CheckError(CheckFailed):
     """A request the check made was answered with an error; the message says which."""
 
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code  # the answer's SQLSTATE or PostgREST code, when it had one
+
 
 class BranchFailed(CheckFailed):
     """The branch's migrations, seed or deploy failed; the message names the step."""
+
+
+class BranchNotReady(CheckFailed):
+    """The preview branch was not ready in the time given, or disappeared while the kit waited (exit 5)."""
 
 
 class ToolMissing(KitError):
@@ -56,6 +77,20 @@ class BackupError(KitError):
     """A backup could not be made, or a backup folder is incomplete or altered."""
 
     exit_code = 7
+
+
+class BackupIncomplete(BackupError):
+    """A backup stopped part-way; the message names its folder, which is marked incomplete (exit 7)."""
+
+
+class MigrationFailed(KitError):
+    """A migration file or a rollback step failed in the database and was rolled back."""
+
+    exit_code = 8
+
+
+class RollbackStepFailed(MigrationFailed):
+    """A step of an in-place rollback failed and was undone; the finished steps are kept (exit 8)."""
 
 
 class Interrupted(KitError):

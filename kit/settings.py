@@ -14,8 +14,7 @@ from dotenv import dotenv_values
 from kit.errors import ConfigError
 from kit.redact import MASK, mask_url
 
-# Setting name -> environment variable. A named target NAME reads the PROFILE_FIELDS from NAME_<variable>
-# only, never the unprefixed (default target's) value; the access token, per account, may be shared.
+# Setting name -> environment variable; variables() says which ones a named target reads instead.
 ENV_NAMES = {
     "db_url": "SUPABASE_DB_URL",
     "supabase_url": "SUPABASE_URL",
@@ -70,10 +69,11 @@ class Settings:
     cwd: Path = field(default_factory=Path.cwd)
     db_url_from: str | None = None  # "--db-url", the variable it was read from, or LOCAL_DEFAULT
     db_url_file: Path | None = None  # the .env file the variable was read from, if not the environment
+    read_from: dict = field(default_factory=dict, repr=False, hash=False)  # setting -> the variable load() read it from
 
     def __repr__(self) -> str:
         shown = []
-        for f in fields(self):
+        for f in (f for f in fields(self) if f.repr):
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = MASK
@@ -115,8 +115,9 @@ class Settings:
         return self.target != DEFAULT_TARGET
 
     def var(self, name: str) -> str:
-        """The variable a setting is read from for this target: STAGING_SUPABASE_PROJECT_REF, SUPABASE_URL, ..."""
-        return f"{self.target.upper()}_{ENV_NAMES[name]}" if self.named and name in PROFILE_FIELDS else ENV_NAMES[name]
+        """The variable a setting was read from (STAGING_SUPABASE_PROJECT_REF, SUPABASE_URL, ...); for one not
+        set, those it is read from for this target (`STAGING_SUPABASE_ACCESS_TOKEN or SUPABASE_ACCESS_TOKEN`)."""
+        return self.read_from.get(name) or " or ".join(variables(name, self.target))
 
     @property
     def label(self) -> str:
@@ -190,16 +191,15 @@ def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] |
     target = str(flags.get("target") or lookup("KIT_TARGET")[0] or DEFAULT_TARGET)
     values: dict[str, object] = {"cwd": cwd, "target": target,
                                  "local_dir": default_local_dir(environ), "cache_dir": default_cache_dir(environ)}
+    read_from: dict[str, str] = {}
     for name in ENV_NAMES:
-        var = _variable_for(name, target)
-        value, path = lookup(var)
-        if not value and name == "access_token" and var != ENV_NAMES[name]:
-            var = ENV_NAMES[name]  # one token per account: a target may share the default one
+        for var in variables(name, target):
             value, path = lookup(var)
-        if value not in (None, ""):
-            values[name] = value
-            if name == "db_url":
-                values["db_url_from"], values["db_url_file"] = var, path
+            if value:
+                values[name], read_from[name] = value, var
+                if name == "db_url":
+                    values["db_url_from"], values["db_url_file"] = var, path
+                break
     if target != DEFAULT_TARGET and "db_url" not in flags and "db_url" not in values:
         looked = ", ".join(str(p) for p in dotenv_candidates(cwd, flags.get("workdir")))
         raise ConfigError(f"unknown target {target!r}: set {target.upper()}_SUPABASE_DB_URL in .env or the "
@@ -207,14 +207,19 @@ def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] |
     if "db_url" in flags:
         values["db_url_from"], values["db_url_file"] = "--db-url", None
     values.update({k: v for k, v in flags.items() if k in {f.name for f in fields(Settings)}})
+    values["read_from"] = {k: v for k, v in read_from.items() if k not in flags}
     return Settings(**_typed(values))
 
 
-def _variable_for(name: str, target: str) -> str:
-    """A named target's project values come from NAME_* only; everything else is shared."""
-    if target != DEFAULT_TARGET and (name in PROFILE_FIELDS or name == "access_token"):
-        return f"{target.upper()}_{ENV_NAMES[name]}"
-    return ENV_NAMES[name]
+def variables(name: str, target: str) -> tuple[str, ...]:
+    """The variables a setting is read from for a target, the first one set wins: a named target NAME reads its
+    project values (PROFILE_FIELDS) from NAME_* only, and the access token from NAME_SUPABASE_ACCESS_TOKEN, else
+    the shared SUPABASE_ACCESS_TOKEN (one token per account); every other setting is shared."""
+    shared = ENV_NAMES[name]
+    if target == DEFAULT_TARGET or name not in (*PROFILE_FIELDS, "access_token"):
+        return (shared,)
+    own = f"{target.upper()}_{shared}"
+    return (own, shared) if name == "access_token" else (own,)
 
 
 def variable(name: str, environ: Mapping[str, str] | None = None, cwd: Path | None = None,

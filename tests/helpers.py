@@ -41,7 +41,7 @@ LOOKUPS = ("select 'p', name, id::text, null from llm_providers union all "
 
 # Migrations that pass the preflight and fail a later deploy step: file name, SQL, deploy's exit code.
 FAILING_LATER = {
-    "push": ("20261201000000_broken.sql", "select 1 / 0;\n", 1),
+    "push": ("20261201000000_broken.sql", "select 1 / 0;\n", 8),
     "verify": ("20261201000000_no_rls.sql", "set local lock_timeout = '1s';\nset local statement_timeout = '5s';\n"
                                             "alter table public.llm_usage disable row level security;\n", 5),
     "smoke": ("20261201000000_no_insert.sql", "revoke insert on public.llm_usage from service_role;\n", 5),

@@ -109,3 +109,166 @@ def test_a_zero_connect_timeout_is_refused_under_python_dash_o(tmp_path):
             "except settings.ConfigError as exc:\n    print(exc.exit_code, exc)\n")
     run = subprocess.run([sys.executable, "-O", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.stdout == "2 KIT_CONNECT_TIMEOUT must be a whole number of seconds above 0, not 0\n", run.stderr
+
+
+# Functions that read an error's text because nothing else says what happened; each is documented and named
+# for what it reads. Everywhere else, decisions use SQLSTATEs, exception types or return values.
+TEXT_CLASSIFIERS = {
+    ("kit/db.py", "libpq_connect_failure"): "libpq gives a failed connection no SQLSTATE, only its message",
+    ("kit/push/api.py", "failed_query_message"): "the Management API gives a query's SQLSTATE only in its text",
+    ("kit/push/cli.py", "read_output"): "the Supabase CLI is a child program: its output is text",
+    ("kit/smoke/rest.py", "gateway_refused_key"): "the API gateway refuses a key with a message and no code",
+}
+TEXT_ATTRS = {"args", "message", "message_primary", "message_detail", "message_hint", "detail", "details", "hint",
+              "stderr", "stdout", "output", "reason"}
+MATCH_METHODS = {"startswith", "endswith", "find", "rfind", "index", "rindex", "count", "__contains__"}
+REGEX_FUNCS = {"search", "match", "fullmatch", "findall", "finditer"}
+
+
+class ErrorText:
+    """Which names in one function hold an exception, text derived from one, or the outcome of a test of that text.
+
+    Sources: `except ... as exc`, parameters named exc/error/err or annotated with an exception type, and
+    parameters named message. A value passed through a listed classifier is that function's answer, not text.
+    """
+
+    def __init__(self, fn: ast.AST, classifiers: set[str]):
+        self.classifiers = classifiers
+        self.exc, self.text, self.tested = set(), set(), set()
+        arguments = fn.args.posonlyargs + fn.args.args + fn.args.kwonlyargs
+        for a in arguments:
+            note = ast.unparse(a.annotation) if a.annotation else ""
+            if a.arg in ("exc", "error", "err") or re.search(r"Error\b|Exception\b", note):
+                self.exc.add(a.arg)
+            elif a.arg == "message":
+                self.text.add(a.arg)
+        self.exc |= {n.name for n in ast.walk(fn) if isinstance(n, ast.ExceptHandler) and n.name}
+        for _ in range(4):  # names made from such names, to a fixed point
+            for node in ast.walk(fn):
+                for target, value in _bindings(node):
+                    names = {n.id for n in _names(target)}
+                    if self.tests_text(value):
+                        self.tested |= names
+                    elif self.is_text(value):
+                        self.text |= names
+
+    def nodes(self, node):
+        """ast.walk that does not enter a call of a listed classifier."""
+        todo = [node]
+        while todo:
+            node = todo.pop()
+            yield node
+            called = node.func if isinstance(node, ast.Call) else None
+            if getattr(called, "id", None) in self.classifiers or getattr(called, "attr", None) in self.classifiers:
+                continue
+            todo += ast.iter_child_nodes(node)
+
+    def is_exc(self, node) -> bool:
+        while isinstance(node, ast.Attribute):
+            node = node.value
+        return isinstance(node, ast.Name) and node.id in self.exc
+
+    def is_text(self, node) -> bool:
+        for sub in self.nodes(node):
+            if isinstance(sub, ast.Name) and sub.id in self.text:
+                return True
+            if isinstance(sub, ast.Call) and getattr(sub.func, "id", None) in ("str", "repr") and \
+                    any(self.is_exc(a) for a in sub.args):
+                return True
+            if isinstance(sub, ast.Attribute) and sub.attr in TEXT_ATTRS and self.is_exc(sub.value):
+                return True
+            if isinstance(sub, ast.FormattedValue) and self.is_exc(sub.value):
+                return True
+        return False
+
+    def tests_text(self, node) -> bool:
+        """`"..." in text`, `text == "..."`, text.startswith/find(...), re.search(..., text), or a name holding one."""
+        for sub in self.nodes(node):
+            if isinstance(sub, ast.Name) and sub.id in self.tested:
+                return True
+            if isinstance(sub, ast.Compare):
+                sides = [sub.left, *sub.comparators]
+                texts = any(self.is_text(s) for s in sides)
+                if texts and any(isinstance(op, (ast.In, ast.NotIn)) for op in sub.ops):
+                    return True
+                if texts and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in sub.ops) and \
+                        any(isinstance(s, ast.Constant) and isinstance(s.value, str) for s in sides):
+                    return True
+            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
+                if sub.func.attr in MATCH_METHODS and self.is_text(sub.func.value):
+                    return True
+                if sub.func.attr in REGEX_FUNCS and any(self.is_text(a) for a in sub.args):
+                    return True
+        return False
+
+
+def _names(target):
+    """The plain names a binding sets (not `obj.attr = ...`, which changes obj rather than naming text)."""
+    if isinstance(target, ast.Name):
+        return [target]
+    if isinstance(target, (ast.Tuple, ast.List, ast.Starred)):
+        return [n for t in (target.elts if not isinstance(target, ast.Starred) else [target.value]) for n in _names(t)]
+    return []
+
+
+def _bindings(node):
+    if isinstance(node, ast.Assign):
+        pairs = []
+        for target in node.targets:
+            same_shape = isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) and \
+                len(target.elts) == len(node.value.elts)
+            pairs += list(zip(target.elts, node.value.elts)) if same_shape else [(target, node.value)]
+        return pairs
+    if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
+        return [(node.target, node.value)]
+    if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+        return [(node.target, node.iter)]
+    return []
+
+
+def _conditions(fn):
+    """if/elif, while, ternary and comprehension tests, and the arguments of any/all/next/filter."""
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.If, ast.While, ast.IfExp)):
+            yield node.test
+        elif isinstance(node, ast.comprehension):
+            yield from node.ifs
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("any", "all", "next", "filter"):
+            yield from node.args
+
+
+def text_decisions(source: str, where: str, classifiers: dict = TEXT_CLASSIFIERS) -> list[str]:
+    """file:line of each condition that tests an exception's text, outside the listed classifiers."""
+    allowed = {name for (path, name) in classifiers if path == where}
+    every = {name for (_, name) in classifiers}
+    found = set()
+    for fn in ast.walk(ast.parse(source)):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and fn.name not in allowed:
+            text = ErrorText(fn, every)
+            found |= {f"{where}:{test.lineno}" for test in _conditions(fn) if text.tests_text(test)}
+    return sorted(found)
+
+
+def test_no_decision_in_the_kit_reads_an_error_message():
+    found = [hit for path in python_files(KIT)
+             for hit in text_decisions(path.read_text(), str(path.relative_to(ROOT)))]
+    assert found == [], "decide by SQLSTATE, exception type or return value, or add a documented classifier"
+
+
+def test_each_listed_classifier_exists_and_says_why():
+    for (path, name), reason in TEXT_CLASSIFIERS.items():
+        functions = {n.name: n for n in ast.walk(ast.parse((ROOT / path).read_text())) if isinstance(n, ast.FunctionDef)}
+        assert name in functions, f"{path} has no function {name} ({reason})"
+        assert ast.get_docstring(functions[name]), f"{path}:{name} says nowhere why it reads text"
+
+
+@pytest.mark.parametrize("source, lines", [
+    ("def f():\n    try:\n        g()\n    except E as exc:\n        if 'marked' in str(exc):\n            pass\n", [5]),
+    ("def f(exc):\n    return 1 if str(exc).startswith('wrong') else 2\n", [2]),
+    ("def f(message):\n    at = message.find('x')\n    if at >= 0:\n        pass\n", [3]),
+    ("def f(exc: Error):\n    text = exc.diag.message_primary.lower()\n    return any(h in text for h in HINTS)\n", [3]),
+    ("def f(exc):\n    if exc.sqlstate in CODES or isinstance(exc, E):\n        pass\n", []),
+    ("def f(exc):\n    code, text = classify(exc.detail)\n    if code == 'KB001':\n        pass\n", []),
+])
+def test_the_error_text_check_finds_each_form(source, lines):
+    assert text_decisions(source, "kit/x.py", {("kit/y.py", "classify"): ""}) == [f"kit/x.py:{n}" for n in lines]

@@ -14,15 +14,15 @@ SLOW = ("create table public.fault_marker (n int);\ninsert into public.fault_mar
 
 
 def _kill_when_sleeping(url: str) -> list[int]:
-    """Terminate the backend that runs pg_sleep (the push's) once it gets there."""
+    """Terminate the backend that runs pg_sleep (the push's, or a trigger's in a rollback) once it gets there."""
     for _ in range(400):
-        pids = [r[0] for r in query(url, "select pid from pg_stat_activity where query like '%pg_sleep(30)%' "
-                                         "and pid <> pg_backend_pid() and state = 'active'")]
+        pids = [r[0] for r in query(url, "select pid from pg_stat_activity where datname = current_database() "
+                                         "and wait_event = 'PgSleep' and pid <> pg_backend_pid() and state = 'active'")]
         if pids:
             query(url, "select pg_terminate_backend(pid) from unnest(%s::int[]) as pid", (pids,))
             return pids
         time.sleep(0.05)
-    raise AssertionError("the push never reached its slow statement")
+    raise AssertionError("nothing reached its slow statement")
 
 
 @pytest.mark.parametrize("via", ["direct", "cli"])
@@ -101,6 +101,32 @@ def test_connection_killed_during_backup_marks_it_incomplete_and_rollback_refuse
     assert run.code == 7
     assert run.err == (f"kit: error: {folder} is an incomplete backup (it was interrupted); it is never used for a "
                        "rollback: take a new backup\n")
+
+
+def test_connection_killed_during_a_rollback_exits_3_and_a_rerun_finishes(db_url, run_kit, tmp_path):
+    from kit.backup import take as backup_mod
+
+    s = settings_mod.load({"db_url": db_url, "backup_dir": str(tmp_path)}, environ={}, cwd=ROOT)
+    folder = backup_mod.take(s).path
+    rows = query(db_url, "select count(*) from llm_usage")[0][0]
+    migrate_direct(db_url)
+    query(db_url, """create function public.slow_link() returns trigger language plpgsql as $$
+        begin perform pg_sleep(30); return new; end $$;
+        create trigger slow_link before update on public.llm_usage for each row execute function public.slow_link()""")
+    killer = threading.Thread(target=_kill_when_sleeping, args=(db_url,))  # in step B, which links the usage rows
+    killer.start()
+    run = run_kit("rollback", str(folder), "--db-url", db_url)
+    killer.join()
+    *steps, error = run.err.splitlines()
+    assert steps[-1] == "... B: linking usage rows (inserts keep flowing)"
+    assert (run.code, error) == (3, "kit: error: the connection was lost during the rollback (terminating connection "
+                                    "due to administrator command); the step it was in was undone and the finished "
+                                    "ones are kept: run kit rollback again to finish")
+    query(db_url, "drop trigger slow_link on public.llm_usage")
+    again = run_kit("rollback", str(folder), "--db-url", db_url)
+    assert again.code == 0, again.err
+    assert run_kit("status", "--db-url", db_url, "--json").json["phase"] == "before"
+    assert query(db_url, "select count(*) from llm_usage") == [(rows,)]
 
 
 def test_server_restart_during_smoke_is_a_clear_failure_and_a_rerun_leaves_no_rows(tmp_path, clean_env):

@@ -59,6 +59,7 @@ def test_the_exit_codes_are_read_from_the_error_classes():
                      5: "a verify or smoke check failed",
                      6: "a client tool (Supabase CLI, pg_dump) is missing or unusable",
                      7: "a backup could not be made, or a backup folder is incomplete or altered",
+                     8: "a migration file or a rollback step failed in the database and was rolled back",
                      130: "the operator pressed Ctrl-C"}
 
 

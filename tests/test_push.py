@@ -119,6 +119,23 @@ def test_a_squawk_finding_blocks_the_push_unless_no_lint(via, request, db_url, r
     assert forced.json["applied"] == VERSIONS + ["20261201000000"]
 
 
+BROKEN = "create table public.half_done (n int);\nselect 1 / 0;\n"
+
+
+@pytest.mark.parametrize("via", ["cli", "direct", "api"])
+def test_a_failing_file_exits_8_naming_it_and_nothing_of_it_is_applied(via, request, db_url, run_kit, tmp_path):
+    """A SQL error in a pending file, on each route; the api route's through the stand-in (the real Management
+    API cannot be reached from here), which answers a failed query with its SQLSTATE in the message text."""
+    if via == "api":
+        request.getfixturevalue("api_env")
+    folder = workdir_with(tmp_path, "20261201000000_broken.sql", BROKEN)
+    run = run_kit(*push_args(via, db_url), "--workdir", str(folder), "--no-lint")
+    assert (run.code, run.err) == (8, "kit: error: 20261201000000_broken.sql failed and rolled back, nothing of it "
+                                      "was applied: division by zero (SQLSTATE 22012); fix the file, then push again\n")
+    assert [r[0] for r in history_rows(db_url)] == VERSIONS
+    assert query(db_url, "select to_regclass('public.half_done')") == [(None,)]
+
+
 def test_the_repo_migrations_lint_clean(db_url, run_kit):
     run = run_kit("push", "--db-url", db_url, "--dry-run", "--json")
     assert run.json["linted"] is True and run.json["findings"] == []

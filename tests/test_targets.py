@@ -93,6 +93,28 @@ def test_a_missing_target_value_is_named_and_the_default_project_is_not_reached(
     assert (schema(staging), data(staging)) == before
 
 
+def test_the_access_token_is_named_by_the_variable_it_was_read_from(prod, make_db, run_kit, clean_env):
+    """The 401 of the stand-in Management API names the variable the token came from: a named target reads
+    STAGING_SUPABASE_ACCESS_TOKEN, else the shared SUPABASE_ACCESS_TOKEN; with neither set, both are named."""
+    clean_env.setenv("STAGING_SUPABASE_DB_URL", make_db())
+    clean_env.setenv("STAGING_SUPABASE_PROJECT_REF", STAGING)
+    clean_env.setenv("SUPABASE_ACCESS_TOKEN", "kit-test-token-wrong")
+    where = f"POST /v1/projects/{STAGING}/database/query: 401"
+    shared = run_kit("push", "--via", "api", "--yes", "--json", "--target", "staging")
+    clean_env.setenv("STAGING_SUPABASE_ACCESS_TOKEN", "kit-test-token-also-wrong")
+    own = run_kit("push", "--via", "api", "--yes", "--json", "--target", "staging")
+    clean_env.delenv("STAGING_SUPABASE_ACCESS_TOKEN")
+    clean_env.delenv("SUPABASE_ACCESS_TOKEN")
+    neither = run_kit("push", "--via", "api", "--yes", "--json", "--target", "staging")
+    assert [(r.code, r.err) for r in (shared, own, neither)] == [
+        (2, f"kit: error: the Management API refused the access token ({where}); check SUPABASE_ACCESS_TOKEN\n"),
+        (2, f"kit: error: the Management API refused the access token ({where}); check STAGING_SUPABASE_ACCESS_TOKEN\n"),
+        (2, "kit: error: STAGING_SUPABASE_ACCESS_TOKEN or SUPABASE_ACCESS_TOKEN is not set: create a personal access "
+            "token (Dashboard > Account > Access Tokens) and put it in .env\n")]
+    assert {r.path for r in prod.api.requests} == {f"/v1/projects/{STAGING}/database/query"}
+    assert not prod.rest.requests and (schema(prod.url), data(prod.url)) == prod.before
+
+
 def test_smoke_of_a_named_target_without_its_rest_url_stays_on_its_database(prod, make_db, run_kit, clean_env):
     staging = make_db()
     clean_env.setenv("STAGING_SUPABASE_DB_URL", staging)

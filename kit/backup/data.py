@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kit.backup.archive import user_data
 from kit.backup.copy_stream import CopyReader
-from kit.errors import BackupError
+from kit.errors import BackupError, BackupIncomplete
 from kit.files import open_private
 from kit.local import pgtools
 from kit.process import child_env, dbname
@@ -58,7 +58,7 @@ class Split:
         self.reader.close()
         unseen = [t for t in self.reader.want if t not in self.reader.counts] or ([] if self.reader.want else [USAGE])
         if self._links and unseen:  # every table pg_dump dumps has its COPY block, an empty table too
-            raise BackupError(f"the dump holds no rows of {unseen[0]}, so {self._links_name} would miss them; "
+            raise BackupIncomplete(f"the dump holds no rows of {unseen[0]}, so {self._links_name} would miss them; "
                               f"{self.folder} is marked incomplete: take the backup again")
         self._close(self._out)
         if self._cut:
@@ -105,7 +105,7 @@ class Split:
             self._failed(Path(handle.name).name, exc)
 
     def _failed(self, name: str, exc: OSError):
-        raise BackupError(f"writing {name} failed: {exc.strerror}; {self.folder} is marked incomplete: "
+        raise BackupIncomplete(f"writing {name} failed: {exc.strerror}; {self.folder} is marked incomplete: "
                           "free space or pass --out DIR, then take the backup again") from None
 
     def _text(self, text: bytes) -> None:
@@ -211,7 +211,7 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
             dump.wait()
             restore.wait()
         if tee.error is not None:
-            raise BackupError(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked incomplete: "
+            raise BackupIncomplete(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked incomplete: "
                               "free space or pass --out DIR, then take the backup again")
         for child, errors, name, what in ((dump, dump_err, "pg_dump", f"writing {archive.name}"),
                                           (restore, restore_err, "pg_restore", "splitting the data")):

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit.errors import ConfigError
+from kit.files import safe_name
 from kit.local import pgtools
+from kit.settings import Settings
 
-MARKER = "INCOMPLETE"
+MARKER = "INCOMPLETE"  # in a backup folder until its manifest is written, last
 MANIFEST = "manifest.json"
 
 
@@ -24,6 +26,17 @@ class Stored:
     def as_dict(self) -> dict:
         return {"path": str(self.path), "target": self.target, "database": self.database, "taken_at": self.taken_at,
                 "complete": self.complete, "bytes": self.bytes}
+
+
+def base_dir(settings: Settings, out_dir: Path | str | None = None) -> Path:
+    """Where backups go: --out DIR, else KIT_BACKUP_DIR (default backups), a relative one under the current folder."""
+    base = Path(out_dir) if out_dir else settings.backup_dir
+    return base if base.is_absolute() else settings.cwd / base
+
+
+def target_dir(settings: Settings, out_dir: Path | str | None = None) -> Path:
+    """The target's own folder under base_dir, where its backups are filed by time: base/<target>/."""
+    return base_dir(settings, out_dir) / safe_name(settings.label)
 
 
 def find(base: Path) -> list[Stored]:

@@ -21,13 +21,13 @@ import psycopg
 
 from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
-from kit.errors import BackupError, ConfigError, Interrupted, KitError
-from kit.files import open_private, safe_name, utc_now
+from kit.backup.store import MARKER, base_dir, target_dir
+from kit.errors import BackupError, BackupIncomplete, ConfigError, Interrupted, KitError
+from kit.files import open_private, utc_now
 from kit.local import clients, pgtools
 from kit.redact import mask_url
 from kit.settings import Settings
 
-MARKER = "INCOMPLETE"
 ARCHIVE = "database.dump"
 ARCHIVE_DIR = "database.dir"
 # gzip at level 1 rather than pg_dump's default 6: half pg_dump's CPU for an archive about a quarter larger
@@ -36,6 +36,8 @@ ARCHIVE_DIR = "database.dir"
 COMPRESS = 1
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
+# A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads it too).
+ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
 BEGIN_SQL = "begin isolation level repeatable read, read only"
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
                 "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
@@ -70,7 +72,7 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     split = None
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
-        with _snapshot(conn, folder, own, [*manifest.reads(), db.IDENTITY_SQL]) as (snap, results):
+        with _snapshot(conn, own, [*manifest.reads(), db.IDENTITY_SQL]) as (snap, results):
             server = db.server_version(conn)
             tools = clients.choose(settings, server_major=pgtools.major(server))
             client = pgtools.require_client_for(settings, server, tools.version)
@@ -114,17 +116,17 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             raise Interrupted(f"interrupted; {folder} is marked incomplete (the database was only read): take the "
                               "backup again") from None
         if isinstance(exc, OSError) and exc.strerror:
-            raise BackupError(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
-                              "space or pass --out DIR, then take the backup again") from None
-        if not isinstance(exc, BackupError) or "marked incomplete" in str(exc):
+            raise BackupIncomplete(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
+                                   "space or pass --out DIR, then take the backup again") from None
+        if not isinstance(exc, BackupError) or isinstance(exc, BackupIncomplete):
             raise
-        raise BackupError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
+        raise BackupIncomplete(f"{exc}; {folder} is marked incomplete: take the backup again") from None
     say(f"backup complete: {folder}")
     return Backup(folder, data)
 
 
 @contextmanager
-def _snapshot(conn: psycopg.Connection, folder: Path, close: bool, reads: list):
+def _snapshot(conn: psycopg.Connection, close: bool, reads: list):
     """A REPEATABLE READ, read-only transaction held open on `conn` while pg_dump reads its exported snapshot;
     it is begun, exported and `reads` run in it in one round trip. Yields (the snapshot, the reads' results); the
     transaction is rolled back afterwards, and the connection closed when `close`."""
@@ -138,12 +140,10 @@ def _snapshot(conn: psycopg.Connection, folder: Path, close: bool, reads: list):
         finally:
             if close:
                 conn.close()
-    except db.BatchFailed as failed:
-        raise BackupError(f"reading the database for the backup failed ({db.error_line(failed.error)}); {folder} "
-                          "is marked incomplete: take the backup again") from None
+    except db.BatchFailed as failed:  # take() adds the folder it leaves marked incomplete
+        raise BackupError(f"reading the database for the backup failed ({db.error_line(failed.error)})") from None
     except psycopg.Error as exc:
-        raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)}); {folder} is marked "
-                          "incomplete: take the backup again") from None
+        raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)})") from None
 
 
 def _usage_rows(facts: dict) -> dict:
@@ -211,9 +211,8 @@ def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries)
 
 
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
-    base = Path(out_dir) if out_dir else settings.backup_dir
-    base = base if base.is_absolute() else settings.cwd / base
-    folder = base / safe_name(settings.label) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    base = base_dir(settings, out_dir)
+    folder = target_dir(settings, out_dir) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
@@ -237,9 +236,9 @@ def _roles(settings: Settings, path: Path) -> None:
 
 def _reserved(line: str) -> bool:
     """CREATE/ALTER/COMMENT of a reserved role, or a membership granted to one."""
-    match = re.match(r'^(CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?', line)
+    match = ROLE_LINE.match(line)
     if match:
-        return bool(RESERVED_ROLES.match(match.group(2)))
+        return bool(RESERVED_ROLES.match(match.group(1)))
     match = re.match(r'^GRANT "?[^" ]+"? TO "?([^" ;]+)"?', line)
     return bool(match and RESERVED_ROLES.match(match.group(1)))
 
@@ -258,9 +257,7 @@ def _platform(settings: Settings) -> dict | None:
 
 def latest_with_maps(settings: Settings) -> Path | None:
     """The newest complete backup of this target that holds UUID maps (taken before the migration), or None."""
-    base = settings.backup_dir if settings.backup_dir.is_absolute() else settings.cwd / settings.backup_dir
-    folder = base / safe_name(settings.label)
-    for candidate in sorted(folder.glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
+    for candidate in sorted(target_dir(settings).glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
         if (candidate.parent / MARKER).exists():
             continue
         try:

@@ -93,13 +93,8 @@ def cmd_backup(args, settings) -> Result:
                    "maps": bool(m["maps"])}, text)
 
 
-def _base(args, settings) -> Path:
-    base = Path(args.out) if args.out else settings.backup_dir
-    return base if base.is_absolute() else settings.cwd / base
-
-
 def cmd_list(args, settings) -> Result:
-    base = _base(args, settings)
+    base = backup_store.base_dir(settings, args.out)
     found = backup_store.find(base)
     rows = [(s.database, s.path.name, "complete" if s.complete else "INCOMPLETE", f"{s.bytes / 1e6:,.1f} MB",
              str(s.path)) for s in found]
@@ -108,7 +103,7 @@ def cmd_list(args, settings) -> Result:
 
 
 def cmd_prune(args, settings) -> Result:
-    base = _base(args, settings)
+    base = backup_store.base_dir(settings, args.out)
     if args.keep is None:
         raise ConfigError("kit backup prune needs --keep N: the number of backups to keep per database")
     kept, deleted = backup_store.prune(base, args.keep)

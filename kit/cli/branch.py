@@ -3,9 +3,9 @@
 import sys
 
 from kit import project, smoke
-from kit.cli.options import command
+from kit.cli.options import command, concurrency, concurrency_option, yes_option
 from kit.cli.output import Result, confirm, progress, table
-from kit.cli.smoke import MAX_CONCURRENCY, concurrency, text as smoke_text
+from kit.cli.smoke import text as smoke_text
 from kit.cloud import branches
 from kit.errors import SUCCESS, BranchFailed, CheckFailed, ConfigError, Refused
 
@@ -60,10 +60,9 @@ def register(commands) -> None:
             s.add_argument("--poll-s", type=float, default=5, metavar="S",
                            help="seconds between status checks (default 5)")
         if name == "smoke":
-            s.add_argument("--concurrency", type=int, default=20, metavar="N",
-                           help=f"concurrent inserts, 1 to {MAX_CONCURRENCY} (default 20)")
+            concurrency_option(s, "concurrent inserts")
         if name in ("create", "smoke", "delete"):
-            s.add_argument("--yes", action="store_true", help="do not ask")
+            yes_option(s, "do not ask")
         s.set_defaults(handler=HANDLERS[name])
 
 

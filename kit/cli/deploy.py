@@ -4,7 +4,7 @@ import sys
 import time
 
 from kit import project, smoke
-from kit.cli.options import command
+from kit.cli.options import command, yes_option
 from kit.cli.output import Result, confirm, say, table
 from kit.cli.smoke import parse_sets
 from kit.cloud.management import ManagementAPI
@@ -20,8 +20,7 @@ HELP = ("Run the runbook against one database and stop at the first problem, say
 
 def register(commands) -> None:
     p = command(commands, "deploy", HELP, help="preflight, backup, push, verify, smoke, report: the whole runbook")
-    p.add_argument("--yes", action="store_true", help="do not ask before changing a database or project that is "
-                   "not local (without a terminal, needed)")
+    yes_option(p, "do not ask before changing a database or project that is not local (without a terminal, needed)")
     p.add_argument("--rollback-on-failure", action="store_true",
                    help="if a step after the push fails, run the printed rollback command")
     p.add_argument("--via", choices=["cli", "api", "direct"], help="how to push (default: cli when installed)")

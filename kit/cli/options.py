@@ -1,8 +1,8 @@
-"""The flags every command takes, and the parser of a command or subcommand, ending with the exit codes."""
+"""The flags every command takes, the flags several share, and each parser, whose --help ends with the exit codes."""
 
 import argparse
 
-from kit.errors import exit_codes_text
+from kit.errors import ConfigError, exit_codes_text
 
 EPILOG = exit_codes_text()
 
@@ -45,3 +45,26 @@ def command(commands, name: str, description: str, help: str | None = None,
     listed = {"help": help} if help else {}  # without help, `kit local --help` lists no line per subcommand
     return commands.add_parser(name, parents=[common_options(inherited=subcommand)], description=description,
                                epilog=EPILOG, formatter_class=Formatter, **listed)
+
+
+def yes_option(parser: argparse.ArgumentParser, help: str) -> None:
+    """--yes: go on without the typed confirmation; `help` says what it no longer asks before."""
+    parser.add_argument("--yes", action="store_true", help=help)
+
+
+MAX_CONCURRENCY = 1000  # rows inserted at once by the concurrency check, all deleted again
+
+
+def concurrency_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--concurrency N for the smoke test, its default the smoke library's."""
+    from kit.smoke import CONCURRENCY  # here: only the commands that smoke-test load the smoke library
+
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, metavar="N",
+                        help=f"{what}, 1 to {MAX_CONCURRENCY} (default {CONCURRENCY})")
+
+
+def concurrency(n: int) -> int:
+    """--concurrency, checked before anything is sent."""
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency {n} is not a number of concurrent inserts: pass 1 to {MAX_CONCURRENCY}")
+    return n

@@ -3,7 +3,7 @@
 import sys
 
 from kit import project, push
-from kit.cli.options import command
+from kit.cli.options import command, yes_option
 from kit.cli.output import Result, confirm, say, table
 from kit.cloud.management import ManagementAPI
 from kit.local import server as local
@@ -25,8 +25,8 @@ def register(commands) -> None:
     p = command(commands, "push", HELP, help="apply pending migrations (cli, direct or api), linted, one at a time")
     p.add_argument("--via", choices=push.ROUTES, help="how to push (default: cli when the CLI is installed, else direct)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, lint it, change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask before pushing to a database that is not local "
-                   "or through the Management API (without a terminal, needed)")
+    yes_option(p, "do not ask before pushing to a database that is not local or through the Management API "
+               "(without a terminal, needed)")
     p.add_argument("--no-lint", action="store_true", help="skip squawk (findings otherwise stop the push)")
     p.set_defaults(handler=cmd_push)
 

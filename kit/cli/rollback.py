@@ -6,9 +6,9 @@ from pathlib import Path
 
 from kit import db, project
 from kit.backup import identity, manifest
-from kit.cli.options import command
+from kit.cli.options import command, yes_option
 from kit.cli.output import Result, confirm, progress
-from kit.errors import ConnectError, Refused
+from kit.errors import ConnectError, PasswordRefused, Refused
 from kit.local import server as local
 from kit.process import url_without_password
 from kit.redact import url_host
@@ -34,7 +34,7 @@ def register(commands) -> None:
     p.add_argument("path", help="the backup folder (from kit backup or kit deploy)")
     p.add_argument("--full", action="store_true",
                    help="restore the whole backup, in one transaction, into a database without tables of its own")
-    p.add_argument("--yes", action="store_true", help="do not ask (needed for a database that is not local)")
+    yes_option(p, "do not ask (needed for a database that is not local)")
     p.set_defaults(handler=cmd_rollback)
 
 
@@ -43,8 +43,8 @@ def _with_password(settings):
     try:
         with db.session(settings):
             return settings
-    except ConnectError as exc:
-        if db_password(settings.db_url) or not str(exc).startswith("wrong password"):
+    except PasswordRefused:
+        if db_password(settings.db_url):
             raise
         if not sys.stdin.isatty():
             raise ConnectError(f"{url_host(settings.db_url)} wants a password and {settings.db_url_from or 'the URL'} "

@@ -1,12 +1,10 @@
 """`kit smoke`: LLM usage inserts the way agents make them, then cleaned up."""
 
 from kit import project, smoke
-from kit.cli.options import command
+from kit.cli.options import command, concurrency, concurrency_option, yes_option
 from kit.cli.output import Result, confirm, progress, table
 from kit.errors import SUCCESS, CheckFailed, ConfigError
 from kit.local import server as local
-
-MAX_CONCURRENCY = 1000  # rows inserted at once by the concurrency check, all deleted again
 
 HELP = ("Insert a usage row for every registered model and one for an unregistered model, read them "
         "back, make concurrent inserts (median and p95 latency), try an old client's payload that "
@@ -28,20 +26,12 @@ HELP = ("Insert a usage row for every registered model and one for an unregister
 def register(commands) -> None:
     p = command(commands, "smoke", HELP, help="insert, read back and delete LLM usage rows as the service role")
     p.add_argument("--via", choices=["rest", "sql"], help="rest (supabase-py) or sql (default: rest when configured)")
-    p.add_argument("--concurrency", type=int, default=20, metavar="N",
-                   help=f"concurrent inserts to time, 1 to {MAX_CONCURRENCY} (default 20)")
-    p.add_argument("--yes", action="store_true", help="do not ask before writing rows to a database or project that "
-                   "is not local (without a terminal, needed)")
+    concurrency_option(p, "concurrent inserts to time")
+    yes_option(p, "do not ask before writing rows to a database or project that is not local (without a terminal, "
+               "needed)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",
                    help="the value for an llm_usage column in every smoke row (repeatable)")
     p.set_defaults(handler=cmd_smoke)
-
-
-def concurrency(n: int) -> int:
-    """--concurrency, checked before anything is sent."""
-    if not 1 <= n <= MAX_CONCURRENCY:
-        raise ConfigError(f"--concurrency {n} is not a number of concurrent inserts: pass 1 to {MAX_CONCURRENCY}")
-    return n
 
 
 def cmd_smoke(args, settings) -> Result:

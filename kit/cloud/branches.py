@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 
 from kit.cloud.management import ManagementAPI
-from kit.errors import BranchFailed, ConfigError, KitError, Refused
+from kit.errors import BranchFailed, BranchNotReady, ConfigError, KitError, Refused
 from kit.settings import Settings
 
 DONE = {"EXITED"}
@@ -107,8 +107,8 @@ def wait(settings: Settings, branch: Branch, *, wait_s: float = 900, poll_s: flo
         if current.done:
             return current
         if time.monotonic() >= deadline:
-            raise KitError(f"preview branch {branch.name!r} was not ready after {wait_s:.0f} s ({summary}); "
-                           f"check again with kit branch status {branch.name}")
+            raise BranchNotReady(f"preview branch {branch.name!r} was not ready after {wait_s:.0f} s ({summary}); "
+                                 f"check again with kit branch status {branch.name}")
         time.sleep(poll_s)
 
 
@@ -132,7 +132,7 @@ def _refresh(api: ManagementAPI, branch: Branch) -> Branch:
     for data in api.get(f"/v1/projects/{api.project_ref}/branches"):
         if str(data.get("id")) == branch.id:
             return Branch.from_api(data)
-    raise KitError(f"preview branch {branch.name!r} disappeared while waiting for it: see kit branch list")
+    raise BranchNotReady(f"preview branch {branch.name!r} disappeared while waiting for it: see kit branch list")
 
 
 def _status(api: ManagementAPI, branch: Branch) -> BranchStatus:

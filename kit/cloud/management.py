@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from kit.errors import ConfigError, ConnectError, KitError, Refused
+from kit.errors import APIAnswered, ConfigError, ConnectError, KitError, Refused
 from kit.redact import redact
 from kit.settings import Settings
 
@@ -15,15 +15,18 @@ class ManagementAPI:
     token: str
     project_ref: str | None
     timeout: float = 30.0
+    token_var: str = "SUPABASE_ACCESS_TOKEN"  # the variables they were read from, for advice
+    ref_var: str = "SUPABASE_PROJECT_REF"
 
     @classmethod
     def from_settings(cls, settings: Settings, *, need_ref: bool = True) -> "ManagementAPI":
         if not settings.access_token:
-            raise ConfigError("SUPABASE_ACCESS_TOKEN is not set: create a personal access token "
+            raise ConfigError(f"{settings.var('access_token')} is not set: create a personal access token "
                               "(Dashboard > Account > Access Tokens) and put it in .env")
         if need_ref and not settings.project_ref:
             raise ConfigError(f"{settings.var('project_ref')} is not set: it is the subdomain of your project URL")
-        return cls(settings.api_url.rstrip("/"), settings.access_token, settings.project_ref)
+        return cls(settings.api_url.rstrip("/"), settings.access_token, settings.project_ref,
+                   token_var=settings.var("access_token"), ref_var=settings.var("project_ref"))
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """Send one request; raise a kit error with a one-line message for anything but 2xx."""
@@ -35,7 +38,7 @@ class ManagementAPI:
                                f"{redact(str(exc) or exc.__class__.__name__, (self.token,))}") from None
         if response.is_success:
             return response
-        raise _error(method, path, response, self.token)
+        raise _error(method, path, response, self)
 
     def get(self, path: str, **kwargs):
         return self.request("GET", path, **kwargs).json()
@@ -45,19 +48,21 @@ class ManagementAPI:
         return response.json() if response.content else None
 
 
-def _error(method: str, path: str, response: httpx.Response, token: str) -> KitError:
+def _error(method: str, path: str, response: httpx.Response, api: ManagementAPI) -> KitError:
     try:
         payload = response.json()
         message = payload.get("message") or payload.get("error") or str(payload)
     except ValueError:
         message = response.text[:200]
-    message = redact(" ".join(str(message).split()), (token,))
+    detail = redact(str(message), (api.token,))
+    message = " ".join(detail.split())
     where = f"{method} {path}"
     if response.status_code == 401:
         return ConfigError(f"the Management API refused the access token ({where}: 401); "
-                           "check SUPABASE_ACCESS_TOKEN")
+                           f"check {api.token_var}")
     if response.status_code == 403:
         return Refused(f"the access token may not do {where} (403): {message}")
     if response.status_code == 404:
-        return ConfigError(f"{where} was not found (404): check SUPABASE_PROJECT_REF; {message}")
-    return KitError(f"the Management API answered {response.status_code} to {where}: {message}")
+        return ConfigError(f"{where} was not found (404): check {api.ref_var}; {message}")
+    return APIAnswered(f"the Management API answered {response.status_code} to {where}: {message}",
+                       response.status_code, detail)

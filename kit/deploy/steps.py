@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kit import db, push, smoke
 from kit.backup import take as backup, verify as backup_verify
+from kit.backup.store import target_dir
 from kit.deploy.runbook import Deploy, require_checks
 from kit.errors import CheckFailed, KitError, Refused
 from kit.local import clients, pgtools
@@ -70,7 +71,7 @@ def finish_rollback(settings) -> str:
     found = backup.latest_with_maps(settings)
     if found is None:
         return (f"`kit rollback PATH` (PATH: the backup taken before the migration; none with UUID maps under "
-                f"{settings.backup_dir / settings.label})")
+                f"{target_dir(settings)})")
     return f"`kit rollback {shlex.quote(str(found))}`"
 
 

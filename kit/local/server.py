@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kit import db
-from kit.errors import ConfigError, ConnectError, KitError
+from kit.errors import ConfigError, ConnectError, ToolMissing
 from kit.local import demo as local_demo, pgserver
 from kit.migrations import history, workdir
 from kit.settings import LOCAL_DEFAULT, Settings
@@ -126,7 +126,7 @@ def start_cluster(settings: Settings, folder: Path, major: int) -> LocalServer:
     try:  # TCP only: a socket path under a long home folder passes the 107-byte limit of Unix sockets
         _run_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
                              "-w", "-t", "60", "start"])
-    except KitError as exc:
+    except ToolMissing as exc:
         raise ConnectError(f"the local PostgreSQL did not start: {_last_fatal(log) or exc}; its log is {log}") from None
     return LocalServer(_url(port, USER), port, data, created)
 
@@ -171,7 +171,7 @@ def _run_as_server_user(argv: list[str]) -> None:
     result = pgserver.run_as_server_user(argv)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise KitError(f"{Path(argv[0]).name} failed: {detail[-1] if detail else 'no output'}")
+        raise ToolMissing(f"{Path(argv[0]).name} failed: {detail[-1] if detail else 'no output'}")
 
 
 def _last_fatal(log: Path) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from kit.errors import Refused
+from kit.errors import ConnectError, MigrationFailed, Refused
 from kit.migrations import history, lint, workdir
 from kit.migrations.workdir import Migration
 from kit.settings import Settings
@@ -18,6 +18,9 @@ from kit.settings import Settings
 # One push per database: an advisory lock key every route takes ("kitpsh").
 PUSH_LOCK_KEY = 0x6B69_7470_7368
 LOCK_WAIT_S = 5.0
+# SQLSTATEs the name-key migration raises (blockers, lock wait given up, tables missing) and the api route's
+# guard raises (another push): refusals, whatever the route.
+REFUSALS = ("KB001", "KB002", "KB003", "KB004")
 
 
 @dataclass
@@ -55,6 +58,20 @@ def make_plan(settings: Settings, applied: list[str]) -> Plan:
     versions = {m.version for m in local}
     return Plan([m for m in local if m.version not in applied], applied,
                 [v for v in applied if v not in versions], workdir.project_dir(settings))
+
+
+def file_failed(name: str, reason: str, sqlstate: str | None) -> MigrationFailed:
+    """A file whose SQL failed, as every route reports it: its transaction rolled back with it."""
+    code = f" (SQLSTATE {sqlstate})" if sqlstate else ""
+    return MigrationFailed(f"{name} failed and rolled back, nothing of it was applied: {reason}{code}; fix the file, "
+                           "then push again")
+
+
+def connection_lost(host: str, name: str | None) -> ConnectError:
+    """The connection went while a file was applied: its transaction went with it."""
+    where = f" while applying {name}" if name else ""
+    return ConnectError(f"the connection to {host} was lost{where}; its transaction rolled back, so nothing of it "
+                        "was applied: run kit push again")
 
 
 def check_history(plan: Plan) -> None:

@@ -6,10 +6,12 @@ all. Each request takes the push lock for its own transaction and checks, under 
 that no other push has applied the file meanwhile.
 """
 
+import re
+
 from psycopg import sql
 
 from kit.cloud.management import ManagementAPI
-from kit.errors import KitError, Refused
+from kit.errors import APIAnswered, KitError, Refused
 from kit.migrations import history, plan
 from kit.migrations.workdir import Migration
 from kit.settings import Settings
@@ -39,10 +41,8 @@ def applied_versions(api: ManagementAPI) -> list[str]:
 def query(api: ManagementAPI, sql: str, migration: Migration):
     try:
         return api.post(f"/v1/projects/{api.project_ref}/database/query", {"query": sql})
-    except Refused:
-        raise
-    except KitError as exc:
-        raise _explain(str(exc), migration, type(exc)) from None
+    except APIAnswered as exc:
+        raise _explain(exc, migration) from None
 
 
 GUARD = """do $kit_push$
@@ -80,13 +80,21 @@ def request_sql(migration: Migration, lock_wait_s: float) -> str:
     return ";\n".join(parts) + ";\n"
 
 
-def _explain(message: str, migration: Migration, kind) -> KitError:
-    for marker in ("kit push:", "llm name keys:"):
-        at = message.find(marker)
-        if at >= 0:
-            reason = message[at:].split(" (SQLSTATE")[0].rstrip(".")
-            return Refused(f"{reason}; {migration.path.name} rolled back, nothing of it was applied")
-    if "answered" in message:
-        return KitError(f"{migration.path.name} failed and rolled back, nothing of it was applied: "
-                        f"{message.split(': ', 1)[-1]}")
-    return kind(message)
+def _explain(exc: APIAnswered, migration: Migration) -> KitError:
+    """The database's error for the file, by its SQLSTATE; an answer that carries none is left as it is."""
+    sqlstate, reason = failed_query_message(exc.detail)
+    if sqlstate is None:
+        return exc
+    if sqlstate in plan.REFUSALS:
+        return Refused(f"{reason.rstrip('.')}; {migration.path.name} rolled back, nothing of it was applied")
+    return plan.file_failed(migration.path.name, reason, sqlstate)
+
+
+def failed_query_message(text: str) -> tuple[str | None, str]:
+    """(SQLSTATE, the database's message) from the Management API's answer to a failed query.
+
+    The API gives the SQLSTATE only inside its message text, as `Failed to run sql query: ERROR:  KB001:
+    llm name keys: ...` with the statement's LINE after it; (None, text) when the text is not of that form.
+    """
+    found = re.search(r"\bERROR:\s+([0-9A-Z]{5}): ([^\n]*)", text)
+    return (found.group(1), found.group(2).strip()) if found else (None, text)

@@ -1,18 +1,35 @@
 """The `cli` route: the pinned `supabase db push`, its output shown as it arrives."""
 
+import re
 import subprocess
+from dataclasses import dataclass
 
 from kit import db
-from kit.errors import ConnectError, KitError, Refused
+from kit.errors import KitError, Refused, ToolMissing
 from kit.migrations import workdir
+from kit.migrations.plan import REFUSALS, connection_lost, file_failed
 from kit.process import child_env, dbname
 from kit.redact import redact, url_host
 from kit.settings import Settings
 
-# Lines of the CLI's output that name a known failure, and the kit error each becomes.
+# Client-side failures of the CLI's Go driver, which come with no SQLSTATE.
 CONNECT_HINTS = ("failed to connect", "password authentication failed", "connection refused", "dial error",
                  "no such host", "i/o timeout")
 LOST_HINTS = ("terminating connection", "server closed the connection", "unexpected EOF", "connection reset")
+LOST_SQLSTATES = ("57P01", "57P02", "57P03")  # the server ended the session: terminated, crashed, shutting down
+ERROR_LINE = re.compile(r"\b(?:ERROR|FATAL|PANIC): (.*?) \(SQLSTATE ([0-9A-Z]{5})\)")  # as the Go driver prints one
+
+
+@dataclass
+class Output:
+    """What the CLI's output says went wrong."""
+
+    file: str | None = None  # the file it was applying
+    sqlstate: str | None = None
+    reason: str = "no output"  # the database's message, or the CLI's last line
+    connect: str | None = None  # the line about a connection that could not be made
+    lost: bool = False  # the connection went while a file was applied
+    unknown_remote: bool = False  # the database has versions the folder lacks
 
 
 def argv(settings: Settings, include_all: bool) -> list[str]:
@@ -41,33 +58,46 @@ def run(settings: Settings, plan, output=None) -> list[str]:
 
 
 def failure(settings: Settings, lines: list[str], code: int) -> KitError:
-    text = "\n".join(lines)
-    # The CLI echoes the failing statement after the error, and that source holds every `raise` text
-    # of the migration: only the ERROR line says which one was raised.
-    raised = [line for line in lines if "ERROR:" in line and "llm name keys:" in line]
-    for marker in ("refusing to migrate", "could not lock the LLM tables", "llm name keys:"):
-        hit = next((line for line in raised if marker in line), None)
-        if hit:
-            return Refused(_from(hit, "llm name keys:"))
-    if "Remote migration versions not found" in text:
+    out = read_output(lines)
+    host = url_host(settings.db_url)
+    if out.sqlstate in REFUSALS:
+        return Refused(out.reason)
+    if out.unknown_remote:
         return Refused(f"the database's migration history has versions that {workdir.project_dir(settings)}"
                        "/supabase/migrations lacks (`npx supabase migration list` names them); nothing was "
                        "changed: run from the repo that has them (--workdir), or `npx supabase migration fetch`")
-    if any(hint in text.lower() for hint in CONNECT_HINTS):
-        hit = next(line for line in lines if any(h in line.lower() for h in CONNECT_HINTS))
-        return ConnectError(db.describe_connect_error(settings.db_url, hit, settings.secrets, settings.db_url_source))
-    applying = [line.split("Applying migration ", 1)[1].rstrip(".") for line in lines if "Applying migration " in line]
-    where = f" while applying {applying[-1]}" if applying else ""
-    if any(hint in text for hint in LOST_HINTS):
-        return ConnectError(f"the connection to {url_host(settings.db_url)} was lost{where}; its transaction "
-                            "rolled back, so nothing of it was applied: run kit push again")
-    errors = [line for line in lines if "ERROR:" in line] or \
-             [line for line in lines if line.strip() and not line.startswith("Try rerunning")]
-    last = errors[-1].strip() if errors else "no output"
-    return KitError(f"supabase db push failed{where} (exit {code}), that file rolled back: {last}")
+    if out.connect:
+        return db.connect_error(settings.db_url, out.connect, settings.secrets, settings.db_url_source, out.sqlstate)
+    if out.lost or out.sqlstate in LOST_SQLSTATES or (out.sqlstate or "").startswith("08"):
+        return connection_lost(host, out.file)
+    if out.file:
+        return file_failed(out.file, out.reason, out.sqlstate)
+    return ToolMissing(f"supabase db push failed (exit {code}) before applying a file, so nothing was applied: "
+                       f"{out.reason}")
 
 
-def _from(line: str, marker: str) -> str:
-    at = line.find(marker)
-    text = line[at:] if at >= 0 else line
-    return text.split(" (SQLSTATE")[0].strip()
+def read_output(lines: list[str]) -> Output:
+    """Classify the Supabase CLI's output: a child program's failure reaches the kit only as text.
+
+    The database's errors come as `ERROR: message (SQLSTATE KB001)` (a failed connection as `... (FATAL:
+    message (SQLSTATE 28P01))`), and the SQLSTATE is what decides; the CLI's own failures and its driver's
+    client-side ones (refused, no such host, timeout, a connection lost) have no code, so their text is read.
+    The CLI echoes the failing statement after the error, and that source holds every `raise` text of the
+    migration: only the ERROR line says which one was raised.
+    """
+    out = Output()
+    for line in lines:
+        if line.startswith("Applying migration "):
+            out.file = line.removeprefix("Applying migration ").rstrip(".")
+        found = ERROR_LINE.search(line)
+        if found and out.sqlstate is None:
+            out.reason, out.sqlstate = found.group(1).strip(), found.group(2)
+        lowered = line.lower()
+        if out.connect is None and any(hint in lowered for hint in CONNECT_HINTS):
+            out.connect = line
+        out.lost = out.lost or any(hint in line for hint in LOST_HINTS)
+        out.unknown_remote = out.unknown_remote or "Remote migration versions not found" in line
+    if out.sqlstate is None:
+        shown = [line for line in lines if line.strip() and not line.startswith("Try rerunning")]
+        out.reason = shown[-1].strip() if shown else "no output"
+    return out

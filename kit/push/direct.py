@@ -2,14 +2,12 @@
 
 import psycopg
 
-from kit.errors import ConnectError, KitError, Refused
-from kit.migrations import history
+from kit import db
+from kit.errors import KitError, Refused
+from kit.migrations import history, plan
 from kit.migrations.workdir import Migration
 from kit.redact import redact, url_host
 from kit.settings import Settings
-
-# SQLSTATEs the name-key migration raises: blockers, lock wait given up, tables missing.
-REFUSALS = ("KB001", "KB002", "KB003")
 
 
 def apply_direct(conn: psycopg.Connection, settings: Settings, pending: list[Migration], output=None) -> None:
@@ -20,15 +18,14 @@ def apply_direct(conn: psycopg.Connection, settings: Settings, pending: list[Mig
         try:
             history.apply(conn, migration)
         except psycopg.Error as exc:
-            raise migration_error(migration, exc, settings) from None
+            raise migration_error(conn, migration, exc, settings) from None
 
 
-def migration_error(migration: Migration, exc: psycopg.Error, settings: Settings) -> KitError:
+def migration_error(conn: psycopg.Connection, migration: Migration, exc: psycopg.Error,
+                    settings: Settings) -> KitError:
+    if db.connection_lost(conn):
+        return plan.connection_lost(url_host(settings.db_url), migration.path.name)
     message = redact(" ".join((exc.diag.message_primary or str(exc) or "").split()), settings.secrets)
-    if exc.diag.sqlstate in REFUSALS:
+    if exc.sqlstate in plan.REFUSALS:
         return Refused(message)
-    if isinstance(exc, psycopg.OperationalError) or exc.sqlstate is None:
-        return ConnectError(f"the connection to {url_host(settings.db_url)} was lost while applying "
-                            f"{migration.path.name}; its transaction rolled back, so nothing of it was applied: "
-                            "run kit push again")
-    return KitError(f"{migration.path.name} failed and rolled back, nothing of it was applied: {message}")
+    return plan.file_failed(migration.path.name, message, exc.sqlstate)

@@ -7,11 +7,11 @@ database that already has tables outside Supabase's own schemas is refused: rest
 or an empty database.
 """
 
-import re
 from pathlib import Path
 
 from kit import db
 from kit.backup import archive as backup_archive, manifest
+from kit.backup.take import ROLE_LINE
 from kit.errors import BackupError, Refused
 from kit.local import pgtools
 from kit.redact import mask_url, url_host
@@ -21,7 +21,6 @@ SQL_DIR = Path(__file__).parents[1] / "sql"
 USER_TABLES = ("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
                "where c.relkind in ('r', 'p', 'v', 'm', 'f') and n.nspname not like 'pg\\_%%' "
                "and n.nspname <> 'information_schema' order by 1, 2")
-ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
 
 
 def restore(settings: Settings, path: Path, *, yes: bool, progress=None) -> dict:

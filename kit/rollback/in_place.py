@@ -20,7 +20,7 @@ from psycopg import sql
 
 from kit import db
 from kit.backup import identity, manifest
-from kit.errors import BackupError, KitError, Refused
+from kit.errors import BackupError, ConnectError, KitError, Refused, RollbackStepFailed
 from kit.migrations import workdir
 from kit.rollback import links as rollback_links, shape as rollback_shape
 from kit.schema import catalog, status
@@ -49,9 +49,16 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
             raise Refused("the LLM tables do not exist here: nothing to roll back in place (see --full)")
         try:
             return _steps(conn, settings, Path(path), data, wait_s, say, before)
-        except psycopg.OperationalError as exc:
-            raise KitError(f"the connection was lost during the rollback ({db.error_line(exc)}); the step it was in was "
-                           "undone and the finished ones are kept: run kit rollback again to finish") from None
+        except psycopg.Error as exc:  # outside a step's transaction: the checks and reads between them
+            if db.connection_lost(conn):
+                raise _lost(exc) from None
+            raise RollbackStepFailed(f"the rollback stopped: {db.error_line(exc)}; fix that, then run kit rollback "
+                                     "again (finished steps are kept)") from None
+
+
+def _lost(exc: psycopg.Error) -> ConnectError:
+    return ConnectError(f"the connection was lost during the rollback ({db.error_line(exc)}); the step it was in was "
+                        "undone and the finished ones are kept: run kit rollback again to finish")
 
 
 def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: dict, wait_s: float, say,
@@ -134,11 +141,13 @@ def _body(conn: psycopg.Connection, work):
         conn.execute("commit")
         return result
     except BaseException as exc:
-        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        if not db.connection_lost(conn) and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("rollback")
+        if isinstance(exc, psycopg.Error) and db.connection_lost(conn):
+            raise _lost(exc) from None
         if isinstance(exc, psycopg.Error):
-            raise KitError(f"the rollback stopped and this step was undone: {exc.diag.message_primary or exc}; "
-                           "fix that, then run kit rollback again (finished steps are kept)") from None
+            raise RollbackStepFailed(f"the rollback stopped and this step was undone: {exc.diag.message_primary or exc}; "
+                                     "fix that, then run kit rollback again (finished steps are kept)") from None
         raise
 
 

@@ -19,6 +19,7 @@ from kit.smoke.ledger import Ledger
 from kit.smoke.rows import AGENT, Builder, key_of
 from kit.smoke.sql import SqlDriver
 
+CONCURRENCY = 20  # concurrent inserts the smoke test times, unless told otherwise
 LEGACY_ADVICE = ("clients that still send model_id will break after the migration: remove model_id (and "
                  "provider_id) from their llm_usage payloads and send model_name and provider_name")
 
@@ -64,7 +65,7 @@ def driver_for(settings: Settings, via: str, check_only: bool = False, conn=None
     return SqlDriver(settings, conn)
 
 
-def run(settings: Settings, via: str | None = None, *, concurrency: int = 20, progress=None,
+def run(settings: Settings, via: str | None = None, *, concurrency: int = CONCURRENCY, progress=None,
         overrides: dict[str, str] | None = None, conn=None) -> SmokeResult:
     """Run every check; a failed check makes ok False, a setup problem raises a kit error. Over SQL, `conn` (a
     deploy's) is used rather than a connection of the smoke test's own."""

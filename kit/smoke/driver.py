@@ -36,3 +36,8 @@ class KeyColumns:
         if not hasattr(self, "_key_columns"):
             self._key_columns = self.shape().key
         return self._key_columns
+
+    def refused_only_model_id(self, row: dict) -> bool:
+        """After an unknown-column answer: whether model_id is the row's one column llm_usage lacks, so the
+        refusal is the legacy payload's and not another column's."""
+        return [name for name in row if name not in self.shape().columns] == ["model_id"]

@@ -36,10 +36,10 @@ class RestDriver(KeyColumns):
 
     def _error(self, exc: APIError) -> Exception:
         code, message = exc.code, redact(str(exc.message or exc), self.secrets)
-        if code in AUTH_CODES or "api key" in message.lower() or "jwt" in message.lower():
+        if code in AUTH_CODES or gateway_refused_key(message):
             return ConfigError(f"the API at {self.url} refused SUPABASE_SERVICE_ROLE_KEY ({code or 401}: {message}); "
                                "copy the service_role key from Dashboard > Project Settings > API")
-        return CheckError(f"{code}: {message}")
+        return CheckError(f"{code}: {message}", code)
 
     def models(self) -> list[tuple[str, str]]:
         models = self._call(self.client.table("llm_models").select("*").order("name"))
@@ -163,7 +163,7 @@ class RestDriver(KeyColumns):
         try:
             return None, self.insert(row)
         except CheckError as exc:
-            if str(exc).startswith("PGRST204") and "'model_id'" in str(exc):
+            if exc.code == "PGRST204" and self.refused_only_model_id(row):
                 return str(exc), None
             raise
 
@@ -190,3 +190,11 @@ class RestDriver(KeyColumns):
 
     def close(self) -> None:
         pass
+
+
+def gateway_refused_key(message: str) -> bool:
+    """Whether an answer's message says the key was refused. The API gateway in front of PostgREST answers a
+    bad key with a message alone ("Invalid API key"), no code, and supabase-py keeps no HTTP status, so its
+    text is all there is; PostgREST's own refusals have their codes (AUTH_CODES)."""
+    text = message.lower()
+    return "api key" in text or "jwt" in text

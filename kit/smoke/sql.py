@@ -190,8 +190,8 @@ class SqlDriver(KeyColumns):
         try:
             return None, self._request(*_insert_sql(row))[0]
         except CheckError as exc:
-            if str(exc).startswith("42703") and "model_id" in str(exc):
-                return f"42703 (undefined column): {str(exc).split(': ', 1)[1]}", None
+            if exc.code == "42703" and self.refused_only_model_id(row):
+                return f"42703 (undefined column): {str(exc).removeprefix('42703: ')}", None
             raise
 
     async def insert_many(self, rows: list[dict]) -> tuple[list[float], list[dict]]:
@@ -267,7 +267,7 @@ def _as_check(exc: psycopg.Error) -> CheckError:
     """A failed request as the smoke test reports it: the lost connection, or the SQLSTATE and the message."""
     if isinstance(exc, psycopg.OperationalError):
         return CheckError(f"the database connection failed: {db.error_line(exc)}")
-    return CheckError(f"{exc.diag.sqlstate}: {db.error_line(exc)}")
+    return CheckError(f"{exc.diag.sqlstate}: {db.error_line(exc)}", exc.diag.sqlstate)
 
 
 def shape_of(table: catalog.Table, without: tuple[str, ...] = ()) -> Shape:
