@@ -1,16 +1,17 @@
 """Which database a backup is of: recorded in its manifest, checked before a rollback writes anything.
 
 The identity is the cluster's system identifier (pg_control_system(), set once by initdb), the
-database's name and oid, and where the kit reached it (host, port, user; never the password),
-plus the variable the URL came from, so that `kit rollback PATH` finds the database again.
+database's name and oid, and where the kit reached it (host, port, user, the URL's other parameters and the
+TLS settings it connected with; never the password), plus the variable the URL came from, so that
+`kit rollback PATH` finds the database again, as securely as the backup reached it.
 """
 
 from dataclasses import replace
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from kit import db, project
+from kit import db, project, tls
 from kit.errors import Refused
 from kit.settings import LOCAL_DEFAULT, Settings, variable
 
@@ -28,7 +29,13 @@ def from_row(row: tuple, settings: Settings) -> dict:
     return {"system_identifier": system, "database": name, "database_oid": oid,
             "host": parts.hostname or "localhost", "port": parts.port or 5432,
             "user": unquote(parts.username or "") or None, "project_ref": project.db_ref(settings.db_url),
-            "target": settings.target if settings.named else None, "url_from": settings.db_url_from}
+            "target": settings.target if settings.named else None, "url_from": settings.db_url_from,
+            "parameters": {**_public(parts.query), **tls.params(settings, settings.db_url or "")}}
+
+
+def _public(query: str) -> dict[str, str]:
+    """A URL's parameters (sslmode, hostaddr, options...) but a password one."""
+    return {k: v for k, v in parse_qsl(query) if k != "password"}
 
 
 def describe(ident: dict) -> str:
@@ -96,7 +103,8 @@ def database_of(settings: Settings, data: dict) -> Settings:
             return replace(settings, db_url=url, db_url_from=recorded.get("url_from"), db_url_file=None,
                            target=target)
     netloc = quote(recorded.get("user") or "", safe="") + "@" + _host(recorded["host"]) + f":{recorded['port']}"
-    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded["database"], safe=""), "", ""))
+    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded["database"], safe=""),
+                      urlencode(recorded.get("parameters") or {}, safe="/:"), ""))
     return replace(settings, db_url=url, db_url_from="the backup's manifest", db_url_file=None, target=target)
 
 
