@@ -7,7 +7,7 @@ import psycopg
 from psycopg import sql
 
 from kit.migrations import history, workdir
-from kit.schema import catalog
+from kit.schema import catalog, locks, pieces
 from kit.settings import Settings
 
 CHANGE_MIGRATION = "llm_name_keys"
@@ -71,11 +71,14 @@ OLDER_COPY_SETTINGS = (("kit.lock_wait_s", "0"), ("kit.lock_timeout_ms", "1"))
 
 
 def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None) -> list[str]:
-    """Run the change migration in a READ ONLY transaction: it lists its blockers, then stops before any write.
+    """The change migration's own blocker list (its suggestions go to `notes`), in a transaction always rolled back.
 
-    The migration returns before its back-fill and its lock when the transaction is read only, and
-    PostgreSQL stops anything else that would write, so nothing can change; the blocker list is the
-    migration's own rather than a copy that could drift from it. A lock that is not free at once
+    The file's steps are pg_temp functions: their definitions run first (CREATE FUNCTION needs a
+    read-write transaction), then the transaction turns READ ONLY and only pg_temp.llm_check() runs,
+    which reads the state and raises KB001 naming every blocker, or the suggestions as notices. An older
+    copy of the file, one DO block that returns after its blockers in a READ ONLY transaction, runs whole,
+    read only from its start. Either way PostgreSQL refuses any write and nothing is kept; the list is
+    the migration's own rather than a copy that could drift from it. A lock that is not free at once
     raises psycopg.errors.LockNotAvailable instead of a wait.
     """
     change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
@@ -89,12 +92,11 @@ def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | No
     conn.add_notice_handler(note)
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute("set transaction read only")
             conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")))
-            for name, value in OLDER_COPY_SETTINGS:
-                conn.execute("select set_config(%s, %s, true)", (name, value))
-            for statement in history.split_statements(change.sql):
-                conn.execute(statement.encode(), prepare=False)
+            if pieces.CHECK in pieces.definitions(change.sql):
+                _check(conn, change.sql)
+            else:
+                _run_older_copy(conn, change.sql)
     except psycopg.errors.LockNotAvailable:
         raise
     except psycopg.Error as exc:
@@ -104,6 +106,20 @@ def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | No
     finally:
         conn.remove_notice_handler(note)
     return []
+
+
+def _check(conn: psycopg.Connection, text: str) -> None:
+    pieces.load(conn, text)
+    conn.execute("set transaction read only")  # allowed after statements; READ WRITE would not be
+    conn.execute(pieces.CHECK_SQL)
+
+
+def _run_older_copy(conn: psycopg.Connection, text: str) -> None:
+    conn.execute("set transaction read only")
+    for name, value in OLDER_COPY_SETTINGS:
+        conn.execute("select set_config(%s, %s, true)", (name, value))
+    for statement in history.split_statements(text):
+        conn.execute(statement.encode(), prepare=False)
 
 
 def read(conn: psycopg.Connection, settings: Settings) -> Status:
@@ -121,7 +137,7 @@ def read(conn: psycopg.Connection, settings: Settings) -> Status:
             if st.phase in ("before", "partial"):
                 st.blockers = blockers(conn, settings, st.suggestions)
         except psycopg.errors.LockNotAvailable:
-            st.locked_by = _lockers(conn)
+            st.locked_by = _in_the_way(conn)
     return st
 
 
@@ -131,7 +147,7 @@ def read_phase(conn: psycopg.Connection) -> str:
         try:
             return phase(catalog.read(conn))
         except psycopg.errors.LockNotAvailable:
-            return f"unknown (the LLM tables are locked by {_lockers(conn)})"
+            return f"unknown (the LLM tables are locked by {_in_the_way(conn)})"
 
 
 @contextmanager
@@ -145,11 +161,6 @@ def _no_waiting(conn: psycopg.Connection):
             conn.execute("select set_config('lock_timeout', %s, false)", (previous,))
 
 
-def _lockers(conn: psycopg.Connection) -> str:
+def _in_the_way(conn: psycopg.Connection) -> str:
     """The sessions holding or queued for ACCESS EXCLUSIVE on an LLM table: the ones a reader waits for."""
-    rows = conn.execute(
-        "select distinct a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.state from pg_locks l "
-        "join pg_stat_activity a on a.pid = l.pid where l.mode = 'AccessExclusiveLock' and a.pid <> "
-        "pg_backend_pid() and l.relation in (select oid from pg_class where relnamespace = 'public'::regnamespace "
-        "and relname in ('llm_usage', 'llm_models', 'llm_providers')) order by 1").fetchall()
-    return ", ".join(f"pid {p} ({n}, {s})" for p, n, s in rows) or "a session that has since finished"
+    return locks.holders(conn, locks.ACCESS_SHARE) or "a session that has since finished"
