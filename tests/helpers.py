@@ -73,6 +73,11 @@ def query(url: str, sql: str, params=None) -> list[tuple]:
         return cur.fetchall() if cur.description else []
 
 
+def one(conn: psycopg.Connection, statement: str, params=None):
+    """The first value of the first row."""
+    return conn.execute(statement, params).fetchone()[0]
+
+
 def run_file(url: str, sql: str) -> None:
     """Run a setup file; its statements carry the kit's mark, so kit status never takes them for a client's."""
     with psycopg.connect(url, autocommit=True) as conn:

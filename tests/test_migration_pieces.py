@@ -2,26 +2,20 @@
 
 The file defines each step as a pg_temp function (kit/schema/pieces.py finds them). A test loads those
 definitions into one session on a database made from tests/states/*.sql or tests/states/matrix/*.sql,
-calls one step and asserts what it returned and what it changed. The lock tests hold real locks from
-other sessions and compare the SQL steps with their Python twins in kit/schema/locks.py.
+calls one step and asserts what it returned and what it changed (the lock steps are in
+tests/test_migration_locks.py).
 """
 
 import re
-import threading
-import time
-from contextlib import contextmanager
 
 import psycopg
 import pytest
 
 from kit import settings as settings_mod
-from kit.schema import locks, pieces, status
-from tests.helpers import (BLOCKERS, CHANGE_FILE, MATRIX, OLDER_COPY, ROOT, STATES, query, run_file,
-                           workdir_with_change)
+from kit.schema import pieces, status
+from tests.helpers import BLOCKERS, CHANGE_FILE, MATRIX, OLDER_COPY, ROOT, one, query, run_file, workdir_with_change
 
 TEXT = CHANGE_FILE.read_text()
-LOCK_MS = 100
-HINT_KB002 = "Nothing was changed. Push again when those sessions end, or end them."
 USAGE_FKS = "select conname from pg_constraint where contype = 'f' and conrelid = 'llm_usage'::regclass order by 1"
 BEFORE = {"has_p_id": True, "has_m_id": True, "has_m_pid": True, "has_m_pname": False, "has_u_pid": True,
           "has_u_mid": True, "u_pname_nullable": False, "u_mname_nullable": False, "p_keyed": False,
@@ -35,30 +29,6 @@ STATES_READ = {
 }
 MIGRATED = {**{k: False for k in BEFORE}, "has_m_pname": True, "p_keyed": True, "m_keyed": True, "m_fk_ok": True,
             "u_fks": 0}
-
-
-@pytest.fixture
-def steps(make_db):
-    """steps('state') -> an autocommit session on a new database in that state, the file's steps defined in it."""
-    opened = []
-
-    def connect(state: str = "plan", template: str = "kit_tpl_before") -> psycopg.Connection:
-        url = make_db(template)
-        if state != "plan":
-            path = STATES / f"{state}.sql"
-            run_file(url, (path if path.exists() else MATRIX / f"{state}.sql").read_text())
-        conn = psycopg.connect(url, autocommit=True)
-        opened.append(conn)
-        pieces.load(conn, TEXT)
-        return conn
-
-    yield connect
-    for conn in opened:
-        conn.close()
-
-
-def one(conn: psycopg.Connection, statement: str, params=None):
-    return conn.execute(statement, params).fetchone()[0]
 
 
 def notices(conn: psycopg.Connection) -> list[str]:
@@ -92,9 +62,9 @@ def test_the_file_is_its_steps_then_a_driver_and_calls_every_step_schema_qualifi
     assert pieces.definitions(OLDER_COPY.read_text()) == {}
 
 
-def test_read_only_may_follow_statements_in_a_transaction_and_read_write_may_not(steps):
+def test_read_only_may_follow_statements_in_a_transaction_and_read_write_may_not(migration_steps):
     """What kit status relies on, on this PostgreSQL major: define the steps, then turn READ ONLY."""
-    conn = steps("nullable_names")
+    conn = migration_steps("nullable_names")
     with conn.transaction(force_rollback=True):
         pieces.load(conn, TEXT)
         conn.execute("set transaction read only")
@@ -114,15 +84,15 @@ def test_read_only_may_follow_statements_in_a_transaction_and_read_write_may_not
 
 
 @pytest.mark.parametrize("state", sorted(STATES_READ))
-def test_the_state_is_read_from_the_catalog(state, steps):
-    conn = steps(state)
+def test_the_state_is_read_from_the_catalog(state, migration_steps):
+    conn = migration_steps(state)
     found = one(conn, "select pg_temp.llm_state()")
     assert found == STATES_READ[state]
     assert one(conn, "select pg_temp.llm_migrated(pg_temp.llm_state())") is False
 
 
-def test_the_driver_migrates_then_the_state_says_so_and_check_has_nothing_to_do(steps):
-    conn = steps("plan")
+def test_the_driver_migrates_then_the_state_says_so_and_check_has_nothing_to_do(migration_steps):
+    conn = migration_steps("plan")
     seen = notices(conn)
     conn.execute("select pg_temp.llm_migrate()")
     assert seen == ["llm name keys: locked the LLM tables after 0 retries", "llm name keys: migrated"]
@@ -134,16 +104,17 @@ def test_the_driver_migrates_then_the_state_says_so_and_check_has_nothing_to_do(
 
 @pytest.mark.parametrize("state, expression", [
     ("plan", "(select p.name from public.llm_providers p where p.id = m.provider_id)"),
-    ("half_migrated", "coalesce(m.provider_name, (select p.name from public.llm_providers p where p.id = m.provider_id))"),
+    ("half_migrated",
+     "coalesce(m.provider_name, (select p.name from public.llm_providers p where p.id = m.provider_id))"),
     ("half_migrated_models", "m.provider_name"),
 ])
-def test_a_models_provider_comes_from_the_columns_left(state, expression, steps):
-    conn = steps(state)
+def test_a_models_provider_comes_from_the_columns_left(state, expression, migration_steps):
+    conn = migration_steps(state)
     assert one(conn, "select pg_temp.llm_model_provider(pg_temp.llm_state())") == expression
 
 
-def test_a_missing_table_is_kb003_from_the_state_and_from_the_whole_file(steps, make_db):
-    conn = steps("plan", template="kit_tpl_supabase")
+def test_a_missing_table_is_kb003_from_the_state_and_from_the_whole_file(migration_steps, make_db):
+    conn = migration_steps("plan", template="kit_tpl_supabase")
     message = ("llm name keys: public.llm_providers, llm_models and llm_usage must all exist; push the baseline "
                "migration first")
     with pytest.raises(psycopg.Error) as raised:
@@ -165,8 +136,8 @@ USAGE_BLOCKERS = ("blocker_usage_without_name",)
 
 
 @pytest.mark.parametrize("state", sorted(BLOCKERS))
-def test_each_blocker_is_named_by_its_own_step(state, steps):
-    conn = steps(state)
+def test_each_blocker_is_named_by_its_own_step(state, migration_steps):
+    conn = migration_steps(state)
     expected = {"model": [], "usage": [], "dependent": []}
     kind = "model" if state in MODEL_BLOCKERS else "usage" if state in USAGE_BLOCKERS else "dependent"
     expected[kind] = [BLOCKERS[state]]
@@ -178,8 +149,8 @@ def test_each_blocker_is_named_by_its_own_step(state, steps):
     assert one(conn, "select pg_temp.llm_blockers(pg_temp.llm_state())") == [BLOCKERS[state]]
 
 
-def test_check_refuses_once_with_every_blocker_in_report_order(steps):
-    conn = steps("blocker_all")
+def test_check_refuses_once_with_every_blocker_in_report_order(migration_steps):
+    conn = migration_steps("blocker_all")
     dependents = sorted(v for k, v in BLOCKERS.items() if k not in MODEL_BLOCKERS + USAGE_BLOCKERS)
     expected = [BLOCKERS[k] for k in MODEL_BLOCKERS + USAGE_BLOCKERS] + dependents
     assert one(conn, "select pg_temp.llm_blockers(pg_temp.llm_state())") == expected
@@ -194,8 +165,8 @@ def test_check_refuses_once_with_every_blocker_in_report_order(steps):
                                  "anything.")
 
 
-def test_the_files_own_steps_are_not_blockers_in_this_session_or_another(steps):
-    conn = steps("plan")
+def test_the_files_own_steps_are_not_blockers_in_this_session_or_another(migration_steps):
+    conn = migration_steps("plan")
     assert query(conn.info.dsn, "select count(*) from pg_proc where proname = 'llm_backfill_usage_names'") == [(1,)]
     with psycopg.connect(conn.info.dsn, autocommit=True) as other:
         pieces.load(other, TEXT)
@@ -203,8 +174,8 @@ def test_the_files_own_steps_are_not_blockers_in_this_session_or_another(steps):
     assert one(conn, "select pg_temp.llm_dependent_blockers()") == []
 
 
-def test_suggestions_name_each_uuid_index_without_a_name_match(steps):
-    conn = steps("index_leading_model_id")
+def test_suggestions_name_each_uuid_index_without_a_name_match(migration_steps):
+    conn = migration_steps("index_leading_model_id")
     suggestion = ("dropping model_id drops index llm_usage_model_id_agent_idx; build its name match outside the "
                   "migration: create index concurrently on public.llm_usage (model_name, agent_name)")
     assert [r[0] for r in conn.execute("select pg_temp.llm_suggestions()")] == [suggestion]
@@ -213,8 +184,8 @@ def test_suggestions_name_each_uuid_index_without_a_name_match(steps):
     assert seen == ["llm name keys: suggestion: " + suggestion]
 
 
-def test_a_partitioned_usage_table_gets_the_partition_advice(steps):
-    conn = steps("usage_partitioned")
+def test_a_partitioned_usage_table_gets_the_partition_advice(migration_steps):
+    conn = migration_steps("usage_partitioned")
     conn.execute("create index llm_usage_model_id_idx on llm_usage (model_id)")
     assert [r[0] for r in conn.execute("select pg_temp.llm_suggestions()")] == [
         "dropping model_id drops index llm_usage_model_id_idx; build its name match outside the migration: create "
@@ -225,8 +196,8 @@ def test_a_partitioned_usage_table_gets_the_partition_advice(steps):
 # --- back-fill -----------------------------------------------------------------------------------------
 
 
-def test_the_back_fill_fills_every_name_a_uuid_finds_and_counts_the_rows(steps):
-    conn = steps("nullable_names")
+def test_the_back_fill_fills_every_name_a_uuid_finds_and_counts_the_rows(migration_steps):
+    conn = migration_steps("nullable_names")
     expected = conn.execute("""
         select u.id, coalesce(u.provider_name, p.name, mp.name), coalesce(u.model_name, m.name)
         from llm_usage u left join llm_models m on m.id = u.model_id
@@ -240,160 +211,9 @@ def test_the_back_fill_fills_every_name_a_uuid_finds_and_counts_the_rows(steps):
     assert one(conn, "select pg_temp.llm_backfill_usage_names(pg_temp.llm_state())") == 0
 
 
-def test_the_back_fill_does_nothing_when_the_names_are_not_null(steps):
-    conn = steps("plan")
+def test_the_back_fill_does_nothing_when_the_names_are_not_null(migration_steps):
+    conn = migration_steps("plan")
     assert one(conn, "select pg_temp.llm_backfill_usage_names(pg_temp.llm_state())") == 0
-
-
-# --- the lock, in SQL and in Python --------------------------------------------------------------------
-
-
-@contextmanager
-def holding(url: str, statement: str, app: str = "holder", release_after: float | None = None):
-    """Another session holding a lock in an open transaction; its pid. Released on exit or after release_after."""
-    conn = psycopg.connect(url, autocommit=True, application_name=app)
-    conn.execute("begin")
-    conn.execute(statement)
-    lock = threading.Lock()
-
-    def release() -> None:
-        with lock:
-            if not conn.closed:
-                conn.execute("rollback")
-                conn.close()
-
-    timer = threading.Timer(release_after, release) if release_after else None
-    if timer:
-        timer.start()
-    try:
-        yield conn.info.backend_pid
-    finally:
-        if timer:
-            timer.cancel()
-        release()
-
-
-def sql_gives_up(conn: psycopg.Connection, wait_s: int) -> tuple[int, str, float]:
-    """pg_temp.llm_lock_tables until it gives up: its attempts, holders and seconds."""
-    start = time.monotonic()
-    with pytest.raises(psycopg.Error) as raised, conn.transaction():
-        conn.execute("select pg_temp.llm_lock_tables(%s, %s)", (LOCK_MS, wait_s))
-    seconds = time.monotonic() - start
-    diag = raised.value.diag
-    assert (diag.sqlstate, diag.message_hint) == ("KB002", HINT_KB002)
-    found = re.fullmatch(rf"llm name keys: could not lock the LLM tables in {wait_s} s \((\d+) attempts\); "
-                         r"held by (.*)", diag.message_primary)
-    assert found, diag.message_primary
-    return int(found[1]), found[2], seconds
-
-
-def python_gives_up(conn: psycopg.Connection, wait_s: float) -> tuple[int, str, float]:
-    start = time.monotonic()
-    with pytest.raises(locks.LockWaitOver) as raised:
-        locks.lock_tables(conn, wait_s, LOCK_MS)
-    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    return raised.value.attempts, raised.value.holders, time.monotonic() - start
-
-
-def expected_attempts(wait_s: float) -> int:
-    """Attempt k fails after k lock timeouts and k - 1 back-offs (50 ms more each); the first past wait_s gives up."""
-    k = 1
-    while LOCK_MS / 1000 * k + sum(0.05 * i for i in range(1, k)) <= wait_s:
-        k += 1
-    return k
-
-
-def test_the_lock_is_taken_at_once_when_the_tables_are_free(steps):
-    conn = steps("plan")
-    with conn.transaction(force_rollback=True):
-        assert one(conn, "select pg_temp.llm_lock_tables(100, 1)") == 0
-        assert one(conn, "select current_setting('lock_timeout')") == "100ms"
-        held = conn.execute("select relation::regclass::text from pg_locks where pid = pg_backend_pid() and "
-                            "mode = 'AccessExclusiveLock' and granted and locktype = 'relation' order by 1").fetchall()
-    assert held == [("llm_models",), ("llm_providers",), ("llm_usage",)]
-
-
-def test_sql_and_python_give_up_after_the_wait_alike_naming_the_holder(steps):
-    """A report query holds ACCESS SHARE on llm_usage for the whole wait: the SQL step, then the Python one."""
-    conn = steps("plan")
-    wait_s = 2
-    with holding(conn.info.dsn, "select count(*) from llm_usage", app="report") as pid:
-        sql_attempts, sql_holders, sql_seconds = sql_gives_up(conn, wait_s)
-        py_attempts, py_holders, py_seconds = python_gives_up(conn, wait_s)
-    print(f"gave up after {sql_attempts} attempts in {sql_seconds:.2f} s (SQL), {py_attempts} in {py_seconds:.2f} s "
-          f"(Python); expected {expected_attempts(wait_s)}")
-    assert sql_holders == py_holders == f"pid {pid} (report, idle in transaction)"
-    assert abs(sql_attempts - py_attempts) <= 1
-    assert abs(sql_attempts - expected_attempts(wait_s)) <= 1
-    assert wait_s <= sql_seconds < wait_s + 1.5 and wait_s <= py_seconds < wait_s + 1.5
-
-
-def test_sql_and_python_take_the_lock_alike_once_the_holder_lets_go(steps):
-    conn = steps("plan")
-    release_after = 0.6
-    with holding(conn.info.dsn, "select count(*) from llm_usage", release_after=release_after):
-        with conn.transaction(force_rollback=True):
-            sql_retries = one(conn, "select pg_temp.llm_lock_tables(100, 10)")
-    with holding(conn.info.dsn, "select count(*) from llm_usage", release_after=release_after):
-        py_retries = locks.lock_tables(conn, 10, LOCK_MS)
-        conn.execute("rollback")
-    print(f"locked after {sql_retries} retries (SQL), {py_retries} (Python)")
-    assert sql_retries >= 2 and py_retries >= 2
-    assert abs(sql_retries - py_retries) <= 1
-
-
-@contextmanager
-def queued(url: str, app: str, statement: str):
-    """Another session whose `statement` (in a transaction) waits for a lock until the block ends and cancels it."""
-    conn = psycopg.connect(url, application_name=app)
-    pid = conn.info.backend_pid
-
-    def wait() -> None:
-        try:
-            conn.execute(statement)
-        except psycopg.errors.QueryCanceled:
-            pass
-
-    thread = threading.Thread(target=wait)
-    thread.start()
-    try:
-        with psycopg.connect(url, autocommit=True) as watch:
-            for _ in range(500):
-                if one(watch, "select count(*) from pg_locks where pid = %s and not granted", (pid,)):
-                    break
-                time.sleep(0.01)
-            else:
-                raise AssertionError(f"{app} never queued")
-        yield pid
-    finally:
-        with psycopg.connect(url, autocommit=True) as watch:
-            watch.execute("select pg_cancel_backend(%s)", (pid,))
-        thread.join(10)
-        conn.close()
-
-
-def test_the_holders_are_the_same_text_in_sql_and_in_python(steps):
-    conn = steps("plan")
-    url = conn.info.dsn
-
-    def both(wanted: str) -> tuple:
-        return one(conn, "select pg_temp.llm_lock_holders(%s)", (wanted,)), locks.holders(conn, wanted)
-
-    assert both(locks.ACCESS_EXCLUSIVE) == both(locks.ACCESS_SHARE) == (None, None)
-    with holding(url, "select count(*) from llm_usage", app="report") as reader:
-        line = f"pid {reader} (report, idle in transaction)"
-        assert both(locks.ACCESS_EXCLUSIVE) == (line, line)
-        assert both(locks.ACCESS_SHARE) == (None, None)  # a reader is in no reader's way
-    with holding(url, "lock table llm_models in access exclusive mode") as holder, \
-            queued(url, "reader", "select count(*) from llm_models") as reader, \
-            queued(url, "migrator", "lock table llm_models in access exclusive mode") as migrator:
-        # the holder, and the ACCESS EXCLUSIVE request queued behind it: every later request waits for both;
-        # a queued reader holds back no one
-        line = ", ".join(f"pid {p} ({what})" for p, what in sorted(
-            [(holder, "holder, idle in transaction"), (migrator, "migrator, active")]))
-        assert reader not in (holder, migrator)
-        assert both(locks.ACCESS_SHARE) == (line, line)
-        assert both(locks.ACCESS_EXCLUSIVE) == (line, line)
 
 
 # --- each table's change -------------------------------------------------------------------------------
@@ -405,8 +225,8 @@ def columns(conn: psycopg.Connection, table: str) -> dict[str, bool]:
                              "and attnum > 0 and not attisdropped", (table,)).fetchall())
 
 
-def test_usage_loses_its_uuid_foreign_keys_and_then_its_uuid_columns_as_separate_steps(steps):
-    conn = steps("fk_auth_users")
+def test_usage_loses_its_uuid_foreign_keys_and_then_its_uuid_columns_as_separate_steps(migration_steps):
+    conn = migration_steps("fk_auth_users")
     conn.execute("alter table llm_usage add constraint usage_provider_by_name foreign key (provider_name) "
                  "references llm_providers (name)")
     assert one(conn, "select pg_temp.llm_drop_usage_uuid_fks()") == 2
@@ -419,8 +239,8 @@ def test_usage_loses_its_uuid_foreign_keys_and_then_its_uuid_columns_as_separate
     assert [r[0] for r in conn.execute(USAGE_FKS)] == ["llm_usage_user_id_fkey", "usage_provider_by_name"]
 
 
-def test_usage_names_become_not_null_only_once_every_row_has_one(steps):
-    conn = steps("nullable_names")
+def test_usage_names_become_not_null_only_once_every_row_has_one(migration_steps):
+    conn = migration_steps("nullable_names")
     with pytest.raises(psycopg.errors.NotNullViolation):
         conn.execute("select pg_temp.llm_usage_names_not_null()")
     conn.execute("select pg_temp.llm_backfill_usage_names(pg_temp.llm_state())")
@@ -430,8 +250,8 @@ def test_usage_names_become_not_null_only_once_every_row_has_one(steps):
     assert one(conn, "select pg_temp.llm_set_not_null('public.llm_usage', 'model_name')") is False
 
 
-def test_models_get_their_provider_by_name_step_by_step(steps):
-    conn = steps("plan")
+def test_models_get_their_provider_by_name_step_by_step(migration_steps):
+    conn = migration_steps("plan")
     models = one(conn, "select count(*) from llm_models")
     assert one(conn, "select pg_temp.llm_add_models_provider_name()") == models
     assert one(conn, "select count(*) from llm_models m join llm_providers p on p.id = m.provider_id "
@@ -444,9 +264,9 @@ def test_models_get_their_provider_by_name_step_by_step(steps):
     assert columns(conn, "llm_models")["provider_name"] is True
 
 
-def test_a_lookup_table_is_keyed_by_name_keeping_its_id_then_loses_the_id(steps):
+def test_a_lookup_table_is_keyed_by_name_keeping_its_id_then_loses_the_id(migration_steps):
     """The steps an expand change would take (names become keys, ids stay) and a contract change would finish."""
-    conn = steps("plan")
+    conn = migration_steps("plan")
     conn.execute("select pg_temp.llm_drop_usage_uuid_fks(), pg_temp.llm_drop_models_uuid_fks()")
     assert one(conn, "select pg_temp.llm_key_by_name('public.llm_providers')") is True
     assert one(conn, "select pg_temp.llm_key_by_name('public.llm_providers')") is False
@@ -466,8 +286,8 @@ def test_a_lookup_table_is_keyed_by_name_keeping_its_id_then_loses_the_id(steps)
     assert one(conn, "select pg_temp.llm_state()") == MIGRATED
 
 
-def test_a_plain_unique_name_index_becomes_the_key_as_it_is(steps):
-    conn = steps("providers_unique_index")
+def test_a_plain_unique_name_index_becomes_the_key_as_it_is(migration_steps):
+    conn = migration_steps("providers_unique_index")
     conn.execute("select pg_temp.llm_drop_usage_uuid_fks(), pg_temp.llm_drop_models_uuid_fks()")
     seen = notices(conn)
     assert one(conn, "select pg_temp.llm_key_by_name('public.llm_providers')") is True
@@ -476,8 +296,8 @@ def test_a_plain_unique_name_index_becomes_the_key_as_it_is(steps):
                      "and conrelid = 'llm_providers'::regclass") == "llm_providers_name_uidx"
 
 
-def test_foreign_keys_on_a_replaced_unique_constraint_are_put_back_unchanged(steps):
-    conn = steps("external_name_reference")
+def test_foreign_keys_on_a_replaced_unique_constraint_are_put_back_unchanged(migration_steps):
+    conn = migration_steps("external_name_reference")
     conn.execute("select pg_temp.llm_drop_usage_uuid_fks(), pg_temp.llm_drop_models_uuid_fks()")
     quotas = "select conname, pg_get_constraintdef(oid) from pg_constraint where conrelid = 'provider_quotas'::regclass"
     before = conn.execute(quotas).fetchall()
@@ -487,8 +307,8 @@ def test_foreign_keys_on_a_replaced_unique_constraint_are_put_back_unchanged(ste
                      "and contype = 'u'") == 0
 
 
-def test_a_models_foreign_key_without_the_cascades_is_replaced(steps):
-    conn = steps("half_migrated_models")
+def test_a_models_foreign_key_without_the_cascades_is_replaced(migration_steps):
+    conn = migration_steps("half_migrated_models")
     assert one(conn, "select pg_temp.llm_models_fk_ok()") is False
     assert one(conn, "select pg_temp.llm_models_provider_fk()") is True
     assert conn.execute("select pg_get_constraintdef(oid) from pg_constraint where contype = 'f' "

@@ -1,7 +1,7 @@
 """The LLM tables' lock on the kit's Python side: taken politely with retries, and who is in its way.
 
 The migration file has the same two pieces in SQL (pg_temp.llm_lock_tables and pg_temp.llm_lock_holders);
-tests/test_migration_pieces.py checks that both give the same holders and the same attempts.
+tests/test_migration_locks.py checks that both give the same holders and the same attempts.
 """
 
 import time
