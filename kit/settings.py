@@ -66,6 +66,7 @@ class Settings:
     sslcert: str | None = None
     sslkey: str | None = None
     allow_plaintext: bool = False  # --allow-plaintext: sslmode disable, allow or prefer to a non-local host
+    expand: bool = False  # --expand: the first of the change's two steps (the kit's own folder: its expand file)
     cwd: Path = field(default_factory=Path.cwd)
     db_url_from: str | None = None  # "--db-url", the variable it was read from, or LOCAL_DEFAULT
     db_url_file: Path | None = None  # the .env file the variable was read from, if not the environment

@@ -244,7 +244,9 @@ def test_deploy_preflight_refuses_while_any_are_listed_and_the_report_lists_them
                                       'WITH pgrst_source AS (INSERT INTO "public"."llm_usage"("agent_name", "model_id"')
     assert report["error"].endswith("Either fix those clients (stop sending provider_id and model_id, which works "
                                     "before and after the migration), then reset the counts with "
-                                    "`select \"extensions\".pg_stat_statements_reset()`; or pass --allow-legacy-statements")
+                                    "`select \"extensions\".pg_stat_statements_reset()`; or change in two steps: "
+                                    "`kit deploy --expand` now (those clients keep working), `kit deploy` once they "
+                                    "are gone; or pass --allow-legacy-statements")
     assert [s["role"] for s in report["legacy_statements"]] == ["service_role"]
     assert "## Statements that still use the UUID columns" in Path(run.json["report"]).read_text()
     assert query(db_url, "select count(*) from information_schema.columns where column_name = 'model_id'") == [(1,)]

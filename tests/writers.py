@@ -76,3 +76,41 @@ class Writers:
     @property
     def errors(self) -> list[str]:
         return [e for w in self.writers for e in w.errors]
+
+
+class Client(threading.Thread):
+    """One client's statement, run again and again on its own connection until stopped, as an agent or a report
+    does: `ids` holds what an INSERT ... RETURNING id gave back, `errors` every failure, `calls` the count run."""
+
+    def __init__(self, url: str, statement: str, pause: float = 0.002):
+        super().__init__(daemon=True)
+        self.url, self.statement, self.pause = url, statement, pause
+        self.stop = threading.Event()
+        self.ids: list[int] = []
+        self.errors: list[str] = []
+        self.calls = 0
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                try:
+                    rows = conn.execute(self.statement).fetchall()
+                    self.calls += 1
+                    if self.statement.lower().startswith("insert"):
+                        self.ids += [r[0] for r in rows]
+                except psycopg.Error as exc:
+                    self.errors.append(str(exc).splitlines()[0])
+                time.sleep(self.pause)
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.join(timeout=30)
+
+
+def start(*clients: Client) -> None:
+    """Start the clients and wait until each has run once."""
+    for client in clients:
+        client.start()
+    deadline = time.monotonic() + 10
+    while not all(c.calls or c.errors for c in clients) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = None
     try:
         settings = settings_mod.load({"db_url": args.db_url, "target": args.target, "workdir": args.workdir,
-                                      "allow_plaintext": getattr(args, "allow_plaintext", None) or None})
+                                      "allow_plaintext": getattr(args, "allow_plaintext", None) or None,
+                                      "expand": getattr(args, "expand", None) or None})
         warning = tls.check(settings)
         if warning:
             print(f"kit: warning: {warning}", file=sys.stderr)

@@ -14,7 +14,12 @@ from kit.local import server as local
 HELP = ("Run the runbook against one database and stop at the first problem, saying what state the "
         "database is in and the exact rollback command. With no configuration at all it starts the "
         "local default (embedded PostgreSQL) and deploys there.\n\n"
-        "examples:\n  kit deploy\n  kit deploy --target staging --yes --json\n"
+        "In two steps, while old clients still send or read the UUID columns: `kit deploy --expand` keys the "
+        "tables by name and keeps the UUID columns for them (the tables are then `expanded`); a later "
+        "`kit deploy` on an expanded database pushes the contract, which drops them, and refuses while "
+        "pg_stat_statements still lists such clients. In your app's repo, `kit init --expand` adds the "
+        "expand file and a later `kit init` the contract file.\n\n"
+        "examples:\n  kit deploy\n  kit deploy --expand --target production\n  kit deploy --target staging --yes --json\n"
         "  kit deploy --db-url \"$SUPABASE_DB_URL\" --rollback-on-failure")
 
 
@@ -26,7 +31,9 @@ def register(commands) -> None:
     p.add_argument("--via", choices=["cli", "api", "direct"], help="how to push (default: cli when installed)")
     p.add_argument("--allow-legacy-statements", action="store_true",
                    help="deploy even though pg_stat_statements lists clients that still use the UUID columns "
-                        "(they will fail after the migration)")
+                        "(they will fail after the migration or the contract)")
+    p.add_argument("--expand", action="store_true",
+                   help="push the expand step alone: names become the keys, the UUID columns stay for old clients")
     p.add_argument("--no-lint", action="store_true",
                    help="skip squawk on the pending files (findings otherwise stop the deploy in preflight)")
     p.add_argument("--set", action="append", default=[], metavar="COLUMN=VALUE",

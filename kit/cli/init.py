@@ -2,6 +2,7 @@
 
 from kit.cli.options import command
 from kit.cli.output import Result
+from kit.migrations import workdir
 from kit.errors import ConfigError
 from kit.init import add as init
 
@@ -16,8 +17,14 @@ ever changed (only --with-env-example appends lines to .env.example). Run again,
 that is there and adds nothing. Bad input (no supabase/ folder, a folder it cannot write, a file of
 the kit's name with other content) is one line and exit {ConfigError.exit_code}, with nothing written.
 
+In two steps, for teams whose old clients still send or read the UUID columns: --expand adds the expand
+step (*_llm_name_keys_expand.sql: names become the keys, the UUID columns stay for old clients); run
+later without --expand in a folder that has it, kit init adds the contract step
+(*_llm_name_keys_contract.sql), which drops them. Each gets its own new version.
+
 examples:
   kit init --workdir ../your-app
+  kit init --workdir ../your-app --expand       # step 1 of 2; later `kit init --workdir ../your-app`
   kit init --workdir ../your-app --target production --with-workflow --with-env-example"""
 
 
@@ -32,6 +39,8 @@ def register(commands) -> None:
                    help="write .github/workflows/llm-preview-smoke.yml (smoke-tests each preview branch)")
     p.add_argument("--with-env-example", action="store_true",
                    help="append the kit's variables that .env.example lacks (else they are only listed)")
+    p.add_argument("--expand", action="store_true",
+                   help="add the expand step (the first of two; a later kit init adds the contract)")
     p.set_defaults(handler=cmd_init)
 
 
@@ -42,8 +51,10 @@ def cmd_init(args, settings) -> Result:
 
 
 def text(result: init.InitResult) -> str:
+    what = {init.CHANGE: "the change", workdir.EXPAND: "the expand step", workdir.CONTRACT: "the contract step"}[
+        result.step]
     if result.already:
-        lines = [f"the change is already there: {result.change}; nothing added"]
+        lines = [f"{what} is already there: {result.change}; nothing added"]
     else:
         lines = [f"added {name}" for name in result.added if name.startswith("supabase/")]
     lines.append(f"baseline: {result.baseline}")

@@ -28,6 +28,8 @@ def register(commands) -> None:
     yes_option(p, "do not ask before pushing to a database that is not local or through the Management API "
                "(without a terminal, needed)")
     p.add_argument("--no-lint", action="store_true", help="skip squawk (findings otherwise stop the push)")
+    p.add_argument("--expand", action="store_true",
+                   help="push the expand step alone (the first of the change's two steps; see kit deploy --help)")
     p.set_defaults(handler=cmd_push)
 
 

@@ -9,15 +9,17 @@ from kit.migrations import workdir
 from kit.redact import mask_url
 from kit.schema import legacy, status
 
-HELP = ("Report the LLM tables' phase (absent, before, partial, migrated), the migrations not yet in the history "
+HELP = ("Report the LLM tables' phase (absent, before, partial, expanded, migrated), the migrations not yet in the history "
         "table, what blocks the change, and the statements in pg_stat_statements that still use the UUID columns "
         "(legacy_statements). Changes nothing.\n\n"
+        "With --expand, the blockers are those of the expand step (the first of the two steps).\n\n"
         "examples:\n  kit status\n  kit status --db-url \"$SUPABASE_DB_URL\" --json\n"
         "  kit status --workdir ../your-app --target staging")
 
 
 def register(commands) -> None:
     p = command(commands, "status", HELP, help="phase, pending migrations and blockers (read-only)")
+    p.add_argument("--expand", action="store_true", help="list the blockers of the expand step (see kit deploy --expand)")
     p.set_defaults(handler=cmd_status)
 
 
@@ -57,6 +59,9 @@ def legacy_lines(found: legacy.Legacy, phase: str) -> list[str]:
     lines += [f"  - {s.calls} calls by {s.role}, {s.mean_ms:.3f} ms mean: {s.query}" for s in found.statements]
     if found.statements and phase == "migrated":
         lines.append(f"  these ran before the migration; those clients now fail. Once fixed: `{found.reset_sql}`")
+    elif found.statements and phase == status.EXPANDED:
+        lines.append("  they work while the tables are expanded; kit deploy (the contract) refuses while they are "
+                     f"listed: fix those clients, then `{found.reset_sql}`")
     elif found.statements:
         lines.append(f"  fix those clients, then `{found.reset_sql}`")
     return lines

@@ -139,7 +139,7 @@ def _after_failure(deploy: Deploy, step_functions: dict, rollback_on_failure: bo
         if step.status == "pending":
             step.status = "skipped"
     deploy.phase = _phase(deploy)
-    if deploy.backup_path and deploy.phase in ("migrated", "partial"):
+    if deploy.backup_path and deploy.phase in ("migrated", "partial", status.EXPANDED):
         _choose_rollback(deploy)
         if rollback_on_failure and deploy.rollback_backup:
             try:

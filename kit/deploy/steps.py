@@ -48,22 +48,32 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
     check_history(plan)
     deploy.phase = st.phase
     deploy.versions.update(tool_versions(settings, pgtools.major(deploy.versions["server"])))
-    change = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
-    if st.phase == "partial" and set(change) & set(st.applied):
-        raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
-                      f"present): run {finish_rollback(settings)} again to finish it, then deploy")
+    refuse_phase(settings, st)
     if st.blockers:
         raise Refused(f"{len(st.blockers)} blocker(s) stop the migration, nothing was changed: "
                       + "; ".join(st.blockers))
-    if found.statements and st.pending and st.phase in ("before", "partial") and not allow_legacy_statements:
-        raise Refused(legacy.refusal(found))
+    drops = [m for m in plan.pending if m.name in workdir.DROPS_UUIDS]
+    if found.statements and drops and st.phase in status.PUSHED_PHASES and not allow_legacy_statements:
+        raise Refused(legacy.refusal(found, expanded=st.phase == status.EXPANDED))
     if usage is not None:
         smoke_inputs(usage, smoke_overrides or {})
-    findings = lint.run(plan.pending, workdir.project_dir(settings)) if lint_files else []
+    findings = lint.run(plan.pending, plan.folder or workdir.project_dir(settings)) if lint_files else []
     lint.require_clean(findings, "deploy")
     return {"phase": st.phase, "pending": st.pending, "applied": st.applied, "blockers": st.blockers,
             "suggestions": st.suggestions, "legacy_statements": legacy.summary_line(found), "linted": lint_files,
             "lint_findings": [f.as_dict() for f in findings]}
+
+
+def refuse_phase(settings, st: status.Status) -> None:
+    """Refuse a database a rollback left part-way (UUID columns back, the history row of a change that drops them
+    still there), and --expand on one the change has migrated."""
+    dropping = [m.version for m in workdir.migrations(settings, st.applied) if m.name in workdir.DROPS_UUIDS]
+    if st.phase in ("partial", status.EXPANDED) and set(dropping) & set(st.applied):
+        raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
+                      f"present): run {finish_rollback(settings)} again to finish it, then deploy")
+    if settings.expand and st.phase == "migrated":
+        raise Refused("--expand: the LLM tables are migrated already (no UUID column is left), so there is nothing "
+                      "to expand and no old client can use them; nothing was changed: run kit deploy without --expand")
 
 
 def finish_rollback(settings) -> str:

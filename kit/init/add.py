@@ -20,7 +20,7 @@ from kit.migrations import history, workdir
 from kit.migrations.workdir import Migration
 from kit.settings import Settings
 
-CHANGE = "llm_name_keys"
+CHANGE = workdir.ONE_STEP
 BASELINE = "llm_tables_baseline"
 TABLES = ("llm_providers", "llm_models", "llm_usage")
 STAMP = "%Y%m%d%H%M%S"
@@ -36,6 +36,7 @@ class InitResult:
     folder: Path
     change: str                    # the change's file, relative to folder (new or already there)
     already: bool                  # the change was there already; nothing was added
+    step: str = CHANGE             # which file: the one-step change, or the expand or contract step
     added: list[str] = field(default_factory=list)
     baseline: str = ""             # why the baseline was or was not added
     creators: dict = field(default_factory=dict)  # table -> the team's file that creates it
@@ -45,6 +46,7 @@ class InitResult:
 
     def as_dict(self) -> dict:
         return {"ok": True, "folder": str(self.folder), "change": self.change, "already": self.already,
+                "step": self.step,
                 "added": self.added, "baseline": self.baseline, "creators": self.creators,
                 "database_versions": self.database_versions, **self.extras.as_dict(),
                 "next": self.next_commands}
@@ -52,18 +54,24 @@ class InitResult:
 
 def run(settings: Settings, *, baseline: bool | None = None, workflow: bool = False,
         env_example: bool = False, now: datetime | None = None) -> InitResult:
-    """Add the change to the folder's supabase/migrations (and the baseline when it needs one)."""
+    """Add the change to the folder's supabase/migrations (and the baseline when it needs one): in one step; with
+    settings.expand the expand step; in a folder that has the expand step, the contract step."""
     folder = target_folder(settings)
     migrations_dir = folder / "supabase" / "migrations"
     existing = workdir.migrations_in(migrations_dir) if migrations_dir.is_dir() else []
     kit = {m.name: m for m in workdir.migrations_in(workdir.kit_dir() / "supabase" / "migrations")}
+    kit.update({n: Migration("", n, workdir.TEMPLATES / f"{n}.sql") for n in (workdir.EXPAND, workdir.CONTRACT)})
     extras = init_extras.plan(folder, workflow=workflow, env_example=env_example)
     result = InitResult(folder, "", False, creators=tables_created(existing, kit.values()), extras=extras)
-    present = same_content(existing, kit[CHANGE])
+    result.step = choose_step(existing, settings.expand, folder)
+    present = (same_content(existing, kit[CHANGE]) if result.step == CHANGE
+               else next((m for m in existing if m.name == result.step), None))
     if present is not None:
         result.change, result.already = rel(present.path, folder), True
         result.baseline = "unchanged: the change is there already"
     else:
+        if result.step == workdir.CONTRACT:
+            baseline = False  # decided with the expand step, which comes before it
         files = files_to_add(settings, result, existing, kit, baseline, now)
         require_writable(migrations_dir)
         for path, text in files:
@@ -71,8 +79,21 @@ def run(settings: Settings, *, baseline: bool | None = None, workflow: bool = Fa
             result.added.append(rel(path, folder))
         result.change = result.added[-1]
     result.added += init_extras.write(folder, extras)
-    result.next_commands = next_commands(settings, folder)
+    result.next_commands = next_commands(settings, folder, result.step)
     return result
+
+
+def choose_step(existing: list[Migration], expand: bool, folder: Path) -> str:
+    """The file to add: the expand step (--expand), the contract where the folder has the expand step, else the
+    one-step change. --expand in a folder that has the one-step change is refused: the two steps replace it."""
+    names = {m.name: m for m in existing}
+    if expand and CHANGE in names and workdir.EXPAND not in names:
+        raise ConfigError(f"--expand: {rel(names[CHANGE].path, folder)} is the one-step change, which the two steps "
+                          "replace: remove it where no database has applied it yet (kit status lists it as pending), "
+                          "then run kit init --expand again; where it is applied there is nothing left to expand")
+    if expand:
+        return workdir.EXPAND
+    return workdir.CONTRACT if workdir.EXPAND in names else CHANGE
 
 
 def target_folder(settings: Settings) -> Path:
@@ -90,7 +111,9 @@ def files_to_add(settings: Settings, result: InitResult, existing: list[Migratio
     have_baseline = same_content(existing, kit[BASELINE])
     add_baseline = (baseline if baseline is not None else not result.creators) and have_baseline is None
     result.baseline = baseline_reason(baseline, result.creators, have_baseline, result.folder)
-    for name in (CHANGE, BASELINE) if add_baseline else (CHANGE,):
+    if result.step == workdir.CONTRACT:
+        result.baseline = "not added: the expand step came first"
+    for name in (result.step, BASELINE) if add_baseline else (result.step,):
         clash = next((m for m in existing if m.name == name and m.sql != kit[name].sql), None)
         if clash is not None:
             raise ConfigError(f"{rel(clash.path, result.folder)} has the kit's file name but other content: "
@@ -106,7 +129,7 @@ def files_to_add(settings: Settings, result: InitResult, existing: list[Migratio
     if add_baseline:
         files.append((migrations_dir / f"{version}_{BASELINE}.sql", kit[BASELINE].sql))
         version = bump(version)
-    files.append((migrations_dir / f"{version}_{CHANGE}.sql", kit[CHANGE].sql))
+    files.append((migrations_dir / f"{version}_{result.step}.sql", kit[result.step].sql))
     return files
 
 
@@ -185,12 +208,12 @@ def write_new(path: Path, text: str) -> None:
             from None
 
 
-def next_commands(settings: Settings, folder: Path) -> list[str]:
+def next_commands(settings: Settings, folder: Path, step: str = CHANGE) -> list[str]:
     """Both ways to push, each to the database init read: the Supabase CLI without --remote would push to
     the local Docker stack (127.0.0.1:54322), so it always gets it (alone: the linked project)."""
     folder = shlex.quote(str(folder))
     target = f" --target {shlex.quote(settings.target)}" if settings.named else ""
-    deploy = f"kit deploy --workdir {folder}{target}"
+    deploy = f"kit deploy --workdir {folder}{target}" + (" --expand" if step == workdir.EXPAND else "")
     if not settings.db_url:  # no database configured: the project `npx supabase link` chose
         return [f"npx supabase db push --workdir {folder} --remote", deploy]
     if settings.db_url_from == "--db-url":  # the URL holds the password: never print it

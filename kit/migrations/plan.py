@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from kit.errors import ConnectError, MigrationFailed, Refused
+from kit.errors import ConfigError, ConnectError, MigrationFailed, Refused
 from kit.migrations import history, lint, workdir
 from kit.migrations.workdir import Migration
 from kit.settings import Settings
@@ -54,10 +54,27 @@ class PushResult:
 
 
 def make_plan(settings: Settings, applied: list[str]) -> Plan:
-    local = workdir.migrations(settings)
+    folder = workdir.folder(settings, applied)
+    local = workdir.migrations_in(folder / "supabase" / "migrations")
     versions = {m.version for m in local}
-    return Plan([m for m in local if m.version not in applied], applied,
-                [v for v in applied if v not in versions], workdir.project_dir(settings))
+    plan = Plan([m for m in local if m.version not in applied], applied, [v for v in applied if v not in versions],
+                folder)
+    if settings.expand:
+        check_expand(plan, local)
+    return plan
+
+
+def check_expand(plan: Plan, local: list[Migration]) -> None:
+    """--expand pushes the expand step and nothing that drops the UUID columns: refuse a folder without the
+    expand file, or with a pending one-step or contract file (exit 2, nothing changed)."""
+    where = f"{plan.folder}/supabase/migrations"
+    if not any(m.name == workdir.EXPAND for m in local):
+        raise ConfigError(f"--expand: {where} has no *_{workdir.EXPAND}.sql: add it with `kit init --expand "
+                          f"--workdir {plan.folder}`, commit it, then run this again")
+    dropping = [m.path.name for m in plan.pending if m.name in workdir.DROPS_UUIDS]
+    if dropping:
+        raise ConfigError(f"--expand: {dropping[0]} is pending in {where} too and drops the UUID columns; move it out "
+                          "until no client uses them (kit status lists them), or run without --expand")
 
 
 def file_failed(name: str, reason: str, sqlstate: str | None) -> MigrationFailed:
@@ -87,7 +104,7 @@ def prepare(settings: Settings, route: str, applied: list[str], dry_run: bool, l
     result = PushResult(route, dry_run, [m.version for m in plan.pending], include_all=plan.include_all,
                         linted=lint_files)
     if lint_files:
-        result.findings = lint.run(plan.pending, workdir.project_dir(settings))
+        result.findings = lint.run(plan.pending, plan.folder or workdir.project_dir(settings))
         if not dry_run:
             lint.require_clean(result.findings)
     return result

@@ -1,6 +1,8 @@
 """Where the migrations and the Supabase CLI come from."""
 
+import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -11,6 +13,18 @@ from kit.settings import Settings, upward_project
 
 MIGRATION_NAME = re.compile(r"^(?P<version>[0-9]+)_(?P<name>.*)\.sql$")
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # kit/
+
+# The change's files, by name: in one step, or in two (expand now, contract once no client uses the UUIDs).
+ONE_STEP = "llm_name_keys"
+EXPAND = "llm_name_keys_expand"
+CONTRACT = "llm_name_keys_contract"
+CHANGES = (ONE_STEP, EXPAND, CONTRACT)
+DROPS_UUIDS = (ONE_STEP, CONTRACT)  # the files after which a client of the UUID columns fails
+# The two steps are templates, not files of the kit's own supabase/migrations (a plain push would apply them
+# with the one-step file): `kit init` writes them into a team's repo with new versions; in the kit's own
+# folder they take the one-step file's place under these versions, just after its own.
+TEMPLATES = PACKAGE_ROOT / "templates" / "migrations"
+KIT_VERSIONS = {EXPAND: "20261124120001", CONTRACT: "20261124120002"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +57,53 @@ def kit_dir() -> Path:
                       "pass --workdir or reinstall the kit")
 
 
-def migrations(settings: Settings) -> list[Migration]:
-    """The local migration files in version order; refuses a file the Supabase CLI would skip."""
-    return migrations_in(project_dir(settings) / "supabase" / "migrations")
+def migrations(settings: Settings, applied: list[str] | None = None) -> list[Migration]:
+    """The local migration files in version order; refuses a file the Supabase CLI would skip. In the kit's own
+    folder, the two steps in place of the one-step file when the history (`applied`) has one, or with --expand."""
+    return migrations_in(folder(settings, applied) / "supabase" / "migrations")
+
+
+def folder(settings: Settings, applied: list[str] | None = None) -> Path:
+    """The folder a push is given: the project's, or for the kit's own one in two steps, a staged copy."""
+    project = project_dir(settings)
+    if project != kit_dir():
+        return project
+    applied = applied or []
+    if not (settings.expand or any(v in applied for v in KIT_VERSIONS.values())):
+        return project
+    steps = [EXPAND] if settings.expand and KIT_VERSIONS[CONTRACT] not in applied else [EXPAND, CONTRACT]
+    return staged(settings, project, steps, applied)
+
+
+def template(name: str) -> str:
+    return (TEMPLATES / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def staged(settings: Settings, project: Path, steps: list[str], applied: list[str]) -> Path:
+    """The kit's folder with `steps` in place of the one-step file (kept where the history has it), written
+    once under the cache folder: the Supabase CLI, the lint and the history all read real files."""
+    own = migrations_in(project / "supabase" / "migrations")
+    files = {f"{m.version}_{m.name}.sql": m.sql for m in own if m.name != ONE_STEP or m.version in applied}
+    files.update({f"{KIT_VERSIONS[s]}_{s}.sql": template(s) for s in steps})
+    digest = hashlib.sha256("\0".join(f"{n}\0{files[n]}" for n in sorted(files)).encode()).hexdigest()[:16]
+    target = settings.cache_dir / "two-step" / digest
+    wanted = {f"supabase/migrations/{name}": text for name, text in files.items()}
+    for extra in ("supabase/config.toml", ".squawk.toml"):
+        if (project / extra).is_file():
+            wanted[extra] = (project / extra).read_text(encoding="utf-8")
+    for name, text in wanted.items():
+        _write_if_changed(target / name, text)
+    return target
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a concurrent reader sees the old text or the new."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def migrations_in(folder: Path) -> list[Migration]:

@@ -32,16 +32,16 @@ class Output:
     unknown_remote: bool = False  # the database has versions the folder lacks
 
 
-def argv(settings: Settings, include_all: bool) -> list[str]:
+def argv(settings: Settings, include_all: bool, folder=None) -> list[str]:
     args = [workdir.supabase_cli(settings), "db", "push", f"--remote={dbname(settings, settings.db_url)}",
-            "--yes", "--workdir", str(workdir.project_dir(settings))]
+            "--yes", "--workdir", str(folder or workdir.project_dir(settings))]
     return args + (["--include-all"] if include_all else [])
 
 
 def run(settings: Settings, plan, output=None) -> list[str]:
     """Run `supabase db push`; return its output lines, or raise a kit error that says what failed."""
     lines: list[str] = []
-    process = subprocess.Popen(argv(settings, plan.include_all), stdout=subprocess.PIPE,
+    process = subprocess.Popen(argv(settings, plan.include_all, plan.folder), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                                env=child_env(settings.db_url, {"SUPABASE_YES": "1"}))
     try:

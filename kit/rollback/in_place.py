@@ -10,6 +10,11 @@ In place it runs in four short transactions so that inserts keep flowing:
      put back as the backup recorded them (foreign keys NOT VALID), the migration's history row goes;
   D. the foreign keys are validated, which does not block inserts.
 Each step checks what is still needed, so a rollback that stopped half-way finishes when run again.
+
+A backup taken while the tables were expanded (the first of the two steps) holds the UUID maps too: the
+rollback then restores that expanded shape, puts the expand's fill triggers back (the expand file's own
+step) and removes only the history rows of the changes that drop the UUID columns (contract, one step).
+From a backup taken before any step it also drops the fill triggers and every change's history row.
 """
 
 from pathlib import Path
@@ -22,7 +27,7 @@ from kit.backup import identity, manifest
 from kit.errors import BackupError, ConnectError, KitError, Refused, RollbackStepFailed
 from kit.migrations import workdir
 from kit.rollback import links as rollback_links, shape as rollback_shape
-from kit.schema import catalog, locks, status
+from kit.schema import catalog, locks, pieces, status
 from kit.settings import Settings
 
 WAIT_S = 300.0
@@ -40,7 +45,7 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
     with db.session(settings) as conn:
         identity.require_same(conn, settings, data, path)
         before = status.phase(catalog.read(conn))
-        if before == "before":
+        if before == "before" and backup_phase(data) == "before":
             _in_transaction(conn, lambda: _validate(conn))  # a rollback stopped before its last step
             return {"phase_before": before, "phase": before, "changed": False, "history_removed": None}
         if before == "absent":
@@ -52,6 +57,13 @@ def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) ->
                 raise _lost(exc) from None
             raise RollbackStepFailed(f"the rollback stopped: {db.error_line(exc)}; fix that, then run kit rollback "
                                      "again (finished steps are kept)") from None
+
+
+def backup_phase(data: dict) -> str:
+    """`expanded` when the backup's llm_providers was keyed by name with its UUIDs still there, else `before`."""
+    keyed = any(row[0] == "constraint" and catalog.bare(row[1]) == "llm_providers" and row[3] == "p"
+                and row[4] == "PRIMARY KEY (name)" for row in data["shape"])
+    return status.EXPANDED if keyed else "before"
 
 
 def _lost(exc: psycopg.Error) -> ConnectError:
@@ -102,10 +114,21 @@ def _link_usage(conn: psycopg.Connection, folder: Path, data: dict) -> dict:
 def _finish(conn: psycopg.Connection, settings: Settings, data: dict, original: list) -> tuple:
     conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
     conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
-    _link_models(conn)
+    _link_models(conn, data)
     late = rollback_links.link_by_name(conn, data)  # rows written during step B
+    target = backup_phase(data)
+    if target == "before":
+        _fill_step(conn, workdir.CONTRACT, "llm_fill_drop", ("llm_fill_functions", "llm_fill_drop"))
     rollback_shape.restore(conn, original, MIGRATION_COLUMNS)
-    return _forget_migration(conn, settings), late
+    if target == status.EXPANDED:
+        _fill_step(conn, workdir.EXPAND, "llm_fill_create", ("llm_fill_create",))
+    return _forget_migration(conn, settings, target), late
+
+
+def _fill_step(conn: psycopg.Connection, template: str, step: str, needs: tuple[str, ...]) -> None:
+    """One of the two-step files' own steps on the fill triggers, defined from the file's text and called."""
+    pieces.load(conn, workdir.template(template), only=needs)
+    conn.execute(sql.SQL("select pg_temp.{}()").format(sql.Identifier(step)))
 
 
 def _locked(conn: psycopg.Connection, wait_s: float, work):
@@ -167,13 +190,17 @@ def _restore_ids(conn: psycopg.Connection, data: dict, original: list) -> None:
     conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
     conn.execute("update public.llm_models m set id = k.id from kit_models k where m.id is null and m.name = k.name")
     conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
-    _link_models(conn)
+    _link_models(conn, data)
 
 
-def _link_models(conn: psycopg.Connection) -> None:
+def _link_models(conn: psycopg.Connection, data: dict) -> None:
+    """Models without a provider UUID get their provider's, except those the backup recorded without one."""
+    unlinked = [m["name"] for m in data["maps"]["llm_models"].values() if not m["provider_id"]]
     if catalog.read(conn).has("llm_models", "provider_name"):
         conn.execute("update public.llm_models m set provider_id = p.id from public.llm_providers p "
-                     "where m.provider_id is null and m.provider_name = p.name")
+                     "where m.provider_id is null and m.provider_name = p.name and m.name <> all(%s)", (unlinked,))
+
+
 def _validate(conn: psycopg.Connection) -> None:
     for table, name in conn.execute(
             "select conrelid, conname from pg_constraint where not convalidated and contype = 'f' "
@@ -182,18 +209,21 @@ def _validate(conn: psycopg.Connection) -> None:
             sql.Identifier(*_qualified(conn, table)), sql.Identifier(name)))
 
 
-def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | None:
-    """Remove the change's history row, so the next push applies the migration again."""
+def _forget_migration(conn: psycopg.Connection, settings: Settings, target: str) -> str | None:
+    """Remove the history rows of the changes undone (to an expanded backup: those that drop the UUID columns;
+    else every step), so the next push applies them again."""
     if not conn.execute("select to_regclass('supabase_migrations.schema_migrations')").fetchone()[0]:
         return None
+    names = list(workdir.DROPS_UUIDS if target == status.EXPANDED else workdir.CHANGES)
     try:
-        versions = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
+        applied = [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")]
+        versions = [m.version for m in workdir.migrations(settings, applied) if m.name in names]
     except KitError:
         versions = []
-    row = conn.execute("delete from supabase_migrations.schema_migrations where version = any(%s) or name = %s "
-                       "returning version", (versions, status.CHANGE_MIGRATION)).fetchone()
+    rows = conn.execute("delete from supabase_migrations.schema_migrations where version = any(%s) or name = any(%s) "
+                        "returning version", (versions, names)).fetchall()
     conn.execute("notify pgrst, 'reload schema'")
-    return row[0] if row else None
+    return ", ".join(sorted(r[0] for r in rows)) or None
 
 
 def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:

@@ -108,13 +108,21 @@ def from_rows(conn: psycopg.Connection, schema: str, rows: list, hidden_rows: li
     return Legacy(True, schema, statements_, note)
 
 
-def refusal(found: Legacy) -> str:
-    """The preflight's one-line refusal, naming each statement and the two ways out."""
+def refusal(found: Legacy, expanded: bool = False) -> str:
+    """The preflight's one-line refusal, naming each statement and the ways out: on an expanded database, before
+    the contract; else before the one-step change, where the two steps are one of them."""
     listed = "; ".join(f"[{s.calls} calls by {s.role}] {s.query}" for s in found.statements)
+    if expanded:
+        return (f"{len(found.statements)} statement(s) in pg_stat_statements still use the UUID columns, and their "
+                f"clients will fail once the contract drops them: {listed}. The LLM tables are expanded, so those "
+                f"clients work until then: fix them (send provider_name and model_name instead of provider_id and "
+                f"model_id), reset the counts with `{found.reset_sql}` and deploy again once they stay away; or pass "
+                f"--allow-legacy-statements")
     return (f"{len(found.statements)} statement(s) in pg_stat_statements still use the UUID columns, and their "
             f"clients will fail once the migration drops them: {listed}. Either fix those clients (stop sending "
             f"provider_id and model_id, which works before and after the migration), then reset the counts with "
-            f"`{found.reset_sql}`; or pass --allow-legacy-statements")
+            f"`{found.reset_sql}`; or change in two steps: `kit deploy --expand` now (those clients keep working), "
+            f"`kit deploy` once they are gone; or pass --allow-legacy-statements")
 
 
 def summary_line(found: Legacy) -> str:

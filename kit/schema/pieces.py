@@ -28,9 +28,9 @@ def definitions(text: str) -> dict[str, str]:
     return found
 
 
-def load(conn: psycopg.Connection, text: str) -> list[str]:
-    """Define the file's steps in `conn`'s session (in pg_temp, so they go with its transaction or session)."""
-    steps = definitions(text)
+def load(conn: psycopg.Connection, text: str, only: tuple[str, ...] | None = None) -> list[str]:
+    """Define the file's steps (or `only` those) in `conn`'s session (in pg_temp, so they go with its session)."""
+    steps = {name: s for name, s in definitions(text).items() if only is None or name in only}
     for statement in steps.values():
         conn.execute(statement.encode(), prepare=False)
     return list(steps)

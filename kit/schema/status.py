@@ -33,8 +33,12 @@ class Status:
         return f"not checked: the LLM tables are locked by {self.locked_by}; run kit status again when it ends"
 
 
+EXPANDED = "expanded"  # the first of the two steps is done: keyed by name, the UUID columns kept for old clients
+PUSHED_PHASES = ("before", "partial", EXPANDED)  # a change file still has something to do
+
+
 def phase(cat: catalog.Catalog) -> str:
-    """absent, before, partial or migrated."""
+    """absent, before, partial, expanded or migrated."""
     if not cat.tables:
         return "absent"
     if len(cat.tables) < len(catalog.TABLES):
@@ -46,7 +50,25 @@ def phase(cat: catalog.Catalog) -> str:
     all_uuid = sum(len(c) for c in catalog.UUID_COLUMNS.values())
     if len(left) == all_uuid and not keyed:
         return "before"
+    if len(left) == all_uuid and len(keyed) == 2 and expanded_shape(cat):
+        return EXPANDED
     return "partial"
+
+
+def expanded_shape(cat: catalog.Catalog) -> bool:
+    """What the expand leaves besides the name keys: llm_models.provider_name NOT NULL and referencing
+    llm_providers(name), no UUID foreign key from llm_usage, every UUID column nullable (an identity fills itself)."""
+    provider = cat.tables["llm_models"].columns.get("provider_name")
+    uuids = [cat.tables[t].columns[c] for t, cols in catalog.UUID_COLUMNS.items() for c in cols]
+    return (bool(provider and provider.not_null) and models_reference_providers(cat) and not usage_foreign_keys(cat)
+            and not any(c.not_null and not c.identity for c in uuids))
+
+
+def models_reference_providers(cat: catalog.Catalog) -> bool:
+    """llm_models.provider_name references llm_providers(name), following a rename or a delete; no other key."""
+    fks = [fk for fk in cat.foreign_keys if fk.table == "llm_models" and fk.ref_table == "llm_providers"]
+    return len(fks) == 1 and (fks[0].columns, fks[0].ref_columns, fks[0].on_delete, fks[0].on_update) == (
+        ["provider_name"], ["name"], "cascade", "cascade")
 
 
 def usage_foreign_keys(cat: catalog.Catalog) -> list[catalog.ForeignKey]:
@@ -71,7 +93,17 @@ LOCK_TIMEOUT_MS = 50
 OLDER_COPY_SETTINGS = (("kit.lock_wait_s", "0"), ("kit.lock_timeout_ms", "1"))
 
 
-def blocker_statements(settings: Settings) -> list[tuple]:
+def check_file(settings: Settings, phase_now: str) -> workdir.Migration | None:
+    """The change file whose own check lists the blockers of the next push: on an expanded database the contract;
+    with --expand the expand file; else the folder's last change file (the one a push runs last)."""
+    expanded = phase_now == EXPANDED
+    view = workdir.migrations(settings, [workdir.KIT_VERSIONS[workdir.EXPAND]] if expanded else None)
+    wanted = (workdir.CONTRACT,) if expanded else (workdir.EXPAND,) if settings.expand else workdir.CHANGES
+    changes = [m for m in view if m.name in wanted]
+    return changes[-1] if changes else None
+
+
+def blocker_statements(settings: Settings, phase_now: str = "before") -> list[tuple]:
     """The change migration's own blocker check, in a transaction always rolled back; [] when the folder has no
     change migration. Its suggestions come as notices, its blockers as one KB001 error (blockers_from).
 
@@ -83,7 +115,7 @@ def blocker_statements(settings: Settings) -> list[tuple]:
     the migration's own rather than a copy that could drift from it. A lock that is not free at once
     fails with LockNotAvailable instead of a wait.
     """
-    change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
+    change = check_file(settings, phase_now)
     if change is None:
         return []
     timeout = (sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")), None)
@@ -128,7 +160,6 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
     When a lock is not free at once (someone holds ACCESS EXCLUSIVE on an LLM table), what could not
     be read stays unknown and `locked_by` names the sessions holding it.
     """
-    local = [m.version for m in workdir.migrations(settings)]
     st = Status("unknown", [], [], [], [])
     first = _unhurried([history.EXISTS, legacy_mod.SCHEMA, *catalog.statements()])
     try:
@@ -142,10 +173,11 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
         has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:9])
         st.phase = phase(cat)
     versions = [history.VERSIONS] if has_history else []
-    blocking = blocker_statements(settings) if st.phase in ("before", "partial") else []
+    blocking = blocker_statements(settings, st.phase) if st.phase in PUSHED_PHASES else []
     found, legacy_error, ended = _second(conn, versions, legacy_mod.statements(schema) if schema else [], blocking,
                                          st.suggestions)
     st.applied = history.versions(found[0]) if has_history else []
+    local = [m.version for m in workdir.migrations(settings, st.applied)]
     st.pending = [v for v in local if v not in st.applied]
     st.unknown_remote = [v for v in st.applied if v not in local]
     if schema is None:
@@ -178,10 +210,11 @@ def _second(conn: psycopg.Connection, versions: list, legacy: list, blocking: li
         return found, legacy_error, _run_blockers(conn, blocking)
 
 
-def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None) -> list[str]:
+def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None,
+             phase_now: str = "before") -> list[str]:
     """The change migration's blocker list alone, its suggestions appended to `notes`: one round trip."""
     with _suggestions_to(conn, notes if notes is not None else []):
-        return blockers_from(_run_blockers(conn, blocker_statements(settings)))
+        return blockers_from(_run_blockers(conn, blocker_statements(settings, phase_now)))
 
 
 def _run_blockers(conn: psycopg.Connection, blocking: list) -> db.BatchFailed | None:

@@ -14,7 +14,7 @@ from kit.backup import manifest
 from kit.checks import Check
 from kit.migrations import history, workdir
 from kit.schema import catalog
-from kit.schema.status import CHANGE_MIGRATION, names_not_null, usage_foreign_keys
+from kit.schema.status import EXPANDED, names_not_null, usage_foreign_keys
 from kit.settings import Settings
 
 UUIDS = {f"{t}.{c}" for t, cols in catalog.UUID_COLUMNS.items() for c in cols}
@@ -24,18 +24,25 @@ LOOKUPS = ("llm_providers", "llm_models")
 
 
 def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None) -> list[Check]:
-    """Every check, from two round trips: the catalog, the name indexes and whether there is a history table;
-    then the history's versions."""
-    reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [history.EXISTS]
+    """Every check, from two round trips: the catalog, the name indexes, the fill triggers and whether there is a
+    history table; then the history's versions. What is checked follows the history: the expanded phase when
+    the expand step is the last change recorded, else the migrated one."""
+    reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [
+        (FILL_TRIGGERS_SQL, None), history.EXISTS]
     results = db.batch(conn, reads)
     cat = catalog.from_rows(results[:5])
     indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[5:7])}
-    applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[7][0][0] else []
+    triggers = [r[0] for r in results[7]]
+    applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[8][0][0] else []
     missing = [t for t in catalog.TABLES if t not in cat.tables]
     if missing:
         return [Check("tables exist", False, "missing: " + ", ".join(missing))]
+    change = recorded_change(settings, applied)
     checks = [Check("tables exist", True, ", ".join(catalog.TABLES))]
-    checks += _keys(cat, indexes) + _usage(cat) + [_history(settings, applied)]
+    if change is not None and change.name == workdir.EXPAND:
+        checks += _keys(cat, indexes, EXPANDED) + _usage(cat, EXPANDED) + [_fill(triggers), _history(change, applied)]
+    else:
+        checks += _keys(cat, indexes) + _usage(cat) + [_history(change, applied)]
     recorded = manifest.load(backup).get("catalog") if backup else None
     if backup and recorded is None:
         checks.append(Check("unchanged properties", True, f"{backup} records no catalog shape (an older kit took "
@@ -43,15 +50,47 @@ def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None
     return checks + (_unchanged(cat, recorded) if recorded else _info(cat))
 
 
-def _keys(cat: catalog.Catalog, indexes: dict[str, list[str]]) -> list[Check]:
+def recorded_change(settings: Settings, applied: list[str]) -> workdir.Migration | None:
+    """The change file verify holds the database to: the last one the history records (the expand step alone:
+    the expanded phase), else the folder's last change file (not recorded: the history check fails)."""
+    changes = [m for m in workdir.migrations(settings, applied) if m.name in workdir.CHANGES]
+    recorded = [m for m in changes if m.version in applied]
+    return (recorded or changes or [None])[-1]
+
+
+FILL_TRIGGERS_SQL = """
+select t.tgname from pg_trigger t
+where t.tgrelid in (to_regclass('public.llm_usage'), to_regclass('public.llm_models')) and not t.tgisinternal
+  and t.tgparentid = 0 and t.tgname in ('llm_usage_fill_names', 'llm_models_fill_provider') order by 1
+"""
+FILL_TRIGGERS = ["llm_models_fill_provider", "llm_usage_fill_names"]
+
+
+def _fill(found: list[str]) -> Check:
+    return Check("old clients' rows get their names (triggers " + ", ".join(FILL_TRIGGERS) + ")",
+                 found == FILL_TRIGGERS, ", ".join(found) or "none")
+
+
+def _kept(cat: catalog.Catalog) -> Check:
+    """Expanded: every UUID column is there for old clients, nullable (an identity column fills itself)."""
+    cols = {f"{t}.{c}": cat.tables[t].columns.get(c) for t, names in catalog.UUID_COLUMNS.items() for c in names}
+    bad = [name for name, col in cols.items() if col is None or (col.not_null and not col.identity)]
+    return Check("UUID columns kept for old clients, nullable", not bad,
+                 "missing or not null: " + ", ".join(bad) if bad else ", ".join(cols))
+
+
+def _keys(cat: catalog.Catalog, indexes: dict[str, list[str]], phase: str = "migrated") -> list[Check]:
     checks = []
     for table in LOOKUPS:
         pk = cat.tables[table].primary_key
         checks.append(Check(f"{table} primary key is name", pk == ["name"], f"primary key ({', '.join(pk)})"))
         dupes = indexes[table]
         checks.append(Check(f"{table}: no index on name besides the key", not dupes, ", ".join(dupes) or "none"))
-    left = cat.uuid_columns_left()
-    checks.append(Check("no UUID key columns remain", not left, ", ".join(left) or "none left"))
+    if phase == EXPANDED:
+        checks.append(_kept(cat))
+    else:
+        left = cat.uuid_columns_left()
+        checks.append(Check("no UUID key columns remain", not left, ", ".join(left) or "none left"))
     provider = cat.tables["llm_models"].columns.get("provider_name")
     checks.append(Check("llm_models.provider_name is not null", bool(provider and provider.not_null),
                         f"{provider.type}, {'not null' if provider.not_null else 'nullable'}" if provider
@@ -74,11 +113,14 @@ where i.indrelid = to_regclass(%s) and not i.indisprimary and i.indnkeyatts = 1 
 """
 
 
-def _usage(cat: catalog.Catalog) -> list[Check]:
+def _usage(cat: catalog.Catalog, phase: str = "migrated") -> list[Check]:
     usage = cat.tables["llm_usage"]
     fks = usage_foreign_keys(cat)
+    no_fks = Check("llm_usage has no UUID foreign keys", not fks, ", ".join(fk.name for fk in fks) or "none")
+    if phase == EXPANDED:  # the names become NOT NULL in the contract
+        return [no_fks]
     return [
-        Check("llm_usage has no UUID foreign keys", not fks, ", ".join(fk.name for fk in fks) or "none"),
+        no_fks,
         Check("llm_usage names are not null", names_not_null(cat),
               ", ".join(f"{c} {'not null' if usage.columns[c].not_null else 'nullable'}"
                         for c in ("provider_name", "model_name") if c in usage.columns)),
@@ -128,8 +170,7 @@ def _info(cat: catalog.Catalog) -> list[Check]:
             if not k.startswith("llm_") or ":" in k or k.endswith(" type")]
 
 
-def _history(settings: Settings, applied: list[str]) -> Check:
-    change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
+def _history(change: workdir.Migration | None, applied: list[str]) -> Check:
     recorded = change is not None and change.version in applied
     return Check("migration recorded in supabase_migrations.schema_migrations", recorded,
                  f"{change.version if change else '?'} {'recorded' if recorded else 'not recorded'}")
