@@ -149,7 +149,7 @@ def prepare(settings: Settings, *, admin_url: str, seed: bool = True) -> str | N
     team repo's own history) and data as `postgres`. Returns a note when the demo data was left out."""
     with db.session(settings, admin_url) as conn:
         conn.execute((SQL_DIR / "supabase_env.sql").read_text().encode())
-    before = workdir.before_change(settings, "llm_name_keys")
+    before = workdir.before_change(settings)
     with db.session(settings) as conn:
         for migration in before:
             history.apply(conn, migration)

@@ -126,11 +126,11 @@ def migrations_in(folder: Path) -> list[Migration]:
     return sorted(found, key=lambda m: int(m.version))
 
 
-def before_change(settings: Settings, change_name: str) -> list[Migration]:
-    """The files that sort before the change's file (all of them when the folder has no such file)."""
+def before_change(settings: Settings, change_names: tuple[str, ...] = CHANGES) -> list[Migration]:
+    """The files that sort before the change's first file, in one step or two (all of them when there is none)."""
     found = migrations(settings)
-    change = next((m for m in found if m.name == change_name), None)
-    return [m for m in found if change is None or int(m.version) < int(change.version)]
+    first = next((m for m in found if m.name in change_names), None)
+    return [m for m in found if first is None or int(m.version) < int(first.version)]
 
 
 def supabase_cli_version(settings: Settings) -> str | None:
