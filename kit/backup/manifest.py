@@ -52,8 +52,8 @@ def collect_from(conn: psycopg.Connection, results: list[list], folder: Path,
     """From the results of reads(), in the backup's snapshot transaction: the shape and catalog of the LLM
     tables and, before the migration, their UUID maps and every usage row's links (one more round trip). Row
     counts come from the dump itself."""
-    cat = catalog.from_rows(results[:5])
-    facts = {"shape": [list(r) for r in results[5]], "catalog": cat.as_dict(), "maps": None}
+    cat = catalog.from_rows(results[:catalog.READS])
+    facts = {"shape": [list(r) for r in results[catalog.READS]], "catalog": cat.as_dict(), "maps": None}
     if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
         facts["maps"] = maps(conn, folder, cat, read_links=not (links_from_dump and streamable(cat)))
     return facts

@@ -15,6 +15,8 @@ from kit import db
 TABLES = ("llm_providers", "llm_models", "llm_usage")
 UUID_COLUMNS = {"llm_providers": ("id",), "llm_models": ("id", "provider_id"),
                 "llm_usage": ("provider_id", "model_id")}
+# The expand step's triggers that fill names from the UUIDs old clients send (dropped by the contract).
+FILL_TRIGGERS = {"llm_usage": "llm_usage_fill_names", "llm_models": "llm_models_fill_provider"}
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Table:
     partitions: list[str] = field(default_factory=list)
     leaves: list[str] = field(default_factory=list)  # "schema.name" of the leaf partitions: where the rows are
     publications: list[Publication] = field(default_factory=list)
+    triggers: list[str] = field(default_factory=list)  # user triggers (not a constraint's, not a partition's copy)
 
     @property
     def partitioned(self) -> bool:
@@ -140,6 +143,12 @@ select t, pub.pubname, true, null, null from pg_publication pub cross join unnes
 where pub.puballtables
 order by 1, 2
 """
+TRIGGERS_SQL = """
+select c.relname, t.tgname from pg_trigger t join pg_class c on c.oid = t.tgrelid
+join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'public' and c.relname = any(%s) and not t.tgisinternal and t.tgparentid = 0
+order by 1, 2
+"""
 ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
 
 
@@ -154,12 +163,15 @@ def statements() -> list[tuple]:
     rels = sql.SQL("array(select to_regclass(x) from unnest({}::text[]) x)").format(
         sql.Literal([qualified(t) for t in names]))
     return [(COLUMNS_SQL, (names,)), (sql.SQL(CONSTRAINTS_SQL).format(rels=rels), None), (POLICIES_SQL, (names,)),
-            (PARTITIONS_SQL, (names,)), (PUBLICATIONS_SQL, {"names": names})]
+            (PARTITIONS_SQL, (names,)), (PUBLICATIONS_SQL, {"names": names}), (TRIGGERS_SQL, (names,))]
+
+
+READS = 6  # how many results of statements() from_rows reads, for a caller's batch
 
 
 def from_rows(results: list[list]) -> Catalog:
     """A Catalog from the results of statements(), in their order."""
-    columns, constraints, policies, partitions, publications = results
+    columns, constraints, policies, partitions, publications, triggers = results
     tables: dict[str, Table] = {}
     for rel, col, typ, not_null, rls, default, ident, gen, base, labels, partkey in columns:
         table = tables.setdefault(rel, Table(rel, rls=rls, partition_key=partkey))
@@ -181,6 +193,9 @@ def from_rows(results: list[list]) -> Catalog:
     for rel, pub, whole, cols, qual in publications:
         if rel in tables:
             tables[rel].publications.append(Publication(pub, whole, list(cols) if cols else None, qual))
+    for rel, trigger in triggers:
+        if rel in tables:
+            tables[rel].triggers.append(trigger)
     return Catalog(tables, fks)
 
 

@@ -57,11 +57,13 @@ def phase(cat: catalog.Catalog) -> str:
 
 def expanded_shape(cat: catalog.Catalog) -> bool:
     """What the expand leaves besides the name keys: llm_models.provider_name NOT NULL and referencing
-    llm_providers(name), no UUID foreign key from llm_usage, every UUID column nullable (an identity fills itself)."""
+    llm_providers(name), no UUID foreign key from llm_usage, every UUID column nullable (an identity fills itself),
+    the fill triggers (without them, e.g. a rollback stopped part-way, the phase is partial)."""
     provider = cat.tables["llm_models"].columns.get("provider_name")
     uuids = [cat.tables[t].columns[c] for t, cols in catalog.UUID_COLUMNS.items() for c in cols]
+    fill = all(name in cat.tables[t].triggers for t, name in catalog.FILL_TRIGGERS.items())
     return (bool(provider and provider.not_null) and models_reference_providers(cat) and not usage_foreign_keys(cat)
-            and not any(c.not_null and not c.identity for c in uuids))
+            and not any(c.not_null and not c.identity for c in uuids) and fill)
 
 
 def models_reference_providers(cat: catalog.Catalog) -> bool:
@@ -170,7 +172,7 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
         st.locked_by = _in_the_way(conn)
         has_history, schema, cat = bool(failed.results[2][0][0]), _schema(failed.results[3]), None
     else:
-        has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:9])
+        has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:4 + catalog.READS])
         st.phase = phase(cat)
     versions = [history.VERSIONS] if has_history else []
     blocking = blocker_statements(settings, st.phase) if st.phase in PUSHED_PHASES else []

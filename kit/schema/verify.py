@@ -24,23 +24,20 @@ LOOKUPS = ("llm_providers", "llm_models")
 
 
 def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None) -> list[Check]:
-    """Every check, from two round trips: the catalog, the name indexes, the fill triggers and whether there is a
-    history table; then the history's versions. What is checked follows the history: the expanded phase when
+    """Every check, from two round trips: the catalog, the name indexes and whether there is a history table; then the history's versions. What is checked follows the history: the expanded phase when
     the expand step is the last change recorded, else the migrated one."""
-    reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [
-        (FILL_TRIGGERS_SQL, None), history.EXISTS]
+    reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [history.EXISTS]
     results = db.batch(conn, reads)
-    cat = catalog.from_rows(results[:5])
-    indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[5:7])}
-    triggers = [r[0] for r in results[7]]
-    applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[8][0][0] else []
+    cat = catalog.from_rows(results[:catalog.READS])
+    indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[catalog.READS:])}
+    applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[-1][0][0] else []
     missing = [t for t in catalog.TABLES if t not in cat.tables]
     if missing:
         return [Check("tables exist", False, "missing: " + ", ".join(missing))]
     change = recorded_change(settings, applied)
     checks = [Check("tables exist", True, ", ".join(catalog.TABLES))]
     if change is not None and change.name == workdir.EXPAND:
-        checks += _keys(cat, indexes, EXPANDED) + _usage(cat, EXPANDED) + [_fill(triggers), _history(change, applied)]
+        checks += _keys(cat, indexes, EXPANDED) + _usage(cat, EXPANDED) + [_fill(cat), _history(change, applied)]
     else:
         checks += _keys(cat, indexes) + _usage(cat) + [_history(change, applied)]
     recorded = manifest.load(backup).get("catalog") if backup else None
@@ -58,17 +55,11 @@ def recorded_change(settings: Settings, applied: list[str]) -> workdir.Migration
     return (recorded or changes or [None])[-1]
 
 
-FILL_TRIGGERS_SQL = """
-select t.tgname from pg_trigger t
-where t.tgrelid in (to_regclass('public.llm_usage'), to_regclass('public.llm_models')) and not t.tgisinternal
-  and t.tgparentid = 0 and t.tgname in ('llm_usage_fill_names', 'llm_models_fill_provider') order by 1
-"""
-FILL_TRIGGERS = ["llm_models_fill_provider", "llm_usage_fill_names"]
-
-
-def _fill(found: list[str]) -> Check:
-    return Check("old clients' rows get their names (triggers " + ", ".join(FILL_TRIGGERS) + ")",
-                 found == FILL_TRIGGERS, ", ".join(found) or "none")
+def _fill(cat: catalog.Catalog) -> Check:
+    found = sorted(t for table in catalog.FILL_TRIGGERS for t in cat.tables[table].triggers
+                   if t == catalog.FILL_TRIGGERS[table])
+    return Check("old clients' rows get their names (triggers " + ", ".join(sorted(catalog.FILL_TRIGGERS.values()))
+                 + ")", len(found) == len(catalog.FILL_TRIGGERS), ", ".join(found) or "none")
 
 
 def _kept(cat: catalog.Catalog) -> Check:

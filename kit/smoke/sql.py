@@ -81,8 +81,9 @@ class SqlDriver(KeyColumns):
                 first["models"] = _as_check(failed.error)
             except psycopg.Error as exc:
                 raise _as_check(exc) from None
-            first["where"], first["catalog"] = results[0][0], catalog.from_rows(results[1:6])
-            first.setdefault("models", (results[8], results[9]))
+            first["where"], first["catalog"] = results[0][0], catalog.from_rows(results[1:1 + catalog.READS])
+            models = 1 + catalog.READS + 2  # after the catalog's reads, the begin and the claims
+            first.setdefault("models", (results[models], results[models + 1]))
             self._first = first
         return self._first
 
