@@ -7,7 +7,7 @@ and a new agent inserting by name."""
 import pytest
 
 from tests import snapshot
-from tests.helpers import grow, history_rows, query, run_file, STATES
+from tests.helpers import STATES, grow, history_rows, query, run_file
 from tests.writers import Client, start
 
 pytestmark = pytest.mark.majors

@@ -5,8 +5,8 @@ test database, whose columns it reads on every request as PostgREST does after `
 
 import pytest
 from postgrest.exceptions import APIError
-from supabase import create_client
 
+from supabase import create_client
 from tests.helpers import KEY, query, rest_env
 from tests.standin import serve
 from tests.standin_postgrest import postgrest_route

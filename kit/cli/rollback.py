@@ -70,6 +70,8 @@ def cmd_rollback(args, settings) -> Result:
             f"{outcome['linked_from_backup']:,} linked as the backup recorded, {outcome['linked_by_name']:,} "
             f"through their names; history row {outcome['history_removed'] or '(none)'} removed, so the next "
             "push applies the migration again")
+    if outcome["phase"] == "expanded":  # rolled back to a backup taken between the two steps
+        text += "\nthe expand step stays; the next kit deploy pushes the contract again"
     if outcome.get("links_lost"):
         gone = outcome.get("names_gone") or []
         shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")

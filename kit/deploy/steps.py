@@ -14,6 +14,7 @@ from kit.migrations import lint, workdir
 from kit.migrations.plan import check_history, make_plan
 from kit.rollback import in_place as rollback
 from kit.schema import catalog, legacy, status, verify
+from kit.settings import Settings
 from kit.smoke.rows import check_inputs
 from kit.smoke.sql import shape_of
 
@@ -64,7 +65,7 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
             "lint_findings": [f.as_dict() for f in findings]}
 
 
-def refuse_phase(settings, st: status.Status) -> None:
+def refuse_phase(settings: Settings, st: status.Status) -> None:
     """Refuse a database a rollback left part-way (UUID columns back, the history row of a change that drops them
     still there), and --expand on one the change has migrated."""
     dropping = [m.version for m in workdir.migrations(settings, st.applied) if m.name in workdir.DROPS_UUIDS]

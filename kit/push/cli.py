@@ -3,6 +3,7 @@
 import re
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from kit import db
 from kit.errors import KitError, Refused, ToolMissing
@@ -32,7 +33,7 @@ class Output:
     unknown_remote: bool = False  # the database has versions the folder lacks
 
 
-def argv(settings: Settings, include_all: bool, folder=None) -> list[str]:
+def argv(settings: Settings, include_all: bool, folder: Path | None = None) -> list[str]:
     args = [workdir.supabase_cli(settings), "db", "push", f"--remote={dbname(settings, settings.db_url)}",
             "--yes", "--workdir", str(folder or workdir.project_dir(settings))]
     return args + (["--include-all"] if include_all else [])
