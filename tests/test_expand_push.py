@@ -128,3 +128,22 @@ def test_every_route_records_both_steps_as_the_cli_does(via, request, make_db, d
     assert history_rows(db_url) == history_rows(by_cli)
     assert cli_list(supabase_cli, db_url, staged) == {v: v for v in ["20240101000000", *KIT.values()]}
     assert run_kit("verify", "--db-url", db_url).code == 0
+
+
+def test_deploy_on_an_expanded_database_whose_repo_lacks_the_contract_says_how_to_add_it(
+        team, make_db, run_kit, supabase_cli, in_tmp):
+    expand = init(run_kit, team, "--expand")
+    url = make_db("kit_tpl_supabase")
+    cli_push(supabase_cli, url, team)
+    with psycopg.connect(url, autocommit=True) as conn:  # providers and models for the smoke step
+        for statement in history.split_statements((SQL_DIR / "local_data.sql").read_text()):
+            conn.execute(statement.encode(), prepare=False)
+    deploy = run_kit("deploy", "--workdir", str(team), "--db-url", url, "--yes", "--json")
+    assert deploy.code == 2
+    assert deploy.json["error"] == (f"the LLM tables are expanded and {team}/supabase/migrations has no "
+                                    "*_llm_name_keys_contract.sql: once kit status lists no client of the UUID "
+                                    f"columns, add it with `kit init --workdir {team}`, commit it, then deploy")
+    again = run_kit("deploy", "--expand", "--workdir", str(team), "--db-url", url, "--yes", "--json")
+    assert again.code == 0, again.json["error"]
+    assert (again.json["phase"], again.json["applied"]) == ("expanded", [])
+    assert cli_list(supabase_cli, url, team)[expand] == expand

@@ -73,6 +73,9 @@ def summary(result: deploy.Deploy) -> str:
     lines = [table(rows, ("step", "result", "time")), ""]
     if result.ok:
         lines.append(f"deployed to {result.settings.label}; the LLM tables are {result.phase}")
+        if result.phase == "expanded":
+            lines.append("old clients keep working; once kit status lists none of them, kit deploy pushes the "
+                         "contract (in your app's repo, add it first with kit init)")
         lines += _rollback_lines(result)
     else:
         lines.append(f"FAILED at {result.failed_step}: {result.error}")

@@ -8,7 +8,7 @@ from kit import db, push, smoke
 from kit.backup import take as backup, verify as backup_verify
 from kit.backup.store import target_dir
 from kit.deploy.runbook import Deploy, require_checks
-from kit.errors import CheckFailed, KitError, Refused
+from kit.errors import CheckFailed, ConfigError, KitError, Refused
 from kit.local import clients, pgtools
 from kit.migrations import lint, workdir
 from kit.migrations.plan import check_history, make_plan
@@ -67,11 +67,17 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
 
 def refuse_phase(settings: Settings, st: status.Status) -> None:
     """Refuse a database a rollback left part-way (UUID columns back, the history row of a change that drops them
-    still there), and --expand on one the change has migrated."""
-    dropping = [m.version for m in workdir.migrations(settings, st.applied) if m.name in workdir.DROPS_UUIDS]
+    still there), an expanded one whose folder has no contract to push, and --expand on a migrated one."""
+    view = workdir.migrations(settings, st.applied)
+    dropping = [m.version for m in view if m.name in workdir.DROPS_UUIDS]
     if st.phase in ("partial", status.EXPANDED) and set(dropping) & set(st.applied):
         raise Refused("the LLM tables are part-way through a rollback (UUID columns back, history row still "
                       f"present): run {finish_rollback(settings)} again to finish it, then deploy")
+    if st.phase == status.EXPANDED and not settings.expand and not any(m.name == workdir.CONTRACT for m in view):
+        folder = workdir.project_dir(settings)
+        raise ConfigError(f"the LLM tables are expanded and {folder}/supabase/migrations has no "
+                          f"*_{workdir.CONTRACT}.sql: once kit status lists no client of the UUID columns, add it with "
+                          f"`kit init --workdir {folder}`, commit it, then deploy")
     if settings.expand and st.phase == "migrated":
         raise Refused("--expand: the LLM tables are migrated already (no UUID column is left), so there is nothing "
                       "to expand and no old client can use them; nothing was changed: run kit deploy without --expand")
