@@ -147,3 +147,31 @@ def test_deploy_on_an_expanded_database_whose_repo_lacks_the_contract_says_how_t
     assert again.code == 0, again.json["error"]
     assert (again.json["phase"], again.json["applied"]) == ("expanded", [])
     assert cli_list(supabase_cli, url, team)[expand] == expand
+
+
+def test_kit_init_adds_each_step_once_and_refuses_the_expand_beside_the_one_step_change(team, run_kit):
+    first = run_kit("init", "--workdir", str(team), "--expand")
+    assert first.code == 0, first.err
+    again = run_kit("init", "--workdir", str(team), "--expand", "--json")
+    assert (again.json["already"], again.json["step"]) == (True, "llm_name_keys_expand")
+    assert "kit deploy --workdir" in first.out and "--expand" in first.out
+    contract = run_kit("init", "--workdir", str(team), "--json")
+    assert contract.json["step"] == "llm_name_keys_contract" and contract.json["added"][0].endswith(
+        "_llm_name_keys_contract.sql")
+    text = run_kit("init", "--workdir", str(team))
+    assert text.out.startswith(f"the contract step is already there: {contract.json['added'][0]}; nothing added")
+    names = sorted(p.name for p in (team / "supabase" / "migrations").iterdir())
+    assert [n.split("_", 1)[1] for n in names[-2:]] == ["llm_name_keys_expand.sql", "llm_name_keys_contract.sql"]
+    assert (team / "supabase" / "migrations" / names[-2]).read_text() == (
+        workdir.TEMPLATES / "llm_name_keys_expand.sql").read_text()
+
+    for path in (team / "supabase" / "migrations").glob("*_llm_name_keys_*.sql"):
+        path.unlink()
+    one_step = run_kit("init", "--workdir", str(team), "--json")
+    assert one_step.json["step"] == "llm_name_keys"
+    before = sorted(p.name for p in (team / "supabase" / "migrations").iterdir())
+    refused = run_kit("init", "--workdir", str(team), "--expand")
+    assert refused.code == 2
+    assert refused.err.startswith(f"kit: error: --expand: {one_step.json['added'][0]} is the one-step change, which "
+                                  "the two steps replace: remove it where no database has applied it yet")
+    assert sorted(p.name for p in (team / "supabase" / "migrations").iterdir()) == before
