@@ -6,6 +6,8 @@ the contract; the PostgREST route is in tests/test_expand_rest.py.
 """
 
 import re
+import threading
+import time
 
 import psycopg
 import pytest
@@ -38,10 +40,10 @@ NEW_WRITER = ("insert into llm_usage (provider_name, model_name, agent_name) val
 NEW_REGISTRATION = "insert into llm_models (provider_name, name) values ('anthropic', 'new-registered')"
 
 
-def push(url: str, text: str) -> list[str]:
+def push(url: str, text: str, options: str = "") -> list[str]:
     """Run a file the way the Supabase CLI does: its statements in one transaction; the notices it raised."""
     seen: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(url, autocommit=True, options=options) as conn:
         conn.add_notice_handler(lambda diag: seen.append(diag.message_primary))
         with conn.transaction():
             for statement in split_statements(text):
@@ -230,3 +232,49 @@ def test_after_the_contract_old_statements_fail_as_after_the_one_step_change(mak
                 conn.execute(statement)
         assert one(conn, NEW_WRITER)
         conn.execute(NEW_REGISTRATION)
+
+
+# --- lock politeness ----------------------------------------------------------------------------------
+
+
+def _hold_read_lock(url: str, seconds: float, started: threading.Event) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute("select count(*) from llm_usage")
+        started.set()
+        time.sleep(seconds)
+        conn.rollback()
+
+
+@pytest.mark.parametrize("step", ["expand", "contract"])
+@pytest.mark.parametrize("lock_ms, expected", [(100, ["inserted"] * 5), (10_000, ["timed out"] * 2)])
+def test_inserts_are_not_queued_behind_a_report_while_a_step_waits_for_its_lock(step, lock_ms, expected, make_db):
+    """A 3 s report holds llm_usage; the step's 100 ms lock attempts let five inserts (1 s statement_timeout)
+    through; the control, one 10 s attempt as a bare ALTER makes, times the first ones out."""
+    url = db_in(make_db)
+    if step == "contract":
+        push(url, EXPAND)
+    started = threading.Event()
+    reader = threading.Thread(target=_hold_read_lock, args=(url, 3.0, started))
+    reader.start()
+    started.wait(5)
+    stepper = threading.Thread(target=push, args=(url, EXPAND if step == "expand" else CONTRACT,
+                                                  f"-c kit.lock_timeout_ms={lock_ms}"))
+    stepper.start()
+    time.sleep(0.5)
+    outcomes = []
+    with psycopg.connect(url, autocommit=True, options="-c statement_timeout=1000") as conn:
+        for _ in range(5):
+            try:
+                conn.execute("insert into llm_usage (provider_name, model_name) values ('openai', 'gpt-4o')")
+                outcomes.append("inserted")
+            except psycopg.errors.QueryCanceled:
+                outcomes.append("timed out")
+            time.sleep(0.1)
+    waiting = stepper.is_alive()
+    reader.join()
+    stepper.join(30)
+    assert outcomes[:len(expected)] == expected
+    if lock_ms == 100:
+        assert waiting
+    done = query(url, "select count(*) from pg_trigger where tgname = 'llm_usage_fill_names'")
+    assert done == ([(1,)] if step == "expand" else [(0,)])
