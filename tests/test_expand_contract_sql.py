@@ -2,7 +2,8 @@
 
 Each file is run whole, as `supabase db push` runs it (one transaction), or its pg_temp steps are called
 alone. What an old client sends and reads is run as SQL statements of its own, after the expand and after
-the contract; the PostgREST route is in tests/test_expand_rest.py.
+the contract; `kit status` lists the blockers of the step the next push runs. The PostgREST route is in
+tests/test_expand_rest.py.
 """
 
 import re
@@ -278,3 +279,20 @@ def test_inserts_are_not_queued_behind_a_report_while_a_step_waits_for_its_lock(
         assert waiting
     done = query(url, "select count(*) from pg_trigger where tgname = 'llm_usage_fill_names'")
     assert done == ([(1,)] if step == "expand" else [(0,)])
+
+
+# --- kit status: the blockers of the step a push would run ---------------------------------------------
+
+
+def test_status_lists_the_blockers_of_the_step_the_next_push_runs(state_db, run_kit):
+    url = state_db("blocker_view")
+    view = "view usage_by_model_id depends on a UUID column; change or drop it first"
+    one_step = run_kit("status", "--db-url", url, "--json").json
+    assert (one_step["phase"], one_step["blockers"], one_step["pending"]) == ("before", [view], ["20240101000000", "20261124120000"])
+    expand = run_kit("status", "--expand", "--db-url", url, "--json").json
+    assert (expand["blockers"], expand["pending"]) == ([], ["20240101000000", "20261124120001"])
+    assert run_kit("push", "--expand", "--via", "direct", "--no-lint", "--db-url", url).code == 0
+    contract = run_kit("status", "--db-url", url, "--json").json
+    assert (contract["phase"], contract["blockers"], contract["pending"]) == ("expanded", [view], ["20261124120002"])
+    refused = run_kit("push", "--via", "direct", "--no-lint", "--db-url", url)
+    assert refused.code == 4 and view in refused.err
