@@ -61,7 +61,10 @@ def pg(tmp_path_factory) -> Server:
     with psycopg.connect(server.admin_url, autocommit=True) as conn:
         version = conn.info.server_version // 10000
         conn.execute(f"create role {PASSWORD_USER} login superuser password '{PASSWORD}'")
-        conn.execute("select pg_reload_conf()")
+        # Every test's database has its own entries: with the default 5,000 the whole suite fills the table,
+        # and a test's own statement, run once, is among the first evicted before the test reads it back.
+        conn.execute("alter system set pg_stat_statements.max = 100000")
+    local.restart_cluster(s, local.cluster_dir(s))  # pg_stat_statements.max is read at start only
     srv = Server(server.admin_url, server.port, version, certs)
     make_templates(srv.admin, srv.url)
     yield srv
