@@ -210,7 +210,7 @@ def test_platform_backups_are_recorded_when_configured(db_url, run_kit, tmp_path
         clean_env.setenv("SUPABASE_ACCESS_TOKEN", "kit-test-token-" + "7" * 16)
         clean_env.setenv("SUPABASE_PROJECT_REF", "abcdefghijklmnopqrst")
         path = take(run_kit, db_url, tmp_path)
-    assert manifest.load(path)["platform"] == answer
+    assert manifest.load(path).platform == answer
     assert "kit-test-token" not in (path / "manifest.json").read_text()
 
 

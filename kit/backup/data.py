@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 from kit.backup.archive import user_data
 from kit.backup.copy_stream import CopyReader
@@ -54,7 +55,7 @@ class Split:
         self.reader.feed(chunk)
         self.on_bytes(self.written)
 
-    def close(self) -> dict:
+    def close(self) -> dict[str, int]:
         self.reader.close()
         unseen = [t for t in self.reader.want if t not in self.reader.counts] or ([] if self.reader.want else [USAGE])
         if self._links and unseen:  # every table pg_dump dumps has its COPY block, an empty table too
@@ -171,7 +172,7 @@ class _Cut:
         self.child.wait()
 
 
-def from_archive(settings: Settings, archive: Path, split: Split) -> dict:
+def from_archive(settings: Settings, archive: Path, split: Split) -> dict[str, int]:
     """Read a finished archive's data once (the --jobs path)."""
     try:
         pgtools.stream(settings, "pg_restore", ["--data-only", "--file", "-", str(archive)], split.feed,
@@ -183,7 +184,7 @@ def from_archive(settings: Settings, archive: Path, split: Split) -> dict:
 
 
 def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], split: Split,
-                   on_archive_bytes, written: dict) -> dict:
+                   on_archive_bytes, written: dict[str, Any]) -> dict[str, int]:
     """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
     url = settings.db_url
     dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={dbname(settings, url)}"]

@@ -13,39 +13,75 @@ Each step checks what is still needed, so a rollback that stopped half-way finis
 """
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Query
 
 from kit import db
 from kit.backup import identity, manifest
+from kit.backup.contents import Manifest
 from kit.errors import BackupError, ConnectError, KitError, Refused, RollbackStepFailed
 from kit.migrations import workdir
 from kit.rollback import links as rollback_links, shape as rollback_shape
 from kit.schema import catalog, status
+from kit.schema.phases import Phase
 from kit.settings import Settings
 
 LOCK_SQL = "lock table public.llm_usage, public.llm_models, public.llm_providers in access exclusive mode"
 WAIT_S = 300.0
 # Columns the migration adds; any other column found now but absent from the backup is kept.
 MIGRATION_COLUMNS = {("llm_models", "provider_name")}
+T = TypeVar("T")
+Say = Callable[[str], Any]
 
 
-def in_place(settings: Settings, path, wait_s: float = WAIT_S, progress=None) -> dict:
+@dataclass
+class Outcome:
+    """What a rollback in place did: the phase before and after, and, when it changed anything, how the usage
+    rows got their links back and which history row it removed."""
+
+    phase_before: Phase
+    phase: Phase
+    changed: bool
+    history_removed: str | None = None
+    usage_rows: int = 0
+    linked: rollback_links.Linked | None = None
+    linked_by_name: int = 0
+    unprovable: list[rollback_links.Unprovable] = field(default_factory=list)
+
+    @property
+    def unprovable_rows(self) -> int:
+        return sum(u.rows_now for u in self.unprovable)
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.linked is None:
+            return {"phase_before": self.phase_before, "phase": self.phase, "changed": self.changed,
+                    "history_removed": self.history_removed}
+        return {"phase_before": self.phase_before, "phase": self.phase, "changed": self.changed,
+                "usage_rows": self.usage_rows, **self.linked.as_dict(), "linked_by_name": self.linked_by_name,
+                "unprovable": [u.as_dict() for u in self.unprovable], "unprovable_rows": self.unprovable_rows,
+                "history_removed": self.history_removed}
+
+
+def in_place(settings: Settings, path: Path | str, wait_s: float = WAIT_S, progress: Say | None = None) -> Outcome:
     say = progress or (lambda message: None)
     data = manifest.load(Path(path))
-    if not data.get("maps"):
+    if not data.maps:
         raise BackupError(f"{path} was taken after the migration and holds no UUID maps: roll back with a "
                           "backup taken before it (kit deploy takes one)")
     db.refuse_transaction_pooler(settings)
     with db.session(settings) as conn:
         identity.require_same(conn, settings, data, path)
         before = status.phase(catalog.read(conn))
-        if before == "before":
+        if before == Phase.BEFORE:
             _in_transaction(conn, lambda: _validate(conn))  # a rollback stopped before its last step
-            return {"phase_before": before, "phase": before, "changed": False, "history_removed": None}
-        if before == "absent":
+            return Outcome(before, before, changed=False)
+        if before == Phase.ABSENT:
             raise Refused("the LLM tables do not exist here: nothing to roll back in place (see --full)")
         try:
             return _steps(conn, settings, Path(path), data, wait_s, say, before)
@@ -61,31 +97,28 @@ def _lost(exc: psycopg.Error) -> ConnectError:
                         "undone and the finished ones are kept: run kit rollback again to finish")
 
 
-def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: dict, wait_s: float, say,
-           before: str) -> dict:
-    original = data["shape"]
+def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: Manifest, wait_s: float, say: Say,
+           before: Phase) -> Outcome:
+    original = data.shape
     conn.execute("set statement_timeout = 0")
     rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
     refuse_dependents(conn, original)
     say("A: UUID columns and the original provider and model UUIDs")
     _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
     say("B: linking usage rows (inserts keep flowing)")
-    linked = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
+    linked, by_name = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
     say("C: keys, constraints and indexes as the backup recorded them")
     removed, late = _locked(conn, wait_s, lambda: _finish(conn, settings, data, original))
     say("D: validating foreign keys")
     _in_transaction(conn, lambda: _validate(conn))
     unproven = rollback_links.unprovable(conn, data)
     rollback_links.drop(conn)
-    rows = conn.execute("select count(*) from public.llm_usage").fetchone()[0]
+    rows = _one(conn, "select count(*) from public.llm_usage")
     after = status.phase(catalog.read(conn))
-    linked["linked_by_name"] += late
-    return {"phase_before": before, "phase": after, "changed": True, "usage_rows": rows, **linked,
-            "unprovable": unproven, "unprovable_rows": sum(u["rows_now"] for u in unproven),
-            "history_removed": removed}
+    return Outcome(before, after, True, removed, rows, linked, by_name + late, unproven)
 
 
-def refuse_dependents(conn: psycopg.Connection, original: list) -> None:
+def refuse_dependents(conn: psycopg.Connection, original: list[list[str]]) -> None:
     """Refuse (exit 4) before step A when an object of the team's (a view, a policy, a function) uses a
     column or key the rollback drops: PostgreSQL would stop step C there, with the tables half rolled back."""
     found = rollback_shape.blockers(conn, original, MIGRATION_COLUMNS)
@@ -95,13 +128,14 @@ def refuse_dependents(conn: psycopg.Connection, original: list) -> None:
                       "again, then recreate them to fit the UUID-keyed tables")
 
 
-def _link_usage(conn: psycopg.Connection, folder: Path, data: dict) -> dict:
+def _link_usage(conn: psycopg.Connection, folder: Path, data: Manifest) -> tuple[rollback_links.Linked, int]:
     rollback_links.load(conn, folder, data)
     linked = rollback_links.link_recorded(conn, data)
-    return {**linked, "linked_by_name": rollback_links.link_by_name(conn, data)}
+    return linked, rollback_links.link_by_name(conn, data)
 
 
-def _finish(conn: psycopg.Connection, settings: Settings, data: dict, original: list) -> tuple:
+def _finish(conn: psycopg.Connection, settings: Settings, data: Manifest,
+            original: list[list[str]]) -> tuple[str | None, int]:
     conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
     conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
     _link_models(conn)
@@ -110,7 +144,7 @@ def _finish(conn: psycopg.Connection, settings: Settings, data: dict, original: 
     return _forget_migration(conn, settings), late
 
 
-def _locked(conn: psycopg.Connection, wait_s: float, work):
+def _locked(conn: psycopg.Connection, wait_s: float, work: Callable[[], T]) -> T:
     """Run work in one transaction that first locks the three tables, 100 ms per attempt."""
     deadline, attempt = time.monotonic() + wait_s, 0
     while True:
@@ -130,12 +164,12 @@ def _locked(conn: psycopg.Connection, wait_s: float, work):
     return _body(conn, work)
 
 
-def _in_transaction(conn: psycopg.Connection, work):
+def _in_transaction(conn: psycopg.Connection, work: Callable[[], T]) -> T:
     conn.execute("begin")
     return _body(conn, work)
 
 
-def _body(conn: psycopg.Connection, work):
+def _body(conn: psycopg.Connection, work: Callable[[], T]) -> T:
     try:
         result = work()
         conn.execute("commit")
@@ -159,7 +193,7 @@ def _holders(conn: psycopg.Connection) -> str:
     return ", ".join(f"pid {p} ({n}, {s})" for p, n, s in rows) or "sessions that have since finished"
 
 
-def _restore_ids(conn: psycopg.Connection, data: dict, original: list) -> None:
+def _restore_ids(conn: psycopg.Connection, data: Manifest, original: list[list[str]]) -> None:
     cols = rollback_shape.columns(original)
     cat = catalog.read(conn)
     for table, names in catalog.UUID_COLUMNS.items():
@@ -173,15 +207,15 @@ def _restore_ids(conn: psycopg.Connection, data: dict, original: list) -> None:
             if default and table != "llm_usage":
                 conn.execute(target + sql.SQL("alter column {} set default {}").format(
                     sql.Identifier(name), sql.SQL(default)))
-    maps = data["maps"]
+    maps = data.require_maps()
     conn.execute("create temp table kit_providers (id uuid, name text) on commit drop")
     conn.execute("create temp table kit_models (id uuid, name text, provider_id uuid) on commit drop")
     with conn.cursor().copy("copy kit_providers from stdin") as copy:
-        for pid, name in maps["llm_providers"].items():
+        for pid, name in maps.providers.items():
             copy.write_row((pid, name))
     with conn.cursor().copy("copy kit_models from stdin") as copy:
-        for mid, model in maps["llm_models"].items():
-            copy.write_row((mid, model["name"], model["provider_id"]))
+        for mid, model in maps.models.items():
+            copy.write_row((mid, model.name, model.provider_id))
     conn.execute("update public.llm_providers p set id = k.id from kit_providers k where p.id is null and p.name = k.name")
     conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
     conn.execute("update public.llm_models m set id = k.id from kit_models k where m.id is null and m.name = k.name")
@@ -203,7 +237,7 @@ def _validate(conn: psycopg.Connection) -> None:
 
 def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | None:
     """Remove the change's history row, so the next push applies the migration again."""
-    if not conn.execute("select to_regclass('supabase_migrations.schema_migrations')").fetchone()[0]:
+    if not _one(conn, "select to_regclass('supabase_migrations.schema_migrations')"):
         return None
     try:
         versions = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
@@ -216,5 +250,14 @@ def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | Non
 
 
 def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
-    return conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                        "where c.oid = %s", (oid,)).fetchone()
+    row = conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                       "where c.oid = %s", (oid,)).fetchone()
+    assert row is not None  # the oid of a constraint's table, read in the same transaction
+    return row[0], row[1]
+
+
+def _one(conn: psycopg.Connection, query: Query) -> Any:
+    """The one value of a query that returns one row."""
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]

@@ -8,6 +8,7 @@ from psycopg import sql
 from kit import db
 from kit.migrations import history, workdir
 from kit.schema import catalog, legacy as legacy_mod
+from kit.schema.phases import UNFINISHED, Phase, PhaseReading
 from kit.settings import Settings
 
 CHANGE_MIGRATION = "llm_name_keys"
@@ -16,7 +17,7 @@ BLOCKERS_SQLSTATE = "KB001"
 
 @dataclass
 class Status:
-    phase: str
+    phase: Phase
     pending: list[str]
     blockers: list[str]
     applied: list[str]
@@ -32,20 +33,20 @@ class Status:
         return f"not checked: the LLM tables are locked by {self.locked_by}; run kit status again when it ends"
 
 
-def phase(cat: catalog.Catalog) -> str:
+def phase(cat: catalog.Catalog) -> Phase:
     """absent, before, partial or migrated."""
     if not cat.tables:
-        return "absent"
+        return Phase.ABSENT
     if len(cat.tables) < len(catalog.TABLES):
-        return "partial"
+        return Phase.PARTIAL
     left = cat.uuid_columns_left()
     keyed = [t for t in ("llm_providers", "llm_models") if cat.tables[t].primary_key == ["name"]]
     if not left and len(keyed) == 2 and not usage_foreign_keys(cat) and names_not_null(cat):
-        return "migrated"
+        return Phase.MIGRATED
     all_uuid = sum(len(c) for c in catalog.UUID_COLUMNS.values())
     if len(left) == all_uuid and not keyed:
-        return "before"
-    return "partial"
+        return Phase.BEFORE
+    return Phase.PARTIAL
 
 
 def usage_foreign_keys(cat: catalog.Catalog) -> list[catalog.ForeignKey]:
@@ -118,7 +119,7 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
     be read stays unknown and `locked_by` names the sessions holding it.
     """
     local = [m.version for m in workdir.migrations(settings)]
-    st = Status("unknown", [], [], [], [])
+    st = Status(Phase.UNKNOWN, [], [], [], [])
     first = _unhurried([history.EXISTS, legacy_mod.SCHEMA, *catalog.statements()])
     try:
         results = db.batch(conn, first)
@@ -131,7 +132,7 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
         has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:9])
         st.phase = phase(cat)
     versions = [history.VERSIONS] if has_history else []
-    blocking = blocker_statements(settings) if st.phase in ("before", "partial") else []
+    blocking = blocker_statements(settings) if st.phase in UNFINISHED else []
     found, legacy_error, ended = _second(conn, versions, legacy_mod.statements(schema) if schema else [], blocking,
                                          st.suggestions)
     st.applied = history.versions(found[0]) if has_history else []
@@ -187,14 +188,14 @@ def read(conn: psycopg.Connection, settings: Settings) -> Status:
     return survey(conn, settings).status
 
 
-def read_phase(conn: psycopg.Connection) -> str:
-    """The phase, without waiting for a lock: `unknown (...)` naming the holders when one is taken."""
+def read_phase(conn: psycopg.Connection) -> PhaseReading:
+    """The phase, without waiting for a lock: `unknown` with the holders named when one is taken."""
     try:
-        return phase(catalog.from_rows(db.batch(conn, _unhurried(catalog.statements()))[2:-1]))
+        return PhaseReading(phase(catalog.from_rows(db.batch(conn, _unhurried(catalog.statements()))[2:-1])))
     except db.BatchFailed as failed:
         if not isinstance(failed.error, psycopg.errors.LockNotAvailable):
             raise failed.error from None
-        return f"unknown (the LLM tables are locked by {_lockers(conn)})"
+        return PhaseReading(Phase.UNKNOWN, holders=_lockers(conn))
 
 
 def _unhurried(reads: list) -> list:

@@ -36,7 +36,7 @@ def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None
         return [Check("tables exist", False, "missing: " + ", ".join(missing))]
     checks = [Check("tables exist", True, ", ".join(catalog.TABLES))]
     checks += _keys(cat, indexes) + _usage(cat) + [_history(settings, applied)]
-    recorded = manifest.load(backup).get("catalog") if backup else None
+    recorded = manifest.load(backup).catalog if backup else None
     if backup and recorded is None:
         checks.append(Check("unchanged properties", True, f"{backup} records no catalog shape (an older kit took "
                             "it); take a new backup to compare", "info"))
