@@ -132,7 +132,8 @@ def connect_error(url: str, message: str, secrets: tuple[str, ...] = (), source:
     host = url_host(url)
     reason = CONNECT_SQLSTATES.get(sqlstate or "") or libpq_connect_failure(message)
     if reason == "password":
-        return PasswordRefused(f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)")
+        return PasswordRefused(f"wrong password or user for {host}: check the password in {source} "
+                               "(dashboard > Connect)")
     name = unquote(urlsplit(url).path.lstrip("/")) or urlsplit(url).username or "postgres"
     advice = {
         "no database": f"database {redact(name, secrets)!r} does not exist on {host}: fix the database name at the "
@@ -230,8 +231,9 @@ class BatchFailed(Exception):
 
 
 def batch(conn: psycopg.Connection, statements: list, row_factory=tuple_row) -> list[list]:
-    """Send `statements` ((query, params) pairs, or (query, params, row_factory)) in one flight, in psycopg's pipeline mode, and return each one's
-    rows ([] for a statement without): one round trip for all of them, however far the server is.
+    """Send `statements` ((query, params) pairs, or (query, params, row_factory)) in one flight, in psycopg's
+    pipeline mode, and return each one's rows ([] for a statement without): one round trip for all of them,
+    however far the server is.
 
     They run in order, as if sent one by one: on an autocommit connection each is its own transaction, unless
     the list holds `begin` ... `commit`. When one fails, the ones after it do not run; a transaction it leaves

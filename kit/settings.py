@@ -4,9 +4,9 @@ Precedence: flag > environment > .env of the current folder > .env of the app's 
 else the nearest folder upward holding supabase/migrations) > default."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values

@@ -254,8 +254,8 @@ def test_an_older_client_than_the_server_is_named(db_url, run_kit, pg, clean_env
 
 def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_url):
     """Debian's pg_dump says "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": same major is fine."""
-    from kit.local import pgtools
     from kit.errors import ToolMissing
+    from kit.local import pgtools
 
     monkeypatch.setattr(pgtools, "client_version", lambda s: "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
     s = settings_for(db_url)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from psycopg.types.json import Json
 
 from kit import settings as settings_mod

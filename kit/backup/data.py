@@ -5,6 +5,7 @@ it arrives, piped through `pg_restore --data-only` into data.sql, so the split c
 time than the dump itself. With --jobs the directory archive is read back once, after the dump.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import re
@@ -158,10 +159,8 @@ class _Cut:
                 self.broken = True  # cut stopped; its exit code says why
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.child.stdin.close()
-        except OSError:
-            pass
         errors = self.child.stderr.read().decode(errors="replace").strip()
         if self.child.wait() != 0:
             detail = errors.splitlines()[-1] if errors else f"exit {self.child.returncode}"
@@ -212,8 +211,8 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
             dump.wait()
             restore.wait()
         if tee.error is not None:
-            raise BackupIncomplete(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked incomplete: "
-                              "free space or pass --out DIR, then take the backup again")
+            raise BackupIncomplete(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked "
+                                   "incomplete: free space or pass --out DIR, then take the backup again")
         for child, errors, name, what in ((dump, dump_err, "pg_dump", f"writing {archive.name}"),
                                           (restore, restore_err, "pg_restore", "splitting the data")):
             if child.returncode != 0:
@@ -247,15 +246,11 @@ class _Tee(threading.Thread):
             self.error = exc.strerror
         finally:
             self.source.close()
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self.sink.close()
-            except BrokenPipeError:
-                pass
 
 
 def _widen(pipe) -> None:
     """A 1 MB pipe buffer (Linux): fewer wake-ups between pg_dump, pg_restore and the kit."""
-    try:
+    with contextlib.suppress(OSError):
         fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
-    except OSError:
-        pass

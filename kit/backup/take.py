@@ -11,10 +11,10 @@ import json
 import re
 import threading
 import time
-from contextlib import contextmanager
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -38,7 +38,8 @@ ARCHIVE_DIR = "database.dir"
 COMPRESS = 1
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
-# A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads it too).
+# A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads
+# it too).
 ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
 BEGIN_SQL = "begin isolation level repeatable read, read only"
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
@@ -178,7 +179,9 @@ def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch:
     its output also streams into the split as it is written. Returns the row counts when the split has them
     already (one job), and the (bytes, sha256) known of the files."""
     args = [f"--snapshot={snapshot}", "--quote-all-identifiers", f"--compress={compress}"]
-    on_bytes = (lambda n: watch(archive.name, n))
+    def on_bytes(n: int) -> None:
+        watch(archive.name, n)
+
     if jobs > 1:
         pgtools.watched(settings, "pg_dump", ["--format=directory", f"--jobs={jobs}", f"--file={archive}", *args],
                         grows=archive, on_bytes=on_bytes, url=settings.db_url, what=f"writing {archive.name}")
@@ -213,7 +216,7 @@ def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries)
 
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     base = base_dir(settings, out_dir)
-    folder = target_dir(settings, out_dir) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = target_dir(settings, out_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)

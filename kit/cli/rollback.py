@@ -65,7 +65,8 @@ def cmd_rollback(args, settings) -> Result:
     confirm([project.database(settings)], args.yes, "roll back the LLM name-key migration on")
     outcome = rollback.in_place(settings, Path(args.path), progress=progress(args))
     if outcome.linked is None:
-        return Result({"ok": True, **outcome.as_dict()}, "nothing to roll back: the LLM tables are keyed by UUID already")
+        return Result({"ok": True, **outcome.as_dict()},
+                      "nothing to roll back: the LLM tables are keyed by UUID already")
     linked = outcome.linked
     text = (f"rolled back: the LLM tables are {outcome.phase}; {outcome.usage_rows:,} usage rows, "
             f"{linked.linked_from_backup:,} linked as the backup recorded, {outcome.linked_by_name:,} "

@@ -16,11 +16,11 @@ import psycopg
 
 from kit import __version__, db
 from kit.backup import manifest, take as backup
+from kit.checks import Check
 from kit.deploy import report
 from kit.errors import CheckFailed, ConnectError, Interrupted, KitError, Refused
 from kit.files import utc_now
 from kit.redact import mask_url, url_host
-from kit.checks import Check
 from kit.schema import status
 from kit.schema.phases import CHANGED, Phase, PhaseReading
 from kit.settings import Settings
@@ -87,7 +87,7 @@ class Deploy:
     finished: str | None = None
     backup_path: str | None = None
     applied: list[str] = field(default_factory=list)
-    phase: PhaseReading = PhaseReading(Phase.UNKNOWN)
+    phase: PhaseReading = field(default_factory=lambda: PhaseReading(Phase.UNKNOWN))
     versions: dict[str, str] = field(default_factory=dict)
     rollback_command: str | None = None
     rollback_backup: str | None = None  # the backup the rollback command uses (with the UUID maps)

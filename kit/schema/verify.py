@@ -29,7 +29,7 @@ def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None
     reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [history.EXISTS]
     results = db.batch(conn, reads)
     cat = catalog.from_rows(results[:5])
-    indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[5:7])}
+    indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[5:7], strict=True)}
     applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[7][0][0] else []
     missing = [t for t in catalog.TABLES if t not in cat.tables]
     if missing:

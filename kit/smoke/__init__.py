@@ -53,7 +53,9 @@ def driver_for(settings: Settings, via: str, check_only: bool = False, conn=None
     """The route's driver (the sql one on `conn` when given); with check_only, just refuse a configuration the
     route cannot use."""
     if via == "rest":
-        from kit.smoke.rest import RestDriver  # supabase-py takes a third of a second to import: only this route needs it
+        from kit.smoke.rest import (
+            RestDriver,  # supabase-py takes a third of a second to import: only this route needs it
+        )
 
         default_route(settings)
         if not settings.supabase_url:
@@ -121,15 +123,15 @@ def _sweep(driver, result: SmokeResult, ledger: Ledger, say) -> None:
     say("rows left by unfinished earlier runs")
     try:
         for entry in stale:
-            if entry["keys"]:
-                driver.delete_keys([tuple(k) for k in entry["keys"]])
-            if entry["marker"]:
-                driver.delete_marker(*entry["marker"])  # column, kind, run id
-            ledger.remove(entry["run"])
+            if entry.keys:
+                driver.delete_keys([tuple(k) for k in entry.keys])
+            if entry.marker:
+                driver.delete_marker(*entry.marker)  # column, kind, run id
+            ledger.remove(entry.run)
     except CheckError as exc:
         result.checks.append(Check("rows of unfinished earlier runs deleted", False, str(exc), seconds=0.0))
         return
-    result.checks.append(Check("rows of unfinished earlier runs deleted", True, ", ".join(e["run"] for e in stale),
+    result.checks.append(Check("rows of unfinished earlier runs deleted", True, ", ".join(e.run for e in stale),
                                seconds=0.0))
 
 
@@ -151,7 +153,7 @@ def _checks(driver, run: Run, concurrency: int, say, ledger: Ledger) -> None:
     stray_back = _step(result, "insert a usage row for a model that is not registered",
                        lambda: _written(outcomes[-1:]), say)
     if written is not None:
-        pairs = list(zip(rows, written)) + ([(stray, stray_back[0])] if stray_back else [])
+        pairs = list(zip(rows, written, strict=False)) + ([(stray, stray_back[0])] if stray_back else [])
         _step(result, "rows read back with every field intact", lambda: _compare(driver, builder, pairs), say)
     _step(result, f"{concurrency} concurrent inserts", lambda: _concurrent(driver, run, models, concurrency, ledger),
           say)
@@ -207,7 +209,7 @@ def _compare(driver, builder: Builder, pairs: list[tuple[dict, dict]]) -> str:
     types = {name: col.type for name, col in shape.columns.items()}
     items = [(sent, key_of(shape, got) if shape.key else None, _marker(builder)) for sent, got in pairs]
     extra = []
-    for (sent, _, _), outcome in zip(items, driver.compare_each(items, types)):
+    for (sent, _, _), outcome in zip(items, driver.compare_each(items, types), strict=True):
         if isinstance(outcome, CheckError):
             raise outcome
         got, wrong = outcome

@@ -110,7 +110,7 @@ class RestDriver(KeyColumns):
         return left
 
     def _where(self, request, key: tuple):
-        for column, value in zip(self._key(), key):
+        for column, value in zip(self._key(), key, strict=True):
             request = request.eq(column, value)
         return request
 

@@ -156,7 +156,7 @@ class SqlDriver(KeyColumns):
             requests.append([(sql.SQL("select * from {} where ").format(USAGE) + where, located),
                              _differences_sql(sent, types, where, located)])
         outcomes = []
-        for (sent, _, _), outcome in zip(items, self._requests(requests)):
+        for (sent, _, _), outcome in zip(items, self._requests(requests), strict=True):
             if isinstance(outcome, CheckError):
                 outcomes.append(outcome)
                 continue
@@ -211,7 +211,7 @@ class SqlDriver(KeyColumns):
             returned: list[dict] = []
             shares = [rows[i::len(conns)] for i in range(len(conns))]
             outcomes = await asyncio.gather(*(self._send(c, share, latencies, returned) for c, share in
-                                              zip(conns, shares)), return_exceptions=True)
+                                              zip(conns, shares, strict=True)), return_exceptions=True)
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
