@@ -69,6 +69,7 @@ class CopyReader:
         return end + 1
 
     def _in_block(self, data: bytes, view: memoryview, pos: int, limit: int) -> int:
+        assert self.table is not None  # feed() calls it only inside a COPY block
         end = _block_end(data, pos, limit)
         stop = limit if end < 0 else end
         self.counts[self.table] += data.count(b"\n", pos, stop)

@@ -16,12 +16,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from kit import db
 from kit.backup.archive import user_data
 from kit.backup.copy_stream import CopyReader
 from kit.errors import BackupError, BackupIncomplete
 from kit.files import open_private
 from kit.local import pgtools
-from kit.process import child_env, dbname
+from kit.process import child_env, dbname, pipe
 from kit.settings import Settings
 
 REPLICA = b"SET session_replication_role = replica;\n\n"
@@ -84,6 +85,9 @@ class Split:
     def _usage(self, table: str, columns: list[str], rows) -> None:
         """llm_usage's rows (or a partition's) as the links file's lines: the key, provider_id and model_id,
         tab-separated, NULL as \\N. `cut` picks them when they stand in that order in the table, else the kit."""
+        links, links_name = self._links, self._links_name
+        if links is None or links_name is None:  # the reader hands rows over only when there is a links file
+            raise BackupError(f"{table}'s rows came without a links file to write them to; take the backup again")
         missing = [c for c in self._link_columns if c not in columns]
         if missing:
             raise BackupError(f"{table}'s rows in the dump have no column {missing[0]}; take the backup again "
@@ -94,11 +98,11 @@ class Split:
             self._cut.finish()  # the next table's columns stand elsewhere: its own cut, after this one is done
             self._cut = None
         if CUT and pick == sorted(pick):
-            self._cut = self._cut or _Cut(self._links, self._links_name, fields)
+            self._cut = self._cut or _Cut(links, links_name, fields)
             self._cut.feed(rows)
             return
         lines = (line.split(b"\t") for line in bytes(rows)[:-1].split(b"\n"))
-        self._links.write(b"".join(b"\t".join(f[i] for i in pick) + b"\n" for f in lines))
+        links.write(b"".join(b"\t".join(f[i] for i in pick) + b"\n" for f in lines))
 
     def _close(self, handle) -> None:
         try:
@@ -145,23 +149,24 @@ class _Cut:
 
     def __init__(self, links, name: str, fields: str):
         links.flush()
-        self.child = subprocess.Popen([CUT, f"-f{fields}"], stdin=subprocess.PIPE, stdout=links,
+        self.child = subprocess.Popen([CUT or "cut", f"-f{fields}"], stdin=subprocess.PIPE, stdout=links,
                                       stderr=subprocess.PIPE)
-        _widen(self.child.stdin)
+        self.stdin, self.stderr = pipe(self.child.stdin), pipe(self.child.stderr)
+        _widen(self.stdin)
         self.name, self.fields = name, fields
         self.broken = False
 
     def feed(self, rows: bytes) -> None:
         if not self.broken:
             try:
-                self.child.stdin.write(rows)
+                self.stdin.write(rows)
             except OSError:
                 self.broken = True  # cut stopped; its exit code says why
 
     def finish(self) -> None:
         with contextlib.suppress(OSError):
-            self.child.stdin.close()
-        errors = self.child.stderr.read().decode(errors="replace").strip()
+            self.stdin.close()
+        errors = self.stderr.read().decode(errors="replace").strip()
         if self.child.wait() != 0:
             detail = errors.splitlines()[-1] if errors else f"exit {self.child.returncode}"
             raise BackupError(f"writing {self.name} failed: {detail}")
@@ -185,7 +190,7 @@ def from_archive(settings: Settings, archive: Path, split: Split) -> dict[str, i
 def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], split: Split,
                    on_archive_bytes, written: dict[str, Any]) -> dict[str, int]:
     """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
-    url = settings.db_url
+    url = db.database_url(settings)
     dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={dbname(settings, url)}"]
     restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err, \
@@ -194,12 +199,13 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
                                 env=child_env(url), umask=0o077)
         restore = subprocess.Popen(restore_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=restore_err,
                                    umask=0o077)
-        for pipe in (dump.stdout, restore.stdin, restore.stdout):
-            _widen(pipe)
-        tee = _Tee(dump.stdout, out, restore.stdin, on_archive_bytes)
+        source, sink, split_in = pipe(dump.stdout), pipe(restore.stdin), pipe(restore.stdout)
+        for stream in (source, sink, split_in):
+            _widen(stream)
+        tee = _Tee(source, out, sink, on_archive_bytes)
         tee.start()
         try:
-            for chunk in iter(lambda: restore.stdout.read(CHUNK), b""):
+            for chunk in iter(lambda: split_in.read(CHUNK), b""):
                 split.feed(chunk)
         except BaseException:
             for child in (dump, restore):
@@ -207,7 +213,7 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
             raise
         finally:
             tee.join()
-            restore.stdout.close()
+            split_in.close()
             dump.wait()
             restore.wait()
         if tee.error is not None:

@@ -194,7 +194,7 @@ def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch:
 
 
 def _listing(settings: Settings, archive: Path) -> str:
-    out = []
+    out: list[bytes] = []
     pgtools.stream(settings, "pg_restore", ["--list", str(archive)], out.append, what=f"listing {archive.name}")
     return b"".join(out).decode()
 
@@ -230,7 +230,8 @@ def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
 
 def _roles(settings: Settings, path: Path) -> None:
     # --database: pg_dumpall ignores the URL's database and would connect to `postgres` (or template1) instead
-    database = unquote(urlsplit(settings.db_url).path.lstrip("/")) or urlsplit(settings.db_url).username or "postgres"
+    url = urlsplit(db.database_url(settings))
+    database = unquote(url.path.lstrip("/")) or url.username or "postgres"
     result = pgtools.run(settings, "pg_dumpall", ["--roles-only", "--no-role-passwords", f"--database={database}"],
                          what="writing roles.sql")
     kept = [line for line in result.stdout.decode().splitlines() if not _reserved(line)]

@@ -6,12 +6,11 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import psycopg.sql
-from psycopg.abc import Query
 
+from kit import db
 from kit.backup import manifest
 from kit.backup.contents import Manifest, Rehearsal
 from kit.checks import Check
@@ -143,7 +142,7 @@ def rehearsal(settings: Settings, path: Path, data: Manifest, major: int, bindir
     with (nullcontext(url) if url else server.temporary(settings, major)) as reached:
         with psycopg.connect(reached, autocommit=True) as conn:
             conn.execute(ROLES_SQL.encode())
-            version = _one(conn, psycopg.sql.SQL("show server_version"))
+            version = db.one(conn, "show server_version")
         pgtools.psql_file(settings, reached, path / "roles.sql")
         pgtools.restore_archive(settings, reached, archive, ["--no-owner", "--no-acl"], jobs=jobs,
                                 what="in the rehearsal restore")
@@ -163,13 +162,6 @@ def _counts(url: str, tables: dict[str, int]) -> dict[str, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         for name in tables:
             schema, table = name.split(".", 1)
-            counts[name] = _one(conn, psycopg.sql.SQL("select count(*) from {}").format(
+            counts[name] = db.one(conn, psycopg.sql.SQL("select count(*) from {}").format(
                 psycopg.sql.Identifier(schema, table)))
     return counts
-
-
-def _one(conn: psycopg.Connection, query: Query) -> Any:
-    """The one value of a query that returns one row."""
-    row = conn.execute(query).fetchone()
-    assert row is not None
-    return row[0]

@@ -104,9 +104,9 @@ class Progress:
 
             self.live = Live(console=Console(stderr=True), refresh_per_second=8, transient=False)
             self.live.start()
-        self.deploy = None
+        self.deploy: deploy.Deploy | None = None
 
-    def __call__(self, event: str, step, result) -> None:
+    def __call__(self, event: str, step: deploy.Step, result: deploy.Deploy) -> None:
         self.deploy = result
         if event == "start":
             self.started[step.name] = time.perf_counter()
@@ -125,8 +125,8 @@ class Progress:
         grid = Table.grid(padding=(0, 2))
         marks = {"ok": "[green]✔[/]", "failed": "[red]✘[/]", "interrupted": "[red]■[/]", "skipped": "·",
                  "pending": "·"}
-        for step in self.deploy.steps:
-            if step.status == "running":
+        for step in self.deploy.steps if self.deploy else []:
+            if step.status == deploy.StepStatus.RUNNING:
                 elapsed = time.perf_counter() - self.started.get(step.name, time.perf_counter())
                 grid.add_row(Spinner("dots"), step.name, f"{elapsed:.1f}s")
             else:

@@ -213,7 +213,7 @@ def _finish(deploy: Deploy, observe: Observer) -> None:
 
 
 def _take_deploy_lock(conn: psycopg.Connection, settings: Settings) -> None:
-    got = conn.execute("select pg_try_advisory_lock(%s)", (DEPLOY_LOCK_KEY,)).fetchone()[0]
+    got = db.one(conn, "select pg_try_advisory_lock(%s)", (DEPLOY_LOCK_KEY,))
     if not got:
         raise Refused("another kit deploy is running against this database; wait for it to finish, "
                       "then run kit deploy again")

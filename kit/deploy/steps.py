@@ -81,7 +81,7 @@ def preflight(deploy: Deploy, allow_legacy_statements: bool = False, lint_files:
         deploy.phase = PhaseReading(st.phase)
         raise Refused(f"the LLM tables are locked by {st.locked_by}, so the preflight could not check them; "
                       "nothing was changed: deploy again when that session ends")
-    usage = survey.catalog.tables.get("llm_usage")
+    usage = survey.catalog.tables.get("llm_usage") if survey.catalog else None
     deploy.legacy_statements, deploy.legacy_note = found.as_list(), found.note
     plan = make_plan(settings, st.applied)
     check_history(plan)

@@ -189,15 +189,15 @@ def write_new(path: Path, text: str) -> None:
 def next_commands(settings: Settings, folder: Path) -> list[str]:
     """Both ways to push, each to the database init read: the Supabase CLI without --remote would push to
     the local Docker stack (127.0.0.1:54322), so it always gets it (alone: the linked project)."""
-    folder = shlex.quote(str(folder))
+    quoted = shlex.quote(str(folder))
     target = f" --target {shlex.quote(settings.target)}" if settings.named else ""
-    deploy = f"kit deploy --workdir {folder}{target}"
+    deploy = f"kit deploy --workdir {quoted}{target}"
     if not settings.db_url:  # no database configured: the project `npx supabase link` chose
-        return [f"npx supabase db push --workdir {folder} --remote", deploy]
+        return [f"npx supabase db push --workdir {quoted} --remote", deploy]
     if settings.db_url_from == "--db-url":  # the URL holds the password: never print it
-        return [f'npx supabase db push --workdir {folder} --remote="$DB_URL"  # DB_URL: the URL given to --db-url',
+        return [f'npx supabase db push --workdir {quoted} --remote="$DB_URL"  # DB_URL: the URL given to --db-url',
                 f'{deploy} --db-url "$DB_URL"']
-    push = f'npx supabase db push --workdir {folder} --remote="${settings.db_url_from}"'
+    push = f'npx supabase db push --workdir {quoted} --remote="${settings.db_url_from}"'
     if settings.db_url_file:  # the shell does not know a variable that only .env holds
         push = f"(set -a && . {shlex.quote(str(settings.db_url_file))} && {push})"
     return [push, deploy]

@@ -98,7 +98,7 @@ def _relinked(wheel: Path, cache_dir: Path) -> Path | None:
     asked = sorted((site / WHEEL_LIBS).glob("libpq-*.so*"))
     libs = _psycopg_libs()
     given = sorted(libs.glob("libpq-*.so*")) if libs else []
-    if not asked or not given:
+    if not asked or not given or libs is None:
         return None
     key = hashlib.sha256(f"{wheel}|{asked[0].name}|{given[0]}|{given[0].stat().st_size}".encode()).hexdigest()[:12]
     home = cache_dir / f"clients-{key}"

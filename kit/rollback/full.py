@@ -57,7 +57,7 @@ def restore(settings: Settings, path: Path, *, yes: bool, progress: Callable[[st
         raise Refused(f"{url_host(settings.db_url)} has no Supabase skeleton (no auth.users), and only a superuser "
                       "could add it: restore into a fresh Supabase project or a database made from the skeleton "
                       "(kit local up); nothing was changed")
-    sources = []
+    sources: list[Path | bytes] = []
     if not has_auth:
         say("Supabase skeleton: API roles, auth schema and grants (the target is not a Supabase project)")
         sources.append(SQL_DIR / "supabase_env.sql")
@@ -65,7 +65,7 @@ def restore(settings: Settings, path: Path, *, yes: bool, progress: Callable[[st
     sources += [_roles(path / "roles.sql", roles), path / "schema.sql", path / "data.sql",
                 b"\nSET session_replication_role = origin;\n", path / "history.sql"]
     try:
-        pgtools.psql_files(settings, settings.db_url, sources, "restoring the backup")
+        pgtools.psql_files(settings, db.database_url(settings), sources, "restoring the backup")
     except BackupError as exc:
         raise BackupError(f"{exc}; it ran in one transaction, so nothing of it was restored: fix the cause and "
                           "run kit rollback --full again") from None

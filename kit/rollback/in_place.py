@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.abc import Query
 
 from kit import db
 from kit.backup import identity, manifest
@@ -113,7 +112,7 @@ def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: Manif
     _in_transaction(conn, lambda: _validate(conn))
     unproven = rollback_links.unprovable(conn, data)
     rollback_links.drop(conn)
-    rows = _one(conn, "select count(*) from public.llm_usage")
+    rows = db.one(conn, "select count(*) from public.llm_usage")
     after = status.phase(catalog.read(conn))
     return Outcome(before, after, True, removed, rows, linked, by_name + late, unproven)
 
@@ -239,7 +238,7 @@ def _validate(conn: psycopg.Connection) -> None:
 
 def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | None:
     """Remove the change's history row, so the next push applies the migration again."""
-    if not _one(conn, "select to_regclass('supabase_migrations.schema_migrations')"):
+    if not db.one(conn, "select to_regclass('supabase_migrations.schema_migrations')"):
         return None
     try:
         versions = [m.version for m in workdir.migrations(settings) if m.name == status.CHANGE_MIGRATION]
@@ -257,9 +256,3 @@ def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
     assert row is not None  # the oid of a constraint's table, read in the same transaction
     return row[0], row[1]
 
-
-def _one(conn: psycopg.Connection, query: Query) -> Any:
-    """The one value of a query that returns one row."""
-    row = conn.execute(query).fetchone()
-    assert row is not None
-    return row[0]

@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.abc import Query
 
 from kit.backup.contents import Manifest
 from kit.errors import BackupError
@@ -125,7 +124,7 @@ def link_recorded(conn: psycopg.Connection, data: Manifest) -> Linked:
     return Linked(linked, lost, names_gone(conn, data) if lost else [], links_changed=changed)
 
 
-def _one(conn: psycopg.Connection, query: Query) -> tuple[Any, ...]:
+def _one(conn: psycopg.Connection, query: sql.Composed) -> tuple[Any, ...]:
     row = conn.execute(query).fetchone()
     assert row is not None  # an aggregate without GROUP BY returns one row
     return row

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from typing import cast
 
 import httpx
 from postgrest.exceptions import APIError
@@ -135,6 +136,7 @@ class RestDriver(KeyColumns):
     def _locate(self, request, sent: dict, key: tuple | None, marker: list | None):
         if key is not None:
             return self._where(request, key)
+        assert marker is not None  # without a key the builder marks every row
         column, kind, run_id = marker
         if kind == "json":
             return request.eq(f"{column}->>smoke_run", run_id).eq(f"{column}->>n", sent[column]["n"])
@@ -178,7 +180,7 @@ class RestDriver(KeyColumns):
         async def one(row: dict) -> None:
             start = time.perf_counter()
             try:
-                returned.extend((await client.table(TABLE).insert(row).execute()).data)
+                returned.extend(cast("list[dict]", (await client.table(TABLE).insert(row).execute()).data))
             except APIError as exc:
                 raise self._error(exc) from None
             except httpx.HTTPError as exc:

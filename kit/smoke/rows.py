@@ -42,7 +42,7 @@ class Shape:
                 return name, "json"
         for name in ("agent_name",) + tuple(cols):
             col = cols.get(name)
-            if col and col.writable and _text_length(col.type) is not None and _text_length(col.type) >= 30:
+            if col and col.writable and (length := _text_length(col.type)) is not None and length >= 30:
                 return name, "text"
         return None
 
@@ -62,6 +62,7 @@ class Builder:
         self.shape, self.run_id, self.overrides = shape, run_id, dict(overrides or {})
         check_overrides(shape, self.overrides)
         self.marker = shape.marker()
+        self.detail = ""  # how the run's rows are found again, for the check that built it
         if not shape.key and self.marker is None:
             raise CheckError("llm_usage has no primary key and no writable jsonb or text column to mark the smoke "
                              "rows with, so they could not be found again: add a primary key")

@@ -155,7 +155,7 @@ class SqlDriver(KeyColumns):
             where, located = self._locate(sent, key, marker)
             requests.append([(sql.SQL("select * from {} where ").format(USAGE) + where, located),
                              _differences_sql(sent, types, where, located)])
-        outcomes = []
+        outcomes: list[CheckError | tuple[dict | None, list[str]]] = []
         for (sent, _, _), outcome in zip(items, self._requests(requests), strict=True):
             if isinstance(outcome, CheckError):
                 outcomes.append(outcome)
@@ -179,6 +179,7 @@ class SqlDriver(KeyColumns):
         if key is not None:
             return sql.SQL("({}) = ({})").format(sql.SQL(", ").join(map(sql.Identifier, self._key())),
                                                  sql.SQL(", ").join(sql.Placeholder() * len(key))), list(key)
+        assert marker is not None  # without a key the builder marks every row
         column, kind, run_id = marker
         if kind == "json":
             return sql.SQL("{0} ->> 'smoke_run' = %s and {0} ->> 'n' = %s").format(sql.Identifier(column)), \
