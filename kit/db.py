@@ -49,12 +49,17 @@ def database_url(settings: Settings, url: str | None = None) -> str:
     return url
 
 
-def one(conn: psycopg.Connection, query: Query, params: Params | None = None) -> Any:
-    """The first value of the one row `query` returns (an aggregate, a function call, SHOW)."""
+def one_row(conn: psycopg.Connection, query: Query, params: Params | None = None) -> tuple[Any, ...]:
+    """The one row `query` returns (an aggregate, a function call, SHOW, a row read by its key)."""
     row = conn.execute(query, params).fetchone()
     if row is None:
         raise psycopg.ProgrammingError("the query returned no row")
-    return row[0]
+    return row
+
+
+def one(conn: psycopg.Connection, query: Query, params: Params | None = None) -> Any:
+    """The first value of the one row `query` returns."""
+    return one_row(conn, query, params)[0]
 
 
 def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: psycopg.Connection | None = None

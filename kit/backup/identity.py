@@ -20,9 +20,7 @@ from kit.settings import LOCAL_DEFAULT, Settings, variable
 
 def read(conn: psycopg.Connection, settings: Settings) -> Identity:
     """This connection's database identity, for the manifest: one round trip."""
-    row = conn.execute(db.IDENTITY_SQL[0]).fetchone()
-    assert row is not None  # a select without FROM returns one row
-    return from_row(row, settings)
+    return from_row(db.one_row(conn, db.IDENTITY_SQL[0]), settings)
 
 
 def from_row(row: tuple[Any, ...], settings: Settings) -> Identity:

@@ -251,8 +251,7 @@ def _forget_migration(conn: psycopg.Connection, settings: Settings) -> str | Non
 
 
 def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:
-    row = conn.execute("select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-                       "where c.oid = %s", (oid,)).fetchone()
-    assert row is not None  # the oid of a constraint's table, read in the same transaction
-    return row[0], row[1]
+    schema, name = db.one_row(conn, "select n.nspname, c.relname from pg_class c join pg_namespace n "
+                                    "on n.oid = c.relnamespace where c.oid = %s", (oid,))
+    return schema, name
 

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from kit import db
 from kit.backup.contents import Manifest
 from kit.errors import BackupError
 
@@ -115,19 +116,13 @@ def link_recorded(conn: psycopg.Connection, data: Manifest) -> Linked:
         "update {usage} u set provider_id = {p}, model_id = {m} from {temp} l where {match} "
         "and (u.provider_id is distinct from {p} or u.model_id is distinct from {m})").format(
         usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).rowcount
-    linked, lost = _one(conn, sql.SQL(
+    linked, lost = db.one_row(conn, sql.SQL(
         "select count(*) filter (where l.provider_id is not null or l.model_id is not null), "
         "count(*) filter (where (l.provider_id is not null and {p} is null) "
         "or (l.model_id is not null and {m} is null)) "
         "from {temp} l where exists (select 1 from {usage} u where {match})").format(
         usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"]))
     return Linked(linked, lost, names_gone(conn, data) if lost else [], links_changed=changed)
-
-
-def _one(conn: psycopg.Connection, query: sql.Composed) -> tuple[Any, ...]:
-    row = conn.execute(query).fetchone()
-    assert row is not None  # an aggregate without GROUP BY returns one row
-    return row
 
 
 def names_gone(conn: psycopg.Connection, data: Manifest) -> list[str]:

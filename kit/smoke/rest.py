@@ -136,7 +136,8 @@ class RestDriver(KeyColumns):
     def _locate(self, request, sent: dict, key: tuple | None, marker: list | None):
         if key is not None:
             return self._where(request, key)
-        assert marker is not None  # without a key the builder marks every row
+        if marker is None:  # without a key the builder marks every row: not reached
+            raise CheckError("a smoke row has neither a primary key nor a marker to find it by")
         column, kind, run_id = marker
         if kind == "json":
             return request.eq(f"{column}->>smoke_run", run_id).eq(f"{column}->>n", sent[column]["n"])

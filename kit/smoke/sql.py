@@ -179,7 +179,8 @@ class SqlDriver(KeyColumns):
         if key is not None:
             return sql.SQL("({}) = ({})").format(sql.SQL(", ").join(map(sql.Identifier, self._key())),
                                                  sql.SQL(", ").join(sql.Placeholder() * len(key))), list(key)
-        assert marker is not None  # without a key the builder marks every row
+        if marker is None:  # without a key the builder marks every row: not reached
+            raise CheckError("a smoke row has neither a primary key nor a marker to find it by")
         column, kind, run_id = marker
         if kind == "json":
             return sql.SQL("{0} ->> 'smoke_run' = %s and {0} ->> 'n' = %s").format(sql.Identifier(column)), \
