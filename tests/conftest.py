@@ -16,7 +16,20 @@ import pytest
 
 from kit import settings as settings_mod
 from kit.local import server as local
-from tests.helpers import PASSWORD, PASSWORD_USER, PG_MAJOR, ROOT, STATES, TEAM, make_templates, new_database, run_file
+from kit.schema import pieces
+from tests.helpers import (
+    CHANGE_FILE,
+    MATRIX,
+    PASSWORD,
+    PASSWORD_USER,
+    PG_MAJOR,
+    ROOT,
+    STATES,
+    TEAM,
+    make_templates,
+    new_database,
+    run_file,
+)
 from tests.tls import Certificates, offer_tls
 
 ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",
@@ -97,6 +110,27 @@ def state_db(make_db):
         return url
 
     return make
+
+
+@pytest.fixture
+def migration_steps(make_db):
+    """migration_steps('state') -> an autocommit session on a new database in that state (tests/states or
+    tests/states/matrix), with the name-key migration's pg_temp functions defined in it."""
+    opened = []
+
+    def connect(state: str = "plan", template: str = "kit_tpl_before") -> psycopg.Connection:
+        url = make_db(template)
+        if state != "plan":
+            path = STATES / f"{state}.sql"
+            run_file(url, (path if path.exists() else MATRIX / f"{state}.sql").read_text())
+        conn = psycopg.connect(url, autocommit=True)
+        opened.append(conn)
+        pieces.load(conn, CHANGE_FILE.read_text())
+        return conn
+
+    yield connect
+    for conn in opened:
+        conn.close()
 
 
 @pytest.fixture

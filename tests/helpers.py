@@ -22,6 +22,10 @@ SQL_DIR = ROOT / "kit" / "sql"
 STATES = Path(__file__).parent / "states"
 MATRIX = STATES / "matrix"
 TEAM = Path(__file__).parent / "team_repo"
+CHANGE_FILE = ROOT / "supabase" / "migrations" / "20261124120000_llm_name_keys.sql"
+# The change migration as teams copied it before its steps became pg_temp functions: one DO block that
+# returns after its blockers in a READ ONLY transaction (kit status must still read those repos).
+OLDER_COPY = Path(__file__).parent / "older_copy" / "20261124120000_llm_name_keys.sql"
 PG_MAJOR = os.environ.get("KIT_TEST_PG_MAJOR") or "17"
 
 # A superuser that must log in with a password, for the wrong-password and secrets tests.
@@ -39,6 +43,21 @@ ROWS = "select coalesce(jsonb_agg(to_jsonb(u) order by to_jsonb(u)::text), '[]')
 LOOKUPS = ("select 'p', name, id::text, null from llm_providers union all "
            "select 'm', name, id::text, provider_id::text from llm_models order by 1, 2")
 
+# Each state in tests/states/blocker_*.sql and the one blocker the migration names for it.
+BLOCKERS = {
+    "blocker_duplicate_model": "model name 'gpt-4o' is used by 2 models (providers: groq, openai); "
+                               "rename or merge them so each name is unique",
+    "blocker_model_no_provider": "model 'orphan-model' has no provider that can be determined; set its provider_name",
+    "blocker_view": "view usage_by_model_id depends on a UUID column; change or drop it first",
+    "blocker_policy": "policy usage_with_model on llm_usage depends on a UUID column; change or drop it first",
+    "blocker_trigger": "trigger models_provider_changed on llm_models depends on a UUID column; "
+                       "change or drop it first",
+    "blocker_function": "function usage_for_model(uuid) depends on a UUID column; change or drop it first",
+    "blocker_foreign_key": "foreign key llm_budgets_model_id_fkey on llm_budgets depends on a UUID column; "
+                           "change or drop it first",
+    "blocker_usage_without_name": "2 llm_usage rows have no model_name and no model_id that finds a model",
+}
+
 # Migrations that pass the preflight and fail a later deploy step: file name, SQL, deploy's exit code.
 FAILING_LATER = {
     "push": ("20261201000000_broken.sql", "select 1 / 0;\n", 8),
@@ -52,6 +71,11 @@ def query(url: str, sql: str, params=None) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as conn:
         cur = conn.execute(sql, params)
         return cur.fetchall() if cur.description else []
+
+
+def one(conn: psycopg.Connection, statement: str, params=None):
+    """The first value of the first row."""
+    return conn.execute(statement, params).fetchone()[0]
 
 
 def run_file(url: str, sql: str) -> None:
@@ -123,6 +147,14 @@ def workdir_with(tmp_path: Path, name: str, sql: str) -> Path:
     shutil.copytree(ROOT / "supabase", folder / "supabase")
     shutil.copy(ROOT / ".squawk.toml", folder / ".squawk.toml")
     (folder / "supabase" / "migrations" / name).write_text(sql)
+    return folder
+
+
+def workdir_with_change(tmp_path: Path, sql: str) -> Path:
+    """A copy of the repo's supabase/ folder whose change migration (llm_name_keys) holds `sql`."""
+    folder = tmp_path / "project"
+    shutil.copytree(ROOT / "supabase", folder / "supabase")
+    (folder / "supabase" / "migrations" / CHANGE_FILE.name).write_text(sql)
     return folder
 
 

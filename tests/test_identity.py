@@ -6,16 +6,14 @@ Everything here runs on the real test server; the databases of one server share 
 identifier and differ by name and oid, which is what the identity check compares there.
 """
 
-import getpass
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
 from kit import settings as settings_mod
-from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, ROOT, Terminal, query, workdir_with
+from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, ROOT, query, workdir_with
 from tests.snapshot import data, schema
 
 
@@ -29,7 +27,7 @@ def test_the_manifest_records_the_databases_identity_and_no_password(pg, db_url,
                                 "(select oid::bigint from pg_database where datname = current_database())")[0]
     assert ident == {"system_identifier": system, "database": name, "database_oid": oid, "host": "127.0.0.1",
                      "port": pg.port, "user": PASSWORD_USER, "project_ref": None, "target": None,
-                     "url_from": "--db-url"}
+                     "url_from": "--db-url", "parameters": {}}
     assert all(PASSWORD not in p.read_text(errors="replace") for p in folder.iterdir())
     assert folder.parent == in_tmp / "backups" / f"127.0.0.1-{pg.port}-{name}"
 
@@ -92,26 +90,29 @@ def test_the_printed_rollback_command_runs_as_printed(source, outcome, make_db, 
     run = run_kit("deploy", *flags, "--via", "direct", "--json")
     assert run.code == (0 if outcome == "success" else 5), run.err
     command = run.json["rollback_command"]
-    assert command == f"kit rollback {run.json['backup']} --yes"
-    asked = []
-    if source == "flag":  # the password was in the flag only: the rollback asks for it
-        clean_env.setattr(sys, "stdin", Terminal())
-        clean_env.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or PASSWORD)
+    if source == "flag":  # the password was in the flag only: the command names PGPASSWORD, not the password
+        assert command == f"PGPASSWORD='[YOUR-PASSWORD]' kit rollback {run.json['backup']} --yes"
+        clean_env.setenv("PGPASSWORD", PASSWORD)  # what the operator fills in; no terminal to ask at
+        command = command.split(" ", 1)[1]
+    else:
+        assert command == f"kit rollback {run.json['backup']} --yes"
     back = run_kit(*shlex.split(command)[1:])
     assert back.code == 0, back.err
     assert query(target, "select count(*) from llm_usage") == [(rows,)]
     assert run_kit("status", "--db-url", target, "--json").json["phase"] == "before"
     assert (schema(other), data(other)) == other_before
-    assert asked == ([f"password for postgresql://{PASSWORD_USER}@127.0.0.1:{pg.port}/{target.rsplit('/', 1)[1]}: "]
-                     if source == "flag" else [])
     assert PASSWORD not in back.out + back.err + run.out + run.err
+    report = Path(run.json["report"]).read_text() + Path(run.json["report_json"]).read_text()
+    assert PASSWORD not in report and run.json["rollback_command"] in report
 
 
 def test_without_a_terminal_a_missing_password_is_named(pg, db_url, run_kit, in_tmp):
     url = pg.password_url(db_url.rsplit("/", 1)[1])
     run = run_kit("deploy", "--db-url", url, "--via", "direct", "--json")
     assert run.code == 0, run.err
-    back = run_kit(*shlex.split(run.json["rollback_command"])[1:])
+    argv = shlex.split(run.json["rollback_command"])
+    assert argv[:2] == ["PGPASSWORD=[YOUR-PASSWORD]", "kit"]  # run without filling it in: the error names it
+    back = run_kit(*argv[2:])
     assert back.code == 3
     assert back.err == (f"kit: error: 127.0.0.1:{pg.port} wants a password and the backup's manifest has none: set "
                         "PGPASSWORD, pass --db-url with the password, or run on a terminal to be asked\n")

@@ -15,7 +15,7 @@ import pytest
 from kit import settings as settings_mod
 from kit.migrations import history, workdir
 from tests import snapshot
-from tests.helpers import ROOT, query
+from tests.helpers import BLOCKERS, ROOT, query
 
 CHANGE = "20261124120000"
 BASELINE = "20240101000000"
@@ -75,21 +75,6 @@ def test_cli_push_on_a_migrated_database_changes_nothing(db_url, supabase_cli, r
     assert pushed.returncode == 0, pushed.stderr
     assert (snapshot.schema(db_url), snapshot.data(db_url)) == (schema, data)
     verify_all_pass(run_kit, db_url)
-
-
-BLOCKERS = {
-    "blocker_duplicate_model": "model name 'gpt-4o' is used by 2 models (providers: groq, openai); "
-                               "rename or merge them so each name is unique",
-    "blocker_model_no_provider": "model 'orphan-model' has no provider that can be determined; set its provider_name",
-    "blocker_view": "view usage_by_model_id depends on a UUID column; change or drop it first",
-    "blocker_policy": "policy usage_with_model on llm_usage depends on a UUID column; change or drop it first",
-    "blocker_trigger": "trigger models_provider_changed on llm_models depends on a UUID column; "
-                       "change or drop it first",
-    "blocker_function": "function usage_for_model(uuid) depends on a UUID column; change or drop it first",
-    "blocker_foreign_key": "foreign key llm_budgets_model_id_fkey on llm_budgets depends on a UUID column; "
-                           "change or drop it first",
-    "blocker_usage_without_name": "2 llm_usage rows have no model_name and no model_id that finds a model",
-}
 
 
 @pytest.mark.parametrize("state", sorted(BLOCKERS))

@@ -1,7 +1,8 @@
 """`kit status` changes nothing and waits for nobody: only ACCESS SHARE on the LLM tables, never a wait.
 
-It lists the blockers by running the change migration in a READ ONLY transaction; the migration
-stops there before its back-fill and its ACCESS EXCLUSIVE lock. Every session here is a real
+It lists the blockers by defining the change migration's steps in a transaction it rolls back, then
+turning it READ ONLY and calling only pg_temp.llm_check() (an older copy of the file, one DO block, runs
+whole and stops before its back-fill and its ACCESS EXCLUSIVE lock). Every session here is a real
 client of the test server; a thread polls pg_locks while status runs.
 """
 
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from kit.db import APPLICATION_NAME
-from tests.helpers import query
+from tests.helpers import OLDER_COPY, query, workdir_with_change
 
 pytestmark = pytest.mark.majors  # scripts/test.sh runs these on every major
 
@@ -162,6 +163,25 @@ def test_status_under_an_exclusive_lock_asks_for_nothing_stronger_than_access_sh
         assert run.json["blockers"] == [] and run.json["blockers_note"] is None
     assert still_held
     assert not [row for row in watch.seen if row[2] == "AccessExclusiveLock"], watch.seen
+    assert watch.of_kit() <= {("AccessShareLock", True)}, watch.seen
+
+
+def test_status_with_an_older_copy_of_the_migration_also_asks_for_nothing_stronger_than_access_share(
+        db_url, run_kit, pg, tmp_path):
+    """A team's repo that holds the file as it was before its steps became functions (one DO block)."""
+    folder = workdir_with_change(tmp_path, OLDER_COPY.read_text())
+    query(db_url, "insert into llm_models (provider_id, name) select id, 'gpt-4o' from llm_providers where name = 'groq'")
+    holder = Holder(db_url, "lock table llm_usage, llm_models, llm_providers in exclusive mode")
+    try:
+        with LockWatch(pg, db_url) as watch:
+            run = run_kit("status", "--db-url", db_url, "--workdir", str(folder), "--json")
+            still_held = not holder.released.is_set()
+    finally:
+        holder.close()
+    assert run.code == 0, run.err
+    assert run.json["phase"] == "before" and len(run.json["blockers"]) == 1
+    assert run.json["blockers"][0].startswith("model name 'gpt-4o' is used by 2 models")
+    assert still_held
     assert watch.of_kit() <= {("AccessShareLock", True)}, watch.seen
 
 

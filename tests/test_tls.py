@@ -124,6 +124,22 @@ def test_a_certificate_that_does_not_verify_stops_before_anything_is_written(wro
     assert list(in_tmp.iterdir()) == []  # no backup folder, no report
 
 
+def test_the_rollback_reaches_the_database_as_verified_as_the_backup_did(tls, run_kit, in_tmp, tmp_path):
+    """The backup was taken under verify-full with a CA file; `kit rollback PATH` (no URL) uses the same: with that
+    file now holding a CA that did not sign the server's certificate, it is refused, not downgraded to require."""
+    ca = tmp_path / "project-ca.crt"
+    ca.write_bytes(tls.certs.ca.read_bytes())
+    url = tls.url(tls.make_db(), host=ALIAS, query=f"sslmode=verify-full&sslrootcert={ca}")
+    deploy = run_kit("deploy", "--via", "direct", "--db-url", url, "--yes", "--json")
+    assert deploy.code == 0, deploy.err
+    ca.write_bytes(tls.certs.other_ca.read_bytes())
+    refused = run_kit(*deploy.json["rollback_command"].split()[1:])
+    assert refused.code == 3 and "did not verify (certificate verify failed)" in refused.err, refused.err
+    ca.write_bytes(tls.certs.ca.read_bytes())
+    back = run_kit(*deploy.json["rollback_command"].split()[1:], "--json")
+    assert back.code == 0, back.err
+
+
 def test_cleartext_to_a_remote_host_needs_a_flag_and_prints_a_warning(db_url, run_kit, in_tmp, clean_env):
     url = remote(db_url)  # the session's server: it offers TLS and accepts plain connections
     host = url.split("@", 1)[1].split("/", 1)[0]

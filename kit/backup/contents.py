@@ -90,7 +90,7 @@ class Maps:
 
 
 IDENTITY_KEYS = ("system_identifier", "database", "database_oid", "host", "port", "user", "project_ref", "target",
-                 "url_from")
+                 "url_from", "parameters")
 
 
 @dataclass
@@ -106,6 +106,7 @@ class Identity:
     project_ref: str | None = None
     target: str | None = None
     url_from: str | None = None
+    parameters: dict[str, str] | None = None  # the URL's (sslmode, hostaddr...) and the TLS settings, no password
     keys: tuple[str, ...] = IDENTITY_KEYS
     extra: JSON = field(default_factory=dict)
 

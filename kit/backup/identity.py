@@ -1,18 +1,19 @@
 """Which database a backup is of: recorded in its manifest, checked before a rollback writes anything.
 
 The identity is the cluster's system identifier (pg_control_system(), set once by initdb), the
-database's name and oid, and where the kit reached it (host, port, user; never the password),
-plus the variable the URL came from, so that `kit rollback PATH` finds the database again.
+database's name and oid, and where the kit reached it (host, port, user, the URL's other parameters and the
+TLS settings it connected with; never the password), plus the variable the URL came from, so that
+`kit rollback PATH` finds the database again, as securely as the backup reached it.
 """
 
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
-from kit import db, project
+from kit import db, project, tls
 from kit.backup.contents import Identity, Manifest
 from kit.errors import Refused
 from kit.settings import LOCAL_DEFAULT, Settings, variable
@@ -30,7 +31,13 @@ def from_row(row: tuple[Any, ...], settings: Settings) -> Identity:
     parts = urlsplit(settings.db_url or "")
     return Identity(system, name, oid, parts.hostname or "localhost", parts.port or 5432,
                     unquote(parts.username or "") or None, project.db_ref(settings.db_url),
-                    settings.target if settings.named else None, settings.db_url_from)
+                    settings.target if settings.named else None, settings.db_url_from,
+                    {**_public(parts.query), **tls.params(settings, settings.db_url or "")})
+
+
+def _public(query: str) -> dict[str, str]:
+    """A URL's parameters (sslmode, hostaddr, options...) but a password one."""
+    return {k: v for k, v in parse_qsl(query) if k != "password"}
 
 
 def describe(ident: Identity) -> str:
@@ -96,7 +103,8 @@ def database_of(settings: Settings, data: Manifest) -> Settings:
         if url and same_place(url, recorded):
             return replace(settings, db_url=url, db_url_from=recorded.url_from, db_url_file=None, target=target)
     netloc = quote(recorded.user or "", safe="") + "@" + _host(recorded.host or "localhost") + f":{recorded.port}"
-    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded.database or "", safe=""), "", ""))
+    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded.database or "", safe=""),
+                      urlencode(recorded.parameters or {}, safe="/:"), ""))
     return replace(settings, db_url=url, db_url_from="the backup's manifest", db_url_file=None, target=target)
 
 

@@ -24,7 +24,7 @@ import psycopg
 from kit import db
 from kit.backup import archive as backup_archive, data as backup_data, identity, manifest
 from kit.backup.store import MARKER, base_dir, target_dir
-from kit.errors import BackupError, BackupIncomplete, ConfigError, Interrupted, KitError
+from kit.errors import BackupError, BackupIncomplete, ConfigError, ConnectError, Interrupted, KitError
 from kit.files import open_private, utc_now
 from kit.local import clients, pgtools
 from kit.redact import mask_url
@@ -119,6 +119,8 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
         if isinstance(exc, OSError) and exc.strerror:
             raise BackupIncomplete(f"writing the backup failed: {exc.strerror}; {folder} is marked incomplete: free "
                                    "space or pass --out DIR, then take the backup again") from None
+        if isinstance(exc, ConnectError):
+            raise ConnectError(f"{exc}; {folder} is marked incomplete: take the backup again") from None
         if not isinstance(exc, BackupError) or isinstance(exc, BackupIncomplete):
             raise
         raise BackupIncomplete(f"{exc}; {folder} is marked incomplete: take the backup again") from None
@@ -144,6 +146,9 @@ def _snapshot(conn: psycopg.Connection, close: bool, reads: list):
     except db.BatchFailed as failed:  # take() adds the folder it leaves marked incomplete
         raise BackupError(f"reading the database for the backup failed ({db.error_line(failed.error)})") from None
     except psycopg.Error as exc:
+        if conn.closed or conn.broken:  # a lost connection exits 3, as everywhere
+            raise ConnectError(f"the connection to {conn.info.host}:{conn.info.port} was lost while reading the "
+                               f"database for the backup ({db.error_line(exc)})") from None
         raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)})") from None
 
 

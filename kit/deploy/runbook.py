@@ -5,6 +5,7 @@ rollback command for the backup it took (or runs it, with rollback_on_failure).
 """
 
 import platform
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from kit.files import utc_now
 from kit.redact import mask_url, url_host
 from kit.schema import status
 from kit.schema.phases import CHANGED, Phase, PhaseReading
-from kit.settings import Settings
+from kit.settings import Settings, db_password
 
 STEPS = ("preflight", "backup", "push", "verify", "smoke", "report")
 # One deploy per database at a time: a session-level advisory lock held for the whole run.
@@ -249,20 +250,20 @@ def _choose_rollback(deploy: Deploy) -> None:
     deploy.rollback_command = rollback_command(deploy.settings, str(path))
 
 
+PASSWORD_PLACEHOLDER = "'[YOUR-PASSWORD]'"
+
+
 def rollback_command(settings: Settings, backup_path: str) -> str:
-    """The exact command that undoes this deploy, runnable as printed in the same shell and folder.
+    """The command that undoes this deploy, in the same shell and folder, with what it needs named in it.
 
-    It names only the backup: `kit rollback PATH` finds the database from the backup's manifest and
-    its password where this deploy found it (the variable recorded there), so no URL or password
-    is printed, and a `--db-url` given to the deploy need not be in the shell's environment.
+    `kit rollback PATH` finds the database from the backup's manifest and its password where this deploy
+    found it (the variable recorded there), so no URL or password is printed. A password given only inside
+    --db-url is in no variable: the command then names PGPASSWORD, with a placeholder, never the password.
     """
-    return " ".join(["kit", "rollback", _quote(backup_path), "--yes"])
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
+    command = " ".join(["kit", "rollback", shlex.quote(backup_path), "--yes"])
+    if settings.db_url_from == "--db-url" and db_password(settings.db_url):
+        return f"PGPASSWORD={PASSWORD_PLACEHOLDER} {command}"
+    return command
 
 
 def require_checks(checks: list[Check], what: str) -> Checked:

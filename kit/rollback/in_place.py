@@ -12,7 +12,6 @@ In place it runs in four short transactions so that inserts keep flowing:
 Each step checks what is still needed, so a rollback that stopped half-way finishes when run again.
 """
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,10 @@ from kit.backup.contents import Manifest
 from kit.errors import BackupError, ConnectError, KitError, Refused, RollbackStepFailed
 from kit.migrations import workdir
 from kit.rollback import links as rollback_links, shape as rollback_shape
-from kit.schema import catalog, status
+from kit.schema import catalog, locks, status
 from kit.schema.phases import Phase
 from kit.settings import Settings
 
-LOCK_SQL = "lock table public.llm_usage, public.llm_models, public.llm_providers in access exclusive mode"
 WAIT_S = 300.0
 # Columns the migration adds; any other column found now but absent from the backup is kept.
 MIGRATION_COLUMNS = {("llm_models", "provider_name")}
@@ -145,21 +143,12 @@ def _finish(conn: psycopg.Connection, settings: Settings, data: Manifest,
 
 def _locked(conn: psycopg.Connection, wait_s: float, work: Callable[[], T]) -> T:
     """Run work in one transaction that first locks the three tables, 100 ms per attempt."""
-    deadline, attempt = time.monotonic() + wait_s, 0
-    while True:
-        conn.execute("begin")
-        try:
-            conn.execute("set local lock_timeout = '100ms'")
-            conn.execute(LOCK_SQL)
-            break
-        except psycopg.errors.LockNotAvailable:
-            conn.execute("rollback")
-            attempt += 1
-            if time.monotonic() > deadline:
-                raise Refused(f"could not lock the LLM tables in {wait_s:g} s ({attempt} attempts); held by "
-                              f"{_holders(conn)}. Nothing of this step was changed: run kit rollback again "
-                              "when those sessions end") from None
-            time.sleep(min(0.05 * attempt, 1.0))
+    try:
+        locks.lock_tables(conn, wait_s)
+    except locks.LockWaitOver as over:
+        raise Refused(f"could not lock the LLM tables in {wait_s:g} s ({over.attempts} attempts); held by "
+                      f"{over.holders or 'sessions that have since finished'}. Nothing of this step was changed: "
+                      "run kit rollback again when those sessions end") from None
     return _body(conn, work)
 
 
@@ -183,14 +172,6 @@ def _body(conn: psycopg.Connection, work: Callable[[], T]) -> T:
                                      f"{exc.diag.message_primary or exc}; fix that, then run kit rollback again "
                                      "(finished steps are kept)") from None
         raise
-
-
-def _holders(conn: psycopg.Connection) -> str:
-    rows = conn.execute(
-        "select distinct a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.state from pg_locks l "
-        "join pg_stat_activity a on a.pid = l.pid where l.granted and a.pid <> pg_backend_pid() and l.relation "
-        "in ('public.llm_usage'::regclass, 'public.llm_models'::regclass, 'public.llm_providers'::regclass)").fetchall()
-    return ", ".join(f"pid {p} ({n}, {s})" for p, n, s in rows) or "sessions that have since finished"
 
 
 def _restore_ids(conn: psycopg.Connection, data: Manifest, original: list[list[str]]) -> None:

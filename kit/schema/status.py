@@ -1,13 +1,15 @@
 """`kit status`: the phase, the pending migrations and the blockers, without changing anything."""
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from kit import db
 from kit.migrations import history, workdir
-from kit.schema import catalog, legacy as legacy_mod
+from kit.schema import catalog, legacy as legacy_mod, locks, pieces
 from kit.schema.phases import UNFINISHED, Phase, PhaseReading
 from kit.settings import Settings
 
@@ -72,21 +74,32 @@ OLDER_COPY_SETTINGS = (("kit.lock_wait_s", "0"), ("kit.lock_timeout_ms", "1"))
 
 
 def blocker_statements(settings: Settings) -> list[tuple]:
-    """The change migration in a READ ONLY transaction that is rolled back: it lists its blockers, then stops
-    before any write; [] when the folder has no change migration.
+    """The change migration's own blocker check, in a transaction always rolled back; [] when the folder has no
+    change migration. Its suggestions come as notices, its blockers as one KB001 error (blockers_from).
 
-    The migration returns before its back-fill and its lock when the transaction is read only, and
-    PostgreSQL stops anything else that would write, so nothing can change; the blocker list is the
-    migration's own rather than a copy that could drift from it. A lock that is not free at once
+    The file's steps are pg_temp functions: their definitions run first (CREATE FUNCTION needs a
+    read-write transaction), then the transaction turns READ ONLY and only pg_temp.llm_check() runs,
+    which reads the state and raises KB001 naming every blocker, or the suggestions as notices. An older
+    copy of the file, one DO block that returns after its blockers in a READ ONLY transaction, runs whole,
+    read only from its start. Either way PostgreSQL refuses any write and nothing is kept; the list is
+    the migration's own rather than a copy that could drift from it. A lock that is not free at once
     fails with LockNotAvailable instead of a wait.
     """
     change = next((m for m in workdir.migrations(settings) if m.name == CHANGE_MIGRATION), None)
     if change is None:
         return []
-    timeout = sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms"))
-    return [("begin", None), ("set transaction read only", None), (timeout, None),
-            *[("select set_config(%s, %s, true)", setting) for setting in OLDER_COPY_SETTINGS],
-            *[(statement.encode(), None) for statement in history.split_statements(change.sql)], ("rollback", None)]
+    timeout = (sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")), None)
+    steps = pieces.definitions(change.sql)
+    check: list[tuple[Any, Any]]
+    if pieces.CHECK in steps:
+        check = [*[(statement.encode(), None) for statement in steps.values()],
+                 ("set transaction read only", None),  # allowed after statements; READ WRITE would not be
+                 (pieces.CHECK_SQL, None)]
+    else:
+        check = [("set transaction read only", None),
+                 *[("select set_config(%s, %s, true)", setting) for setting in OLDER_COPY_SETTINGS],
+                 *[(statement.encode(), None) for statement in history.split_statements(change.sql)]]
+    return [("begin", None), timeout, *check, ("rollback", None)]
 
 
 def blockers_from(failed: db.BatchFailed | None) -> list[str]:
@@ -126,7 +139,7 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
     except db.BatchFailed as failed:
         if not isinstance(failed.error, psycopg.errors.LockNotAvailable):
             raise failed.error from None
-        st.locked_by = _lockers(conn)
+        st.locked_by = _in_the_way(conn)
         has_history, schema, cat = bool(failed.results[2][0][0]), _schema(failed.results[3]), None
     else:
         has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:9])
@@ -147,7 +160,7 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
     try:
         st.blockers = blockers_from(ended)
     except psycopg.errors.LockNotAvailable:
-        st.locked_by = _lockers(conn)
+        st.locked_by = _in_the_way(conn)
     return Survey(st, legacy, cat)
 
 
@@ -155,13 +168,8 @@ def _second(conn: psycopg.Connection, versions: list, legacy: list, blocking: li
     """The history's versions, the legacy reads and the blockers' transaction in one flight; when a legacy read
     fails (pg_stat_statements not loaded, not readable), the blockers in a flight of their own.
     Returns (the reads' rows, the legacy read's error or None, the blockers' BatchFailed or None)."""
-    def note(diag) -> None:
-        if (diag.message_primary or "").startswith(SUGGESTION):
-            notes.append(diag.message_primary.removeprefix(SUGGESTION))
-
     reads = versions + legacy
-    conn.add_notice_handler(note)
-    try:
+    with _suggestions_to(conn, notes):
         try:
             return db.batch(conn, reads + blocking)[:len(reads)], None, None
         except db.BatchFailed as failed:
@@ -170,11 +178,33 @@ def _second(conn: psycopg.Connection, versions: list, legacy: list, blocking: li
             if failed.index < len(versions):
                 raise failed.error from None
             found, legacy_error = failed.results, failed.error
-        try:
-            db.batch(conn, blocking)
-        except db.BatchFailed as failed:
-            return found, legacy_error, failed
-        return found, legacy_error, None
+        return found, legacy_error, _run_blockers(conn, blocking)
+
+
+def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None) -> list[str]:
+    """The change migration's blocker list alone, its suggestions appended to `notes`: one round trip."""
+    with _suggestions_to(conn, notes if notes is not None else []):
+        return blockers_from(_run_blockers(conn, blocker_statements(settings)))
+
+
+def _run_blockers(conn: psycopg.Connection, blocking: list) -> db.BatchFailed | None:
+    try:
+        db.batch(conn, blocking)
+    except db.BatchFailed as failed:
+        return failed
+    return None
+
+
+@contextmanager
+def _suggestions_to(conn: psycopg.Connection, notes: list[str]):
+    """The migration's suggestion notices, appended to `notes` while the block runs."""
+    def note(diag) -> None:
+        if (diag.message_primary or "").startswith(SUGGESTION):
+            notes.append(diag.message_primary.removeprefix(SUGGESTION))
+
+    conn.add_notice_handler(note)
+    try:
+        yield
     finally:
         conn.remove_notice_handler(note)
 
@@ -195,7 +225,7 @@ def read_phase(conn: psycopg.Connection) -> PhaseReading:
     except db.BatchFailed as failed:
         if not isinstance(failed.error, psycopg.errors.LockNotAvailable):
             raise failed.error from None
-        return PhaseReading(Phase.UNKNOWN, holders=_lockers(conn))
+        return PhaseReading(Phase.UNKNOWN, holders=_in_the_way(conn))
 
 
 def _unhurried(reads: list) -> list:
@@ -203,11 +233,6 @@ def _unhurried(reads: list) -> list:
     return [("begin", None), (f"set local lock_timeout = '{LOCK_TIMEOUT_MS}ms'", None), *reads, ("commit", None)]
 
 
-def _lockers(conn: psycopg.Connection) -> str:
+def _in_the_way(conn: psycopg.Connection) -> str:
     """The sessions holding or queued for ACCESS EXCLUSIVE on an LLM table: the ones a reader waits for."""
-    rows = conn.execute(
-        "select distinct a.pid, coalesce(nullif(a.application_name, ''), 'no name'), a.state from pg_locks l "
-        "join pg_stat_activity a on a.pid = l.pid where l.mode = 'AccessExclusiveLock' and a.pid <> "
-        "pg_backend_pid() and l.relation in (select oid from pg_class where relnamespace = 'public'::regnamespace "
-        "and relname in ('llm_usage', 'llm_models', 'llm_providers')) order by 1").fetchall()
-    return ", ".join(f"pid {p} ({n}, {s})" for p, n, s in rows) or "a session that has since finished"
+    return locks.holders(conn, locks.ACCESS_SHARE) or "a session that has since finished"
