@@ -13,11 +13,12 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from kit import db
 from kit.backup.archive import user_data
+from kit.backup.contents import FileSum
 from kit.backup.copy_stream import CopyReader
 from kit.errors import BackupError, BackupIncomplete
 from kit.files import open_private
@@ -188,8 +189,9 @@ def from_archive(settings: Settings, archive: Path, split: Split) -> dict[str, i
 
 
 def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], split: Split,
-                   on_archive_bytes, written: dict[str, Any]) -> dict[str, int]:
-    """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
+                   on_archive_bytes: Callable[[int], None]) -> tuple[dict[str, int], FileSum]:
+    """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data.
+    Returns the split's row counts and the archive's size and SHA-256, hashed as it was written."""
     url = db.database_url(settings)
     dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={dbname(settings, url)}"]
     restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
@@ -224,8 +226,7 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
             if child.returncode != 0:
                 errors.seek(0)
                 raise pgtools.failed(settings, f"{name} {what}", errors.read(), child.returncode)
-    written.update(bytes=tee.written, sha256=tee.digest.hexdigest())
-    return split.close()
+    return split.close(), FileSum(tee.written, tee.digest.hexdigest())
 
 
 class _Tee(threading.Thread):

@@ -192,10 +192,9 @@ def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch:
                         grows=archive, on_bytes=on_bytes, url=settings.db_url, what=f"writing {archive.name}")
         watch(archive.name, pgtools.size(archive), True)
         return None, {}
-    tee: dict[str, Any] = {}
-    result = backup_data.dump_and_split(settings, archive, ["--format=custom", *args], split, on_bytes, tee)
-    watch(archive.name, tee["bytes"], True)
-    return result, {archive.name: (tee["bytes"], tee["sha256"])}
+    result, written = backup_data.dump_and_split(settings, archive, ["--format=custom", *args], split, on_bytes)
+    watch(archive.name, written.bytes, True)
+    return result, {archive.name: (written.bytes, written.sha256)}
 
 
 def _listing(settings: Settings, archive: Path) -> str:

@@ -8,6 +8,7 @@ from kit.local import clients, server as local
 from kit.migrations import workdir
 from kit.redact import mask_url
 from kit.schema import legacy, status
+from kit.schema.phases import Phase
 
 HELP = ("Report the LLM tables' phase (absent, before, partial, migrated), the migrations not yet in the history "
         "table, what blocks the change, and the statements in pg_stat_statements that still use the UUID columns "
@@ -52,10 +53,10 @@ def cmd_status(args, settings) -> Result:
     return Result(data, "\n".join(lines))
 
 
-def legacy_lines(found: legacy.Legacy, phase: str) -> list[str]:
+def legacy_lines(found: legacy.Legacy, phase: Phase) -> list[str]:
     lines = [f"legacy    {legacy.summary_line(found)}"]
     lines += [f"  - {s.calls} calls by {s.role}, {s.mean_ms:.3f} ms mean: {s.query}" for s in found.statements]
-    if found.statements and phase == "migrated":
+    if found.statements and phase == Phase.MIGRATED:
         lines.append(f"  these ran before the migration; those clients now fail. Once fixed: `{found.reset_sql}`")
     elif found.statements:
         lines.append(f"  fix those clients, then `{found.reset_sql}`")
