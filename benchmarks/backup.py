@@ -46,15 +46,15 @@ INSERT = ("insert into llm_usage (provider_name, model_name, agent_name, prompt_
 def timed(argv: list[str], cwd: Path | None = None) -> dict:
     """Run argv; wall seconds and peak RSS (MB) of it and the children it waited for."""
     start = time.perf_counter()
-    errors = tempfile.TemporaryFile()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, cwd=cwd)
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        errors.seek(0)
-        raise SystemExit(f"{' '.join(argv[:4])} ... failed with exit code {os.waitstatus_to_exitcode(status)}: "
-                         f"{errors.read().decode()[-2000:]}{out.decode()[-2000:]}")
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, cwd=cwd)
+        out = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(argv[:4])} ... failed with exit code {os.waitstatus_to_exitcode(status)}: "
+                             f"{errors.read().decode()[-2000:]}{out.decode()[-2000:]}")
     return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "out": out.decode()}
 
 
@@ -188,7 +188,7 @@ def run(args, folder: Path, s, admin_url: str) -> None:
     for label, r in (("pg_dump -Fc", p), ("kit backup", b), ("kit backup verify", verify),
                      (f"kit backup, {args.big_rows:,} rows", big)):
         print(f"{label:<44}{r['seconds']:>8.2f}{r['peak_mb']:>9.0f}{r.get('mb', 0):>11.1f}")
-    pairs = ", ".join("%.2f/%.2f" % (k["seconds"], d["seconds"]) for k, d in zip(backups, plains))
+    pairs = ", ".join(f"{k['seconds']:.2f}/{d['seconds']:.2f}" for k, d in zip(backups, plains, strict=True))
     print(f"\nkit backup / pg_dump -Fc: {b['seconds'] / p['seconds']:.2f}x the time "
           f"(runs: {pairs} s), "
           f"{b['mb'] / p['mb']:.2f}x the bytes")

@@ -4,9 +4,12 @@ import re
 import secrets as random_tokens
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg import sql
+from psycopg.abc import Params
 from psycopg.rows import tuple_row
 
 from kit import project, tls
@@ -16,6 +19,7 @@ from kit.settings import Settings
 from kit.statements import MarkedAsyncCursor, MarkedCursor
 
 APPLICATION_NAME = "supabase-kit"
+Query = str | bytes | sql.SQL | sql.Composed  # what Connection.execute takes
 # The cluster's system identifier where this role may read it (null where pg_control_system() is revoked, as on
 # some managed servers: no error, so it can sit in a transaction or a batch), the database's oid and name.
 IDENTITY_SQL = ("select case when has_function_privilege('pg_control_system()', 'execute') then "
@@ -37,6 +41,27 @@ def check_url(url: str) -> None:
                           "copy it from the dashboard's Connect panel")
 
 
+def database_url(settings: Settings, url: str | None = None) -> str:
+    """`url`, else the settings' database; a ConfigError saying how to name one when there is none."""
+    url = url or settings.db_url
+    if not url:
+        raise ConfigError("no database configured: pass --db-url, set SUPABASE_DB_URL, or run `kit local up`")
+    return url
+
+
+def one_row(conn: psycopg.Connection, query: Query, params: Params | None = None) -> tuple[Any, ...]:
+    """The one row `query` returns (an aggregate, a function call, SHOW, a row read by its key)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError("the query returned no row")
+    return row
+
+
+def one(conn: psycopg.Connection, query: Query, params: Params | None = None) -> Any:
+    """The first value of the one row `query` returns."""
+    return one_row(conn, query, params)[0]
+
+
 def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: psycopg.Connection | None = None
                               ) -> None:
     """Refuse a transaction-mode pooler, recognised by what it does rather than by its port.
@@ -47,21 +72,21 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: 
     whether that one got our server connection (it sees our value or our backend pid) or whether our
     next statement runs elsewhere. Three round trips, and the second session's connection.
     """
-    url = url or settings.db_url
+    url = database_url(settings, url)
     if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
         raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
     token = random_tokens.token_hex(8)
     probe = "select pg_backend_pid(), current_setting('kit.session_probe', true)"
     with ThreadPoolExecutor(1) as pool, _closing(pool.submit(connect, settings, url)) as opening, \
             (nullcontext(conn) if conn is not None else session(settings, url)) as ours:  # both connect at once
-        first = ours.execute("select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
-                             (token,)).fetchone()[0]  # while the second session connects
+        first = one(ours, "select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
+                    (token,))  # while the second session connects
         other = opening.result()
         try:
             pid, seen = batch(other, [("begin", None), (probe, None), ("commit", None)])[1][0]
         except (BatchFailed, psycopg.Error):  # a statement-mode pooler refuses the transaction block itself
             pid, seen = first, token
-        again, kept = ours.execute(probe).fetchone()
+        again, kept = ours.execute(probe).fetchone() or (None, None)
     if pid == first or seen == token or again != first or kept != token:
         raise _pooler_refusal(url)
 
@@ -83,9 +108,7 @@ def _pooler_refusal(url: str) -> ConfigError:
 
 def connect(settings: Settings, url: str | None = None, *, autocommit: bool = True) -> psycopg.Connection:
     """Open a connection to `url` (default: the settings' database)."""
-    url = url or settings.db_url
-    if not url:
-        raise ConfigError("no database configured: pass --db-url, set SUPABASE_DB_URL, or run `kit local up`")
+    url = database_url(settings, url)
     check_url(url)
     given, url = url, tls.url_for(settings, url)
     try:
@@ -102,13 +125,14 @@ def connect(settings: Settings, url: str | None = None, *, autocommit: bool = Tr
 
 async def connect_async(settings: Settings) -> psycopg.AsyncConnection:
     """An autocommit async connection to the settings' database, as connect() opens one (TLS, name, marks)."""
-    check_url(settings.db_url)
+    url = database_url(settings)
+    check_url(url)
     try:
         return await psycopg.AsyncConnection.connect(
-            tls.url_for(settings, settings.db_url), autocommit=True, connect_timeout=settings.connect_timeout,
+            tls.url_for(settings, url), autocommit=True, connect_timeout=settings.connect_timeout,
             application_name=APPLICATION_NAME, cursor_factory=MarkedAsyncCursor)
     except psycopg.OperationalError as exc:
-        raise connect_error(settings.db_url, str(exc), settings.secrets, settings.db_url_source) from None
+        raise connect_error(url, str(exc), settings.secrets, settings.db_url_source) from None
 
 
 @contextmanager
@@ -132,7 +156,8 @@ def connect_error(url: str, message: str, secrets: tuple[str, ...] = (), source:
     host = url_host(url)
     reason = CONNECT_SQLSTATES.get(sqlstate or "") or libpq_connect_failure(message)
     if reason == "password":
-        return PasswordRefused(f"wrong password or user for {host}: check the password in {source} (dashboard > Connect)")
+        return PasswordRefused(f"wrong password or user for {host}: check the password in {source} "
+                               "(dashboard > Connect)")
     name = unquote(urlsplit(url).path.lstrip("/")) or urlsplit(url).username or "postgres"
     advice = {
         "no database": f"database {redact(name, secrets)!r} does not exist on {host}: fix the database name at the "
@@ -217,7 +242,7 @@ def encryption(conn: psycopg.Connection) -> str:
 
 def server_version(conn: psycopg.Connection) -> str:
     """`17.6` and the like: what the server reported as the connection opened, so no round trip."""
-    return conn.info.parameter_status("server_version") or conn.execute("show server_version").fetchone()[0]
+    return conn.info.parameter_status("server_version") or one(conn, "show server_version")
 
 
 class BatchFailed(Exception):
@@ -230,8 +255,9 @@ class BatchFailed(Exception):
 
 
 def batch(conn: psycopg.Connection, statements: list, row_factory=tuple_row) -> list[list]:
-    """Send `statements` ((query, params) pairs, or (query, params, row_factory)) in one flight, in psycopg's pipeline mode, and return each one's
-    rows ([] for a statement without): one round trip for all of them, however far the server is.
+    """Send `statements` ((query, params) pairs, or (query, params, row_factory)) in one flight, in psycopg's
+    pipeline mode, and return each one's rows ([] for a statement without): one round trip for all of them,
+    however far the server is.
 
     They run in order, as if sent one by one: on an autocommit connection each is its own transaction, unless
     the list holds `begin` ... `commit`. When one fails, the ones after it do not run; a transaction it leaves

@@ -4,7 +4,7 @@ They are readable by their owner only, as they hold rows.
 """
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -23,4 +23,4 @@ def safe_name(label: str) -> str:
 
 def utc_now() -> str:
     """The time as manifests and reports record it: 2026-11-25T18:04:05Z."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

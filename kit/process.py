@@ -1,6 +1,7 @@
 """Child processes that reach the database: the password goes through PGPASSWORD, never argv."""
 
 import os
+from typing import IO, AnyStr
 from urllib.parse import urlsplit, urlunsplit
 
 from kit import tls
@@ -24,6 +25,13 @@ def url_without_password(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def pipe(stream: IO[AnyStr] | None) -> IO[AnyStr]:
+    """A child's stream opened with subprocess.PIPE: never None then, which Popen's types cannot say."""
+    if stream is None:
+        raise ValueError("the child's stream was not opened with subprocess.PIPE")
+    return stream
 
 
 def child_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -116,4 +116,4 @@ def management(settings: Settings) -> Destination:
 def rest(settings: Settings, url: str | None = None) -> Destination:
     url = url or settings.supabase_url
     return Destination(settings.label, url_host(url).removesuffix(":5432"), rest_ref(url) or settings.project_ref,
-                       bool(url) and is_local_url(url))
+                       bool(url and is_local_url(url)))

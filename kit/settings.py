@@ -4,9 +4,10 @@ Precedence: flag > environment > .env of the current folder > .env of the app's 
 else the nearest folder upward holding supabase/migrations) > default."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
@@ -269,7 +270,8 @@ def _read_dotenv(path: Path) -> dict[str, str]:
         raise ConfigError(f"cannot read {path}: {exc.__class__.__name__}; fix or remove the file") from None
 
 
-def _typed(values: dict[str, object]) -> dict[str, object]:
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    """The values converted to their fields' types (paths, whole numbers), each checked; ConfigError otherwise."""
     for name in ("workdir", "local_dir", "pg_bin", "backup_dir", "report_dir", "cache_dir"):
         if values.get(name) is not None:
             values[name] = Path(str(values[name])).expanduser()

@@ -17,7 +17,9 @@ _FIRST_WORD = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*[A-Za-z_]+", re
 
 def split_statements(sql: str) -> list[str]:
     """Split a file the way the Supabase CLI does: on top-level semicolons, trimmed, semicolons dropped."""
-    statements, current, i, n = [], [], 0, len(sql)
+    statements: list[str] = []
+    current: list[str] = []
+    i, n = 0, len(sql)
     while i < n:
         ch = sql[i]
         end = _skip_quoted(sql, i)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from kit.cli import main  # noqa: E402
+from kit.cli import main
 
 
 def parse(argv: list[str]) -> list[str]:

@@ -3,7 +3,7 @@
 # (15, 17, 18, with contrib) into node_modules; then runs the whole suite on PostgreSQL 17 (what Supabase
 # creates new projects on), and the tests marked `majors` (their outcome depends on the server's major:
 # the shape matrix, backup and restore, legacy statements, locks, client tools) again on 15 and 18.
-# Each run prints its 15 slowest tests.
+# Each run prints its 15 slowest tests. Before them, ruff and mypy (pyproject.toml) must find nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
@@ -14,6 +14,13 @@ if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ] && [ "$(id 
   apt-get install -y -qq pgbouncer >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq pgbouncer; }
 fi
 status=0
+# Lint (ruff: kit/, tests/, benchmarks/, scripts/) and types (mypy: kit/), configured in pyproject.toml; a finding
+# fails the script, after the suites have run too.
+echo "== ruff and mypy"
+start=$SECONDS
+.venv/bin/ruff check --quiet kit tests benchmarks scripts || status=$?
+.venv/bin/mypy || status=$?
+echo "ruff and mypy: $((SECONDS - start)) s"
 echo "== PostgreSQL 17: the whole suite"
 KIT_TEST_PG_MAJOR=17 .venv/bin/python -m pytest --durations=15 "$@" || status=$?
 for major in 15 18; do

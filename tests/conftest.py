@@ -17,8 +17,19 @@ import pytest
 from kit import settings as settings_mod
 from kit.local import server as local
 from kit.schema import pieces
-from tests.helpers import (CHANGE_FILE, MATRIX, PASSWORD, PASSWORD_USER, PG_MAJOR, ROOT, STATES, TEAM, make_templates,
-                           new_database, run_file)
+from tests.helpers import (
+    CHANGE_FILE,
+    MATRIX,
+    PASSWORD,
+    PASSWORD_USER,
+    PG_MAJOR,
+    ROOT,
+    STATES,
+    TEAM,
+    make_templates,
+    new_database,
+    run_file,
+)
 from tests.tls import Certificates, offer_tls
 
 ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",

@@ -233,7 +233,7 @@ class LatencyProxy:
     def _run(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # reported by __enter__ when it happens before the proxy listens
+        except BaseException as exc:  # noqa: BLE001 - reported by __enter__ when it happens before the proxy listens
             self._failure = exc
             self._ready.set()
 

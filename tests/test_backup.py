@@ -210,7 +210,7 @@ def test_platform_backups_are_recorded_when_configured(db_url, run_kit, tmp_path
         clean_env.setenv("SUPABASE_ACCESS_TOKEN", "kit-test-token-" + "7" * 16)
         clean_env.setenv("SUPABASE_PROJECT_REF", "abcdefghijklmnopqrst")
         path = take(run_kit, db_url, tmp_path)
-    assert manifest.load(path)["platform"] == answer
+    assert manifest.load(path).platform == answer
     assert "kit-test-token" not in (path / "manifest.json").read_text()
 
 
@@ -254,8 +254,8 @@ def test_an_older_client_than_the_server_is_named(db_url, run_kit, pg, clean_env
 
 def test_debian_version_strings_compare_by_major(monkeypatch, settings_for, db_url):
     """Debian's pg_dump says "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": same major is fine."""
-    from kit.local import pgtools
     from kit.errors import ToolMissing
+    from kit.local import pgtools
 
     monkeypatch.setattr(pgtools, "client_version", lambda s: "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)")
     s = settings_for(db_url)

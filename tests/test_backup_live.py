@@ -101,7 +101,10 @@ def test_compress_gzips_the_archive_that_still_verifies_and_a_bad_level_is_refus
     assert json.loads((plain / "manifest.json").read_text())["compress"] == 0
     assert json.loads((packed / "manifest.json").read_text())["compress"] == 1
     assert (packed / "database.dump").stat().st_size * 3 < (plain / "database.dump").stat().st_size
-    unkeyed = (lambda path: re.sub(rb"(?m)^\\(un)?restrict \S+$", b"", (path / "data.sql").read_bytes()))  # a key per run
+
+    def unkeyed(path):  # the restrict lines carry a key per run
+        return re.sub(rb"(?m)^\\(un)?restrict \S+$", b"", (path / "data.sql").read_bytes())
+
     assert unkeyed(packed) == unkeyed(plain)
     for path in (plain, packed):
         run = run_kit("backup", "verify", str(path), "--json")

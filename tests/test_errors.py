@@ -68,14 +68,12 @@ def bare_exit_numbers(tree: ast.AST) -> list[int]:
 
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Return) and node.value is not None and literal(node.value):
+        returned = isinstance(node, ast.Return) and node.value is not None and literal(node.value)
+        chosen = isinstance(node, ast.IfExp) and (literal(node.body) or literal(node.orelse))
+        called = isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("Result", "_fail") and (
+            any(literal(a) for a in node.args) or any(k.arg == "exit_code" and literal(k.value) for k in node.keywords))
+        if returned or chosen or called:
             lines.append(node.lineno)
-        elif isinstance(node, ast.IfExp) and (literal(node.body) or literal(node.orelse)):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("Result", "_fail"):
-            if any(literal(a) for a in node.args) or any(k.arg == "exit_code" and literal(k.value)
-                                                          for k in node.keywords):
-                lines.append(node.lineno)
     return sorted(lines)
 
 
@@ -217,7 +215,7 @@ def _bindings(node):
         for target in node.targets:
             same_shape = isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) and \
                 len(target.elts) == len(node.value.elts)
-            pairs += list(zip(target.elts, node.value.elts)) if same_shape else [(target, node.value)]
+            pairs += list(zip(target.elts, node.value.elts, strict=True)) if same_shape else [(target, node.value)]
         return pairs
     if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr)) and node.value is not None:
         return [(node.target, node.value)]

@@ -28,7 +28,7 @@ NAME = st.one_of(st.sampled_from(HOSTILE),
 def _load(url: str, providers: list[str], models: list[str]) -> None:
     """Providers with one model each; two usage rows per model: one with UUID links, one with names only."""
     with psycopg.connect(url, autocommit=True) as conn:
-        for provider, model in zip(providers, models):
+        for provider, model in zip(providers, models, strict=True):
             pid = conn.execute("insert into llm_providers (name) values (%s) returning id", (provider,)).fetchone()[0]
             mid = conn.execute("insert into llm_models (provider_id, name) values (%s, %s) returning id",
                                (pid, model)).fetchone()[0]
@@ -67,7 +67,7 @@ def test_hostile_names_survive_migrate_rollback_migrate(names, data, make_db, tm
     push.run(s, "direct", lint_files=False)
     assert query(url, NAMES_ONLY) == [r[:3] for r in before]
     assert sorted(query(url, "select name, provider_name from llm_models where name = any(%s)", (models,))) == \
-        sorted(zip(models, providers))
+        sorted(zip(models, providers, strict=True))
     rollback.in_place(s, taken.path)
     after = query(url, USAGE)
     assert [r[:3] for r in after] == [r[:3] for r in before]

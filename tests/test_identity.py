@@ -6,16 +6,14 @@ Everything here runs on the real test server; the databases of one server share 
 identifier and differ by name and oid, which is what the identity check compares there.
 """
 
-import getpass
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
 from kit import settings as settings_mod
-from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, ROOT, Terminal, query, workdir_with
+from tests.helpers import FAILING_LATER, PASSWORD, PASSWORD_USER, ROOT, query, workdir_with
 from tests.snapshot import data, schema
 
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def migration_names(folder: Path) -> list[str]:
 
 def test_adds_only_the_change_after_every_file_and_leaves_every_file_as_it_was(team, run_kit):
     before = tree(team)
-    started = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    started = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     run = run_kit("init", "--workdir", str(team), "--json")
     assert run.code == 0, run.err
     added = run.json["added"]
@@ -82,7 +82,7 @@ def test_a_rerun_names_the_file_and_adds_nothing(team, run_kit):
 
 def test_the_baseline_comes_only_when_nothing_creates_the_tables(team):
     (team / "supabase" / "migrations" / "20240315093000_llm_tracking.sql").unlink()
-    now = datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    now = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
     s = settings_mod.load({"workdir": str(team)}, environ={}, cwd=team)
     result = init.run(s, now=now)
     assert result.added == ["supabase/migrations/20270102030405_llm_tables_baseline.sql",
@@ -99,7 +99,7 @@ def test_the_baseline_comes_only_when_nothing_creates_the_tables(team):
 def test_with_and_no_baseline_override_the_rule(team, tmp_path, flag, names):
     bare = tmp_path / "bare"
     (bare / "supabase" / "migrations").mkdir(parents=True)
-    now = datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    now = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
     for folder, expected in ((team, names), (bare, names)):
         s = settings_mod.load({"workdir": str(folder)}, environ={}, cwd=folder)
         init.run(s, baseline=flag, now=now)

@@ -85,7 +85,7 @@ def test_kit_has_no_import_cycle():
 
 def test_every_kit_module_opens_with_a_one_line_docstring():
     lacking = []
-    for name, path in modules().items():
+    for path in modules().values():
         doc = ast.get_docstring(ast.parse(path.read_text()), clean=False)
         lines = doc.splitlines() if doc else []
         first = lines[0].strip() if lines else ""

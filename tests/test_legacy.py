@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from psycopg.types.json import Json
 
 from kit import settings as settings_mod
@@ -284,7 +283,7 @@ def test_without_the_extension_status_and_preflight_say_so_in_one_line(db_url, r
     assert run_kit("status", "--db-url", db_url, "--json").json["legacy_statements"] == []
     d = Deploy(settings_for(db_url))
     detail = deploy_steps.preflight(d)
-    assert detail["legacy_statements"].startswith("pg_stat_statements is not installed")
+    assert detail.legacy_statements.startswith("pg_stat_statements is not installed")
     assert d.legacy_note.startswith("pg_stat_statements is not installed")
 
 

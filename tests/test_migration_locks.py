@@ -5,6 +5,7 @@ Other sessions of the real test server hold the locks; the SQL steps are loaded 
 into the test's session (the migration_steps fixture).
 """
 
+import contextlib
 import re
 import threading
 import time
@@ -105,9 +106,9 @@ def test_sql_and_python_give_up_after_the_wait_alike_naming_the_holder(migration
 def test_sql_and_python_take_the_lock_alike_once_the_holder_lets_go(migration_steps):
     conn = migration_steps("plan")
     release_after = 0.6
-    with holding(conn.info.dsn, "select count(*) from llm_usage", release_after=release_after):
-        with conn.transaction(force_rollback=True):
-            sql_retries = one(conn, "select pg_temp.llm_lock_tables(100, 10)")
+    with holding(conn.info.dsn, "select count(*) from llm_usage", release_after=release_after), \
+            conn.transaction(force_rollback=True):
+        sql_retries = one(conn, "select pg_temp.llm_lock_tables(100, 10)")
     with holding(conn.info.dsn, "select count(*) from llm_usage", release_after=release_after):
         py_retries = locks.lock_tables(conn, 10, LOCK_MS)
         conn.execute("rollback")
@@ -123,10 +124,8 @@ def queued(url: str, app: str, statement: str):
     pid = conn.info.backend_pid
 
     def wait() -> None:
-        try:
+        with contextlib.suppress(psycopg.errors.QueryCanceled):
             conn.execute(statement)
-        except psycopg.errors.QueryCanceled:
-            pass
 
     thread = threading.Thread(target=wait)
     thread.start()

@@ -123,11 +123,11 @@ def test_a_missing_table_is_kb003_from_the_state_and_from_the_whole_file(migrati
         conn.execute("select pg_temp.llm_state()")
     assert (raised.value.diag.sqlstate, raised.value.diag.message_primary) == ("KB003", message)
     url = make_db("kit_tpl_supabase")
-    with psycopg.connect(url, autocommit=True) as fresh, pytest.raises(psycopg.Error) as raised:
-        with fresh.transaction():
-            for statement in pieces.definitions(TEXT).values():
-                fresh.execute(statement.encode(), prepare=False)
-            fresh.execute("select pg_temp.llm_migrate()")
+    with psycopg.connect(url, autocommit=True) as fresh, pytest.raises(psycopg.Error) as raised, \
+            fresh.transaction():
+        for statement in pieces.definitions(TEXT).values():
+            fresh.execute(statement.encode(), prepare=False)
+        fresh.execute("select pg_temp.llm_migrate()")
     assert (raised.value.diag.sqlstate, raised.value.diag.message_primary) == ("KB003", message)
 
 

@@ -119,7 +119,7 @@ def test_push_and_rollback_while_agents_keep_inserting(make_db, run_kit, tmp_pat
         s = settings_mod.load({"db_url": url}, environ={}, cwd=ROOT)
         # The writers stop when step D starts.
         rolled = rollback.in_place(s, backup.json["path"], progress=lambda m: m.startswith("D:") and stop.set())
-        assert rolled["phase"] == "before"
+        assert rolled.phase == "before"
     finally:
         stop.set()
         for t in threads:

@@ -87,7 +87,7 @@ def user_data(schema: str, name: str) -> bool:
 
 def split(entries: list[Entry]) -> dict[str, list[Entry]]:
     """Entries for schema.sql, data.sql, history.sql, and the rest of the table data (counted only)."""
-    parts = {"schema.sql": [], "data.sql": [], "history.sql": [], "other_data": []}
+    parts: dict[str, list[Entry]] = {"schema.sql": [], "data.sql": [], "history.sql": [], "other_data": []}
     for entry in entries:
         schema = entry.schema
         if schema == HISTORY_SCHEMA:

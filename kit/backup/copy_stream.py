@@ -51,7 +51,7 @@ class CopyReader:
         """Read data[pos:limit], whole lines."""
         view = memoryview(data)
         while pos < limit:
-            pos = self._in_block(data, view, pos, limit) if self.table else self._header(data, pos, limit)
+            pos = self._in_block(self.table, data, view, pos, limit) if self.table else self._header(data, pos, limit)
 
     def _header(self, data: bytes, pos: int, limit: int) -> int:
         start = _line_start(data, b"COPY ", pos, limit)
@@ -68,14 +68,14 @@ class CopyReader:
         self._columns = names[2:] if table in self.want else None
         return end + 1
 
-    def _in_block(self, data: bytes, view: memoryview, pos: int, limit: int) -> int:
+    def _in_block(self, table: str, data: bytes, view: memoryview, pos: int, limit: int) -> int:
         end = _block_end(data, pos, limit)
         stop = limit if end < 0 else end
-        self.counts[self.table] += data.count(b"\n", pos, stop)
+        self.counts[table] += data.count(b"\n", pos, stop)
         if stop > pos:
             self.on_rows(view[pos:stop])
             if self._columns is not None:
-                self.on_block(self.table, self._columns, view[pos:stop])
+                self.on_block(table, self._columns, view[pos:stop])
         if end < 0:
             return limit
         self.on_text(END)

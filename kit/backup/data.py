@@ -5,6 +5,7 @@ it arrives, piped through `pg_restore --data-only` into data.sql, so the split c
 time than the dump itself. With --jobs the directory archive is read back once, after the dump.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import re
@@ -12,14 +13,17 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from kit import db
 from kit.backup.archive import user_data
+from kit.backup.contents import FileSum
 from kit.backup.copy_stream import CopyReader
 from kit.errors import BackupError, BackupIncomplete
 from kit.files import open_private
 from kit.local import pgtools
-from kit.process import child_env, dbname
+from kit.process import child_env, dbname, pipe
 from kit.settings import Settings
 
 REPLICA = b"SET session_replication_role = replica;\n\n"
@@ -54,7 +58,7 @@ class Split:
         self.reader.feed(chunk)
         self.on_bytes(self.written)
 
-    def close(self) -> dict:
+    def close(self) -> dict[str, int]:
         self.reader.close()
         unseen = [t for t in self.reader.want if t not in self.reader.counts] or ([] if self.reader.want else [USAGE])
         if self._links and unseen:  # every table pg_dump dumps has its COPY block, an empty table too
@@ -82,6 +86,9 @@ class Split:
     def _usage(self, table: str, columns: list[str], rows) -> None:
         """llm_usage's rows (or a partition's) as the links file's lines: the key, provider_id and model_id,
         tab-separated, NULL as \\N. `cut` picks them when they stand in that order in the table, else the kit."""
+        links, links_name = self._links, self._links_name
+        if links is None or links_name is None:  # the reader hands rows over only when there is a links file
+            raise BackupError(f"{table}'s rows came without a links file to write them to; take the backup again")
         missing = [c for c in self._link_columns if c not in columns]
         if missing:
             raise BackupError(f"{table}'s rows in the dump have no column {missing[0]}; take the backup again "
@@ -92,11 +99,11 @@ class Split:
             self._cut.finish()  # the next table's columns stand elsewhere: its own cut, after this one is done
             self._cut = None
         if CUT and pick == sorted(pick):
-            self._cut = self._cut or _Cut(self._links, self._links_name, fields)
+            self._cut = self._cut or _Cut(links, links_name, fields)
             self._cut.feed(rows)
             return
         lines = (line.split(b"\t") for line in bytes(rows)[:-1].split(b"\n"))
-        self._links.write(b"".join(b"\t".join(f[i] for i in pick) + b"\n" for f in lines))
+        links.write(b"".join(b"\t".join(f[i] for i in pick) + b"\n" for f in lines))
 
     def _close(self, handle) -> None:
         try:
@@ -143,25 +150,24 @@ class _Cut:
 
     def __init__(self, links, name: str, fields: str):
         links.flush()
-        self.child = subprocess.Popen([CUT, f"-f{fields}"], stdin=subprocess.PIPE, stdout=links,
+        self.child = subprocess.Popen([CUT or "cut", f"-f{fields}"], stdin=subprocess.PIPE, stdout=links,
                                       stderr=subprocess.PIPE)
-        _widen(self.child.stdin)
+        self.stdin, self.stderr = pipe(self.child.stdin), pipe(self.child.stderr)
+        _widen(self.stdin)
         self.name, self.fields = name, fields
         self.broken = False
 
     def feed(self, rows: bytes) -> None:
         if not self.broken:
             try:
-                self.child.stdin.write(rows)
+                self.stdin.write(rows)
             except OSError:
                 self.broken = True  # cut stopped; its exit code says why
 
     def finish(self) -> None:
-        try:
-            self.child.stdin.close()
-        except OSError:
-            pass
-        errors = self.child.stderr.read().decode(errors="replace").strip()
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        errors = self.stderr.read().decode(errors="replace").strip()
         if self.child.wait() != 0:
             detail = errors.splitlines()[-1] if errors else f"exit {self.child.returncode}"
             raise BackupError(f"writing {self.name} failed: {detail}")
@@ -171,7 +177,7 @@ class _Cut:
         self.child.wait()
 
 
-def from_archive(settings: Settings, archive: Path, split: Split) -> dict:
+def from_archive(settings: Settings, archive: Path, split: Split) -> dict[str, int]:
     """Read a finished archive's data once (the --jobs path)."""
     try:
         pgtools.stream(settings, "pg_restore", ["--data-only", "--file", "-", str(archive)], split.feed,
@@ -183,9 +189,10 @@ def from_archive(settings: Settings, archive: Path, split: Split) -> dict:
 
 
 def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], split: Split,
-                   on_archive_bytes, written: dict) -> dict:
-    """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data."""
-    url = settings.db_url
+                   on_archive_bytes: Callable[[int], None]) -> tuple[dict[str, int], FileSum]:
+    """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data.
+    Returns the split's row counts and the archive's size and SHA-256, hashed as it was written."""
+    url = db.database_url(settings)
     dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={dbname(settings, url)}"]
     restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err, \
@@ -194,12 +201,13 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
                                 env=child_env(url), umask=0o077)
         restore = subprocess.Popen(restore_argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=restore_err,
                                    umask=0o077)
-        for pipe in (dump.stdout, restore.stdin, restore.stdout):
-            _widen(pipe)
-        tee = _Tee(dump.stdout, out, restore.stdin, on_archive_bytes)
+        source, sink, split_in = pipe(dump.stdout), pipe(restore.stdin), pipe(restore.stdout)
+        for stream in (source, sink, split_in):
+            _widen(stream)
+        tee = _Tee(source, out, sink, on_archive_bytes)
         tee.start()
         try:
-            for chunk in iter(lambda: restore.stdout.read(CHUNK), b""):
+            for chunk in iter(lambda: split_in.read(CHUNK), b""):
                 split.feed(chunk)
         except BaseException:
             for child in (dump, restore):
@@ -207,19 +215,18 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
             raise
         finally:
             tee.join()
-            restore.stdout.close()
+            split_in.close()
             dump.wait()
             restore.wait()
         if tee.error is not None:
-            raise BackupIncomplete(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked incomplete: "
-                              "free space or pass --out DIR, then take the backup again")
+            raise BackupIncomplete(f"writing {archive.name} failed: {tee.error}; {archive.parent} is marked "
+                                   "incomplete: free space or pass --out DIR, then take the backup again")
         for child, errors, name, what in ((dump, dump_err, "pg_dump", f"writing {archive.name}"),
                                           (restore, restore_err, "pg_restore", "splitting the data")):
             if child.returncode != 0:
                 errors.seek(0)
                 raise pgtools.failed(settings, f"{name} {what}", errors.read(), child.returncode)
-    written.update(bytes=tee.written, sha256=tee.digest.hexdigest())
-    return split.close()
+    return split.close(), FileSum(tee.written, tee.digest.hexdigest())
 
 
 class _Tee(threading.Thread):
@@ -246,15 +253,11 @@ class _Tee(threading.Thread):
             self.error = exc.strerror
         finally:
             self.source.close()
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self.sink.close()
-            except BrokenPipeError:
-                pass
 
 
 def _widen(pipe) -> None:
     """A 1 MB pipe buffer (Linux): fewer wake-ups between pg_dump, pg_restore and the kit."""
-    try:
+    with contextlib.suppress(OSError):
         fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), CHUNK)
-    except OSError:
-        pass

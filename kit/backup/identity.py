@@ -7,30 +7,32 @@ TLS settings it connected with; never the password), plus the variable the URL c
 """
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
 from kit import db, project, tls
+from kit.backup.contents import Identity, Manifest
 from kit.errors import Refused
 from kit.settings import LOCAL_DEFAULT, Settings, variable
 
 
-def read(conn: psycopg.Connection, settings: Settings) -> dict:
+def read(conn: psycopg.Connection, settings: Settings) -> Identity:
     """This connection's database identity, for the manifest: one round trip."""
-    return from_row(conn.execute(db.IDENTITY_SQL[0]).fetchone(), settings)
+    return from_row(db.one_row(conn, db.IDENTITY_SQL[0]), settings)
 
 
-def from_row(row: tuple, settings: Settings) -> dict:
+def from_row(row: tuple[Any, ...], settings: Settings) -> Identity:
     """The identity from db.IDENTITY_SQL's row (the system identifier is null where it cannot be read: the other
     fields still tell databases apart) and where the settings reached it."""
     system, oid, name = row
     parts = urlsplit(settings.db_url or "")
-    return {"system_identifier": system, "database": name, "database_oid": oid,
-            "host": parts.hostname or "localhost", "port": parts.port or 5432,
-            "user": unquote(parts.username or "") or None, "project_ref": project.db_ref(settings.db_url),
-            "target": settings.target if settings.named else None, "url_from": settings.db_url_from,
-            "parameters": {**_public(parts.query), **tls.params(settings, settings.db_url or "")}}
+    return Identity(system, name, oid, parts.hostname or "localhost", parts.port or 5432,
+                    unquote(parts.username or "") or None, project.db_ref(settings.db_url),
+                    settings.target if settings.named else None, settings.db_url_from,
+                    {**_public(parts.query), **tls.params(settings, settings.db_url or "")})
 
 
 def _public(query: str) -> dict[str, str]:
@@ -38,23 +40,22 @@ def _public(query: str) -> dict[str, str]:
     return {k: v for k, v in parse_qsl(query) if k != "password"}
 
 
-def describe(ident: dict) -> str:
-    system = ident.get("system_identifier") or "unknown"
-    return (f"database {ident.get('database')} (oid {ident.get('database_oid')}) on {ident.get('host')}:"
-            f"{ident.get('port')}, cluster {system}")
+def describe(ident: Identity) -> str:
+    system = ident.system_identifier or "unknown"
+    return f"database {ident.database} (oid {ident.database_oid}) on {ident.host}:{ident.port}, cluster {system}"
 
 
-def require_same(conn: psycopg.Connection, settings: Settings, data: dict, path) -> None:
+def require_same(conn: psycopg.Connection, settings: Settings, data: Manifest, path: Path | str) -> None:
     """Refuse (exit 4) a backup of another database, before anything is written."""
-    recorded = data.get("identity")
+    recorded = data.identity
     if not recorded:
         return _require_same_place(settings, data, path)
     here = read(conn, settings)
-    same = recorded.get("database") == here["database"] and recorded.get("database_oid") == here["database_oid"]
-    if recorded.get("system_identifier") and here["system_identifier"]:
-        same = same and recorded["system_identifier"] == here["system_identifier"]
-    elif recorded.get("project_ref") and here["project_ref"]:
-        same = same and recorded["project_ref"] == here["project_ref"]
+    same = recorded.database == here.database and recorded.database_oid == here.database_oid
+    if recorded.system_identifier and here.system_identifier:
+        same = same and recorded.system_identifier == here.system_identifier
+    elif recorded.project_ref and here.project_ref:
+        same = same and recorded.project_ref == here.project_ref
     else:
         same = same and _place(recorded) == _place(here)
     if not same:
@@ -71,20 +72,20 @@ def _other_way(settings: Settings) -> str:
     return f"pass --db-url or --target for the database the backup came from (this one is {settings.db_url_from})"
 
 
-def _require_same_place(settings: Settings, data: dict, path) -> None:
+def _require_same_place(settings: Settings, data: Manifest, path: Path | str) -> None:
     """A manifest from before identities were recorded: its masked URL's host, port and database."""
-    old = urlsplit(data.get("database") or "")
+    old = urlsplit(data.database or "")
     new = urlsplit(settings.db_url or "")
     if (old.hostname, old.port, old.path) != (new.hostname, new.port, new.path):
         raise Refused(f"{path} is a backup of {old.hostname}:{old.port}{old.path}, not of {new.hostname}:"
                       f"{new.port}{new.path}; nothing was written: pass the --db-url of the database it came from")
 
 
-def _place(ident: dict) -> tuple:
-    return ident.get("host"), ident.get("port"), ident.get("database")
+def _place(ident: Identity) -> tuple[str | None, int | None, str | None]:
+    return ident.host, ident.port, ident.database
 
 
-def database_of(settings: Settings, data: dict) -> Settings:
+def database_of(settings: Settings, data: Manifest) -> Settings:
     """Settings that reach the database a backup is of, its password from where the backup found it.
 
     The local default is found again (its port changes between starts). Otherwise the URL is built
@@ -92,30 +93,29 @@ def database_of(settings: Settings, data: dict) -> Settings:
     names the same host, port, database and user, else from libpq (PGPASSWORD, ~/.pgpass), else the
     CLI asks.
     """
-    recorded = data.get("identity")
+    recorded = data.identity
     if not recorded:
         return settings
-    target = recorded.get("target") or settings.target
-    if recorded.get("url_from") == LOCAL_DEFAULT:
+    target = recorded.target or settings.target
+    if recorded.url_from == LOCAL_DEFAULT:
         return replace(settings, db_url=None, db_url_from=None, db_url_file=None, target=target)
-    for url in (variable(recorded.get("url_from") or "", cwd=settings.cwd, workdir=settings.workdir), settings.db_url):
+    for url in (variable(recorded.url_from or "", cwd=settings.cwd, workdir=settings.workdir), settings.db_url):
         if url and same_place(url, recorded):
-            return replace(settings, db_url=url, db_url_from=recorded.get("url_from"), db_url_file=None,
-                           target=target)
-    netloc = quote(recorded.get("user") or "", safe="") + "@" + _host(recorded["host"]) + f":{recorded['port']}"
-    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded["database"], safe=""),
-                      urlencode(recorded.get("parameters") or {}, safe="/:"), ""))
+            return replace(settings, db_url=url, db_url_from=recorded.url_from, db_url_file=None, target=target)
+    netloc = quote(recorded.user or "", safe="") + "@" + _host(recorded.host or "localhost") + f":{recorded.port}"
+    url = urlunsplit(("postgresql", netloc.lstrip("@"), "/" + quote(recorded.database or "", safe=""),
+                      urlencode(recorded.parameters or {}, safe="/:"), ""))
     return replace(settings, db_url=url, db_url_from="the backup's manifest", db_url_file=None, target=target)
 
 
-def same_place(url: str, recorded: dict) -> bool:
+def same_place(url: str, recorded: Identity) -> bool:
     try:
         parts = urlsplit(url)
         here = (parts.hostname, parts.port or 5432, unquote(parts.path.lstrip("/")) or None,
                 unquote(parts.username or "") or None)
     except ValueError:
         return False
-    return here == (recorded.get("host"), recorded.get("port"), recorded.get("database"), recorded.get("user"))
+    return here == (recorded.host, recorded.port, recorded.database, recorded.user)
 
 
 def with_password(url: str, password: str) -> str:

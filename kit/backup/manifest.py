@@ -2,12 +2,15 @@
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import psycopg.sql
 
 from kit import db
+from kit.backup.contents import MANIFEST_KEYS, FileSum, Identity, Manifest, Maps, Model
 from kit.errors import BackupError
 from kit.files import open_private
 from kit.redact import mask_url
@@ -42,20 +45,29 @@ def shape(conn: psycopg.Connection) -> list[list[str]]:
     return [list(r) for r in conn.execute(*SHAPE)]
 
 
-def reads() -> list[tuple]:
+def reads() -> list[tuple[Any, ...]]:
     """What collect_from needs, for the backup's snapshot batch: the catalog, then the shape."""
     return [*catalog.statements(), SHAPE]
 
 
-def collect_from(conn: psycopg.Connection, results: list[list], folder: Path,
-                 links_from_dump: bool = False) -> dict:
+@dataclass
+class Facts:
+    """What the backup's snapshot transaction read of the LLM tables (maps: None after the migration)."""
+
+    shape: list[list[str]]
+    catalog: dict[str, Any]
+    maps: Maps | None
+
+
+def collect_from(conn: psycopg.Connection, results: list[list[Any]], folder: Path,
+                 links_from_dump: bool = False) -> Facts:
     """From the results of reads(), in the backup's snapshot transaction: the shape and catalog of the LLM
     tables and, before the migration, their UUID maps and every usage row's links (one more round trip). Row
     counts come from the dump itself."""
     cat = catalog.from_rows(results[:catalog.READS])
-    facts = {"shape": [list(r) for r in results[catalog.READS]], "catalog": cat.as_dict(), "maps": None}
+    facts = Facts([list(r) for r in results[catalog.READS]], cat.as_dict(), None)
     if len(cat.uuid_columns_left()) == sum(len(c) for c in catalog.UUID_COLUMNS.values()):
-        facts["maps"] = maps(conn, folder, cat, read_links=not (links_from_dump and streamable(cat)))
+        facts.maps = maps(conn, folder, cat, read_links=not (links_from_dump and streamable(cat)))
     return facts
 
 
@@ -63,7 +75,7 @@ def streamable(cat: catalog.Catalog) -> bool:
     """None of the links file's columns is generated (pg_dump leaves those out of its COPY): the file can come
     from the dump's own rows, whatever the key (or none) and partitioning."""
     usage = cat.tables.get("llm_usage")
-    return bool(usage) and not any(usage.columns[c].generated for c in link_columns(cat))
+    return usage is not None and not any(usage.columns[c].generated for c in link_columns(cat))
 
 
 def link_columns(cat: catalog.Catalog) -> list[str]:
@@ -80,19 +92,19 @@ def usage_tables(cat: catalog.Catalog) -> list[str]:
     return sorted(usage.leaves) if usage.partitioned else ["public.llm_usage"]
 
 
-def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> dict:
+def maps(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog, read_links: bool = True) -> Maps:
     """The UUID maps; call it inside the backup's snapshot so they match the dump. Without read_links the
     links file is left to the caller, which writes it from the dump (see streamable)."""
     provider_rows, model_rows = db.batch(conn, [("select id, name from public.llm_providers", None),
                                                 ("select id, name, provider_id from public.llm_models", None)])
     providers = {str(i): n for i, n in provider_rows}
-    models = {str(i): {"name": n, "provider_id": str(p) if p else None} for i, n, p in model_rows}
-    found = links(conn, folder, cat) if read_links else {**link_fields(cat), "llm_usage_from": "dump",
-                                                         "llm_usage_tables": usage_tables(cat)}
-    return {"llm_providers": providers, "llm_models": models, **found}
+    models = {str(i): Model(n, str(p) if p else None) for i, n, p in model_rows}
+    if read_links:
+        return Maps(providers, models, **links(conn, folder, cat))
+    return Maps(providers, models, **link_fields(cat), usage_from="dump", usage_tables=usage_tables(cat))
 
 
-def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
+def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict[str, Any]:
     """Every llm_usage row's links, with its primary key (NULL links too: a rollback gives each row back
     exactly what it had), or without one its names; read here only when the dump cannot give them."""
     query = psycopg.sql.SQL("copy (select {} from public.llm_usage) to stdout").format(
@@ -104,34 +116,38 @@ def links(conn: psycopg.Connection, folder: Path, cat: catalog.Catalog) -> dict:
     return link_fields(cat)
 
 
-def link_fields(cat: catalog.Catalog) -> dict:
+def link_fields(cat: catalog.Catalog) -> dict[str, Any]:
+    """The links file's part of the maps, as Maps' keyword arguments."""
     key = cat.tables["llm_usage"].primary_key
     columns = cat.tables["llm_usage"].columns
-    return {"llm_usage": LINKS, "llm_usage_key": [[c, columns[c].type] for c in key],
-            "llm_usage_columns": link_columns(cat),
-            "llm_usage_names": [[c, columns[c].type] for c in ("provider_name", "model_name")]}
+    return {"usage_file": LINKS, "usage_key": [(c, columns[c].type) for c in key],
+            "usage_columns": link_columns(cat),
+            "usage_names": [(c, columns[c].type) for c in ("provider_name", "model_name")]}
 
 
-def build(folder: Path, settings: Settings, facts: dict, known: dict | None = None, **facts_more) -> dict:
-    """The manifest; `known` gives (bytes, sha256) of files hashed while they were written."""
+def build(folder: Path, settings: Settings, facts: Facts, row_counts: dict[str, int], *, seconds: float,
+          identity: Identity, platform: dict[str, Any] | None, known: dict[str, tuple[int, str]] | None = None,
+          **taken: Any) -> Manifest:
+    """The manifest; `known` gives (bytes, sha256) of files hashed while they were written; `taken` the backup's
+    server, client, started, finished, snapshot, archive, jobs, compress and extensions."""
     known = known or {}
     files = {}
     for p in sorted(folder.rglob("*")):
         name = str(p.relative_to(folder))
         if p.is_file() and p.name not in (NAME, "INCOMPLETE"):
             size, digest = known.get(name, (None, None))
-            files[name] = {"bytes": p.stat().st_size, "sha256": digest if size == p.stat().st_size else sha256(p)}
-    total = sum(f["bytes"] for f in files.values())
-    seconds = facts_more.pop("seconds")
-    return {"complete": True, "target": settings.target, "database": mask_url(settings.db_url), **facts_more,
-            "seconds": round(seconds, 2), "bytes": total, "mb_per_s": round(total / 1e6 / max(seconds, 1e-6), 1),
-            "files": files, **facts}
+            files[name] = FileSum(p.stat().st_size, digest if digest and size == p.stat().st_size else sha256(p))
+    total = sum(f.bytes for f in files.values())
+    return Manifest(True, settings.target, mask_url(settings.db_url), **taken, seconds=round(seconds, 2),
+                    bytes=total, mb_per_s=round(total / 1e6 / max(seconds, 1e-6), 1), files=files, shape=facts.shape,
+                    catalog=facts.catalog, maps=facts.maps, row_counts=row_counts, identity=identity,
+                    platform=platform, keys=MANIFEST_KEYS[:-1])
 
 
-def save(folder: Path, data: dict) -> None:
+def save(folder: Path, data: Manifest) -> None:
     path = folder / NAME
     with open_private(path) as handle:
-        json.dump(data, handle, indent=1, default=str)
+        json.dump(data.to_json(), handle, indent=1, default=str)
 
 
 def sha256(path: Path) -> str:
@@ -151,7 +167,7 @@ def _pass_a_backup(folder: Path) -> str:
     return "pass the folder `kit backup` or `kit deploy` printed (backups/<label>/<UTC time>)"
 
 
-def load(folder: Path) -> dict:
+def load(folder: Path) -> Manifest:
     """The manifest of a complete, unaltered backup; a BackupError naming the problem otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -165,11 +181,14 @@ def load(folder: Path) -> dict:
         data = json.loads((folder / NAME).read_text())
     except ValueError:
         raise BackupError(f"{NAME} in {folder} is not valid JSON: the backup was altered; take a new backup") from None
-    for name, expected in data.get("files", {}).items():
+    if not isinstance(data, dict):
+        raise BackupError(f"{NAME} in {folder} is not a JSON object: the backup was altered; take a new backup")
+    found = Manifest.from_json(data)
+    for name, expected in found.files.items():
         path = folder / name
         if not path.is_file():
             raise BackupError(f"{name} is missing from {folder}: the backup is incomplete; take a new backup")
-        if path.stat().st_size != expected["bytes"] or sha256(path) != expected["sha256"]:
+        if path.stat().st_size != expected.bytes or sha256(path) != expected.sha256:
             raise BackupError(f"{name} in {folder} does not match its checksum: the backup was altered or "
                               "truncated; take a new backup")
-    return data
+    return found

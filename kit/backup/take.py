@@ -11,10 +11,12 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -36,18 +38,20 @@ ARCHIVE_DIR = "database.dir"
 COMPRESS = 1
 RESERVED_ROLES = re.compile(r"^(postgres|anon|authenticated|service_role|authenticator|dashboard_user|pgbouncer|"
                             r"supabase_\w*|pgsodium_\w*|pg_\w*|cli_login_\w*)$")
-# A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads it too).
+# A line of roles.sql that creates, alters or comments on a role; group 1 is the role (kit rollback --full reads
+# it too).
 ROLE_LINE = re.compile(r'^(?:CREATE|ALTER|COMMENT ON) ROLE "?([^" ;]+)"?')
 BEGIN_SQL = "begin isolation level repeatable read, read only"
 SNAPSHOT_SQL = ("select pg_export_snapshot(), to_char(clock_timestamp() at time zone 'UTC', "
                 "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), case when pg_is_in_recovery() then pg_last_wal_replay_lsn() "
                 "else pg_current_wal_lsn() end::text")
+Watch = Callable[..., None]  # watch(part, bytes, done=False)
 
 
 @dataclass
 class Backup:
     path: Path
-    manifest: dict
+    manifest: manifest.Manifest
 
 
 def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs: int = 1, watch=None,
@@ -81,17 +85,15 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             ident = identity.from_row(results[-1][0], settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")
             roles = _Beside(_roles, settings, folder / "roles.sql")  # needs no snapshot: beside the dump
-            from_dump = bool(facts["maps"] and facts["maps"].get("llm_usage_from") == "dump")
+            from_dump = bool(facts.maps and facts.maps.usage_from == "dump")
             split = backup_data.Split(folder, lambda n, done=False: watch("data.sql", n, done),
                                       links=folder / manifest.LINKS if from_dump else None,
-                                      **(_usage_rows(facts) if from_dump else {}))
-            known = _archive(settings, archive, snap["id"], jobs, watch, split, compress)
+                                      **(_usage_rows(facts.maps) if facts.maps and from_dump else {}))
+            counts, known = _archive(settings, archive, snap["id"], jobs, watch, split, compress)
             roles.result()
             watch("roles.sql", (folder / "roles.sql").stat().st_size, True)
-        if jobs > 1:
+        if counts is None:
             counts = backup_data.from_archive(settings, archive, split)
-        else:
-            counts = known.pop("result")
         known["data.sql"] = (split.written, split.digest.hexdigest())
         links = _Beside(manifest.sha256, folder / manifest.LINKS) if from_dump else None  # beside the split files
         entries = backup_archive.parse_list(_listing(settings, archive))
@@ -101,12 +103,11 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
             watch(name, (folder / name).stat().st_size, True)
         if links:
             known[manifest.LINKS] = ((folder / manifest.LINKS).stat().st_size, links.result())
-        data = manifest.build(folder, settings, {**facts, "row_counts": counts}, known=known,
-                              server=server, client=client, started=started, finished=utc_now(),
-                              seconds=time.perf_counter() - clock, snapshot=snap, archive=archive.name, jobs=jobs, compress=compress,
-                              extensions=backup_archive.extensions(entries))
-        data["identity"] = ident
-        data["platform"] = _platform(settings)
+        data = manifest.build(folder, settings, facts, counts, known=known, server=server, client=client,
+                              started=started, finished=utc_now(), seconds=time.perf_counter() - clock, snapshot=snap,
+                              archive=archive.name, jobs=jobs, compress=compress,
+                              extensions=backup_archive.extensions(entries), identity=ident,
+                              platform=_platform(settings))
         manifest.save(folder, data)
         (folder / MARKER).unlink()
     except BaseException as exc:
@@ -151,10 +152,9 @@ def _snapshot(conn: psycopg.Connection, close: bool, reads: list):
         raise BackupError(f"reading the database for the backup failed ({db.error_line(exc)})") from None
 
 
-def _usage_rows(facts: dict) -> dict:
+def _usage_rows(maps: manifest.Maps) -> dict[str, list[str]]:
     """Where the split finds llm_usage's rows and which of their columns go into the links file."""
-    return {"tables": facts["maps"]["llm_usage_tables"],
-            "columns": facts["maps"]["llm_usage_columns"]}
+    return {"tables": maps.usage_tables or [], "columns": maps.usage_columns or []}
 
 
 class _Beside(threading.Thread):
@@ -178,24 +178,27 @@ class _Beside(threading.Thread):
         return self.value
 
 
-def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch, split, compress: int) -> dict:
+def _archive(settings: Settings, archive: Path, snapshot: str, jobs: int, watch: Watch, split: backup_data.Split,
+             compress: int) -> tuple[dict[str, int] | None, dict[str, tuple[int, str]]]:
     """The one read of the table data: pg_dump of the whole database from the exported snapshot. With one job
-    its output also streams into the split as it is written; returns what is known of the files already."""
+    its output also streams into the split as it is written. Returns the row counts when the split has them
+    already (one job), and the (bytes, sha256) known of the files."""
     args = [f"--snapshot={snapshot}", "--quote-all-identifiers", f"--compress={compress}"]
-    on_bytes = (lambda n: watch(archive.name, n))
+    def on_bytes(n: int) -> None:
+        watch(archive.name, n)
+
     if jobs > 1:
         pgtools.watched(settings, "pg_dump", ["--format=directory", f"--jobs={jobs}", f"--file={archive}", *args],
                         grows=archive, on_bytes=on_bytes, url=settings.db_url, what=f"writing {archive.name}")
         watch(archive.name, pgtools.size(archive), True)
-        return {}
-    tee = {}
-    result = backup_data.dump_and_split(settings, archive, ["--format=custom", *args], split, on_bytes, tee)
-    watch(archive.name, tee["bytes"], True)
-    return {"result": result, archive.name: (tee["bytes"], tee["sha256"])}
+        return None, {}
+    result, written = backup_data.dump_and_split(settings, archive, ["--format=custom", *args], split, on_bytes)
+    watch(archive.name, written.bytes, True)
+    return result, {archive.name: (written.bytes, written.sha256)}
 
 
 def _listing(settings: Settings, archive: Path) -> str:
-    out = []
+    out: list[bytes] = []
     pgtools.stream(settings, "pg_restore", ["--list", str(archive)], out.append, what=f"listing {archive.name}")
     return b"".join(out).decode()
 
@@ -217,7 +220,7 @@ def _derive(settings: Settings, folder: Path, archive: Path, name: str, entries)
 
 def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
     base = base_dir(settings, out_dir)
-    folder = target_dir(settings, out_dir) / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    folder = target_dir(settings, out_dir) / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         folder.mkdir(parents=True, mode=0o700)
         folder.chmod(0o700)
@@ -231,7 +234,8 @@ def _new_folder(settings: Settings, out_dir: Path | None) -> Path:
 
 def _roles(settings: Settings, path: Path) -> None:
     # --database: pg_dumpall ignores the URL's database and would connect to `postgres` (or template1) instead
-    database = unquote(urlsplit(settings.db_url).path.lstrip("/")) or urlsplit(settings.db_url).username or "postgres"
+    url = urlsplit(db.database_url(settings))
+    database = unquote(url.path.lstrip("/")) or url.username or "postgres"
     result = pgtools.run(settings, "pg_dumpall", ["--roles-only", "--no-role-passwords", f"--database={database}"],
                          what="writing roles.sql")
     kept = [line for line in result.stdout.decode().splitlines() if not _reserved(line)]
@@ -248,7 +252,7 @@ def _reserved(line: str) -> bool:
     return bool(match and RESERVED_ROLES.match(match.group(1)))
 
 
-def _platform(settings: Settings) -> dict | None:
+def _platform(settings: Settings) -> dict[str, Any] | None:
     if not (settings.access_token and settings.project_ref):
         return None
     from kit.cloud.management import ManagementAPI  # here, not above: its HTTP client adds to every backup's start-up
@@ -266,8 +270,9 @@ def latest_with_maps(settings: Settings) -> Path | None:
         if (candidate.parent / MARKER).exists():
             continue
         try:
-            if json.loads(candidate.read_text()).get("maps"):
-                return candidate.parent
+            data = json.loads(candidate.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(data, dict) and manifest.Manifest.from_json(data).maps:
+            return candidate.parent
     return None

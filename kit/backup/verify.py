@@ -3,13 +3,16 @@
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 import psycopg
 import psycopg.sql
 
+from kit import db
 from kit.backup import manifest
+from kit.backup.contents import Manifest, Rehearsal
 from kit.checks import Check
 from kit.errors import BackupError, ToolMissing
 from kit.files import utc_now
@@ -72,15 +75,15 @@ def first_major(server_major: int) -> int:
     return next((m for m in pgserver.MAJORS if m >= server_major), max(pgserver.MAJORS))
 
 
-def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True,
+def verify(settings: Settings, path: Path, progress: Callable[[str], None] | None = None, rehearse: bool = True,
            early: EarlyServer | None = None) -> list[Check]:
     """Checksums, pg_restore --list and the rehearsal restore (into `early` when it is of the right major)."""
     say = progress or (lambda message: None)
     path = Path(path)
     say("checking checksums")
     data = manifest.load(path)
-    archive = path / data.get("archive", "database.dump")
-    checks = [Check("checksums", True, f"{len(data['files'])} file(s) match manifest.json")]
+    archive = path / data.archive_name
+    checks = [Check("checksums", True, f"{len(data.files)} file(s) match manifest.json")]
     say(f"listing {archive.name}")
     listing = subprocess.run([pgtools.tool(settings, "pg_restore"), "--list", str(archive)],
                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -92,19 +95,18 @@ def verify(settings: Settings, path: Path, progress=None, rehearse: bool = True,
     if rehearse:
         major, bindir = rehearsal_server(settings, data)
         say(f"rehearsal restore into a throwaway PostgreSQL {major} ({bindir})")
-        check = rehearsal(settings, path, data, major, bindir, early.use(major) if early else None)
+        check, server_name = rehearsal(settings, path, data, major, bindir, early.use(major) if early else None)
         checks.append(check)
-        data["rehearsal"] = {"ok": check.ok, "server": data.pop("rehearsal_server"), "at": utc_now(),
-                             "detail": check.detail}
+        data.rehearsal = Rehearsal(check.ok, server_name, utc_now(), check.detail)
         manifest.save(path, data)  # manifest.json itself is not among the checksummed files
     return checks
 
 
-def rehearsal_server(settings: Settings, data: dict) -> tuple[int, Path]:
+def rehearsal_server(settings: Settings, data: Manifest) -> tuple[int, Path]:
     """The backup's major (or the next newer one installed) whose server has every extension the backup creates."""
-    needed = set(data.get("extensions") or []) - {"plpgsql"}
-    first = pgtools.major(str(data.get("server") or settings.pg_major))
-    tried = []
+    needed = set(data.extensions or []) - {"plpgsql"}
+    first = pgtools.major(str(data.server or settings.pg_major))
+    tried: list[tuple[int, list[str]]] = []
     for major in [m for m in pgserver.MAJORS if m >= first] or [max(pgserver.MAJORS)]:
         try:
             bindir = pgserver.server_bin(settings, major)
@@ -130,36 +132,36 @@ def extensions(bindir: Path) -> set[str]:
     return set()
 
 
-def rehearsal(settings: Settings, path: Path, data: dict, major: int, bindir: Path, url: str | None = None) -> Check:
+def rehearsal(settings: Settings, path: Path, data: Manifest, major: int, bindir: Path,
+              url: str | None = None) -> tuple[Check, str]:
     """Restore the archive into a throwaway server (`url`, else one started here) and compare every table's row
-    count with the snapshot's."""
+    count with the snapshot's. Returns the check and the server it ran on (`PostgreSQL 17.2 (17)`)."""
     start = time.perf_counter()
-    archive = path / data.get("archive", "database.dump")
-    jobs = min(int(data.get("jobs", 1)), 4) if archive.is_dir() else 1
-    with (nullcontext(url) if url else server.temporary(settings, major)) as url:
-        with psycopg.connect(url, autocommit=True) as conn:
+    archive = path / data.archive_name
+    jobs = min(int(data.jobs or 1), 4) if archive.is_dir() else 1
+    with (nullcontext(url) if url else server.temporary(settings, major)) as reached:
+        with psycopg.connect(reached, autocommit=True) as conn:
             conn.execute(ROLES_SQL.encode())
-            version = conn.execute("show server_version").fetchone()[0]
-        pgtools.psql_file(settings, url, path / "roles.sql")
-        pgtools.restore_archive(settings, url, archive, ["--no-owner", "--no-acl"], jobs=jobs,
+            version = db.one(conn, "show server_version")
+        pgtools.psql_file(settings, reached, path / "roles.sql")
+        pgtools.restore_archive(settings, reached, archive, ["--no-owner", "--no-acl"], jobs=jobs,
                                 what="in the rehearsal restore")
-        counts = _counts(url, data["row_counts"])
-    data["rehearsal_server"] = f"PostgreSQL {version} ({bindir.parent.name})"
-    wrong = [f"{t}: {counts.get(t)} restored, {n} in the snapshot" for t, n in data["row_counts"].items()
+        counts = _counts(reached, data.row_counts)
+    wrong = [f"{t}: {counts.get(t)} restored, {n} in the snapshot" for t, n in data.row_counts.items()
              if counts.get(t) != n]
     seconds = time.perf_counter() - start
-    rows = sum(data["row_counts"].values())
+    rows = sum(data.row_counts.values())
     detail = "; ".join(wrong) if wrong else (f"{len(counts)} table(s), {rows:,} rows, every count equal to the "
                                              f"snapshot's, on PostgreSQL {version} ({bindir.parent.name}), "
                                              f"{seconds:.1f} s")
-    return Check("rehearsal restore", not wrong, detail)
+    return Check("rehearsal restore", not wrong, detail), f"PostgreSQL {version} ({bindir.parent.name})"
 
 
-def _counts(url: str, tables: dict) -> dict:
+def _counts(url: str, tables: dict[str, int]) -> dict[str, int]:
     counts = {}
     with psycopg.connect(url, autocommit=True) as conn:
         for name in tables:
             schema, table = name.split(".", 1)
-            counts[name] = conn.execute(psycopg.sql.SQL("select count(*) from {}").format(
-                psycopg.sql.Identifier(schema, table))).fetchone()[0]
+            counts[name] = db.one(conn, psycopg.sql.SQL("select count(*) from {}").format(
+                psycopg.sql.Identifier(schema, table)))
     return counts

@@ -24,7 +24,8 @@ examples:
   kit deploy --workdir ../your-app --target production
   kit rollback backups/production/20261124T120000Z --target production
   kit COMMAND --help                           # each command's own options and examples"""
-COMMANDS = ("init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch")  # --help's order
+# In --help's order
+COMMANDS = ("init", "deploy", "status", "verify", "local", "backup", "rollback", "push", "smoke", "branch")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -84,13 +84,13 @@ def cmd_backup(args, settings) -> Result:
         taken = backup.take(settings, Path(args.out) if args.out else None, progress=progress(args), jobs=args.jobs,
                             watch=watch, compress=args.compress)
     m = taken.manifest
-    rows = [(name, f"{f['bytes']:,}", f["sha256"][:16]) for name, f in m["files"].items()]
+    rows = [(name, f"{f.bytes:,}", f.sha256[:16]) for name, f in m.files.items()]
     text = "\n".join([table(rows, ("file", "bytes", "sha256")),
-                      f"{m['bytes'] / 1e6:.1f} MB in {m['seconds']} s ({m['mb_per_s']} MB/s), "
-                      f"{len(m['files'])} files, UUID maps {'recorded' if m['maps'] else 'absent (already migrated)'}",
+                      f"{(m.bytes or 0) / 1e6:.1f} MB in {m.seconds} s ({m.mb_per_s} MB/s), "
+                      f"{len(m.files)} files, UUID maps {'recorded' if m.maps else 'absent (already migrated)'}",
                       f"backup: {taken.path}"])
-    return Result({"path": str(taken.path), **{k: m[k] for k in ("bytes", "seconds", "mb_per_s", "files")},
-                   "maps": bool(m["maps"])}, text)
+    return Result({"path": str(taken.path), "bytes": m.bytes, "seconds": m.seconds, "mb_per_s": m.mb_per_s,
+                   "files": {name: f.as_dict() for name, f in m.files.items()}, "maps": bool(m.maps)}, text)
 
 
 def cmd_list(args, settings) -> Result:

@@ -132,7 +132,7 @@ def status_text(state: branches.BranchStatus) -> str:
     b = state.branch
     lines = [f"branch  {b.name} ({b.ref})", f"status  {b.status}"]
     if state.steps:
-        lines.append(table([(s["name"], s["status"]) for s in state.steps], ("step", "status")))
+        lines.append(table([(s.name, s.status) for s in state.steps], ("step", "status")))
     if state.failed_step:
         lines.append(f"failed step: {state.failed_step}")
     elif state.done:

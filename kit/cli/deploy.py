@@ -10,6 +10,7 @@ from kit.cli.smoke import parse_sets
 from kit.cloud.management import ManagementAPI
 from kit.deploy import runbook as deploy, steps as deploy_steps
 from kit.local import server as local
+from kit.schema.phases import Phase
 
 HELP = ("Run the runbook against one database and stop at the first problem, saying what state the "
         "database is in and the exact rollback command. With no configuration at all it starts the "
@@ -19,7 +20,8 @@ HELP = ("Run the runbook against one database and stop at the first problem, say
         "`kit deploy` on an expanded database pushes the contract, which drops them, and refuses while "
         "pg_stat_statements still lists such clients. In your app's repo, `kit init --expand` adds the "
         "expand file and a later `kit init` the contract file.\n\n"
-        "examples:\n  kit deploy\n  kit deploy --expand --target production\n  kit deploy --target staging --yes --json\n"
+        "examples:\n  kit deploy\n  kit deploy --expand --target production\n"
+        "  kit deploy --target staging --yes --json\n"
         "  kit deploy --db-url \"$SUPABASE_DB_URL\" --rollback-on-failure")
 
 
@@ -73,7 +75,7 @@ def summary(result: deploy.Deploy) -> str:
     lines = [table(rows, ("step", "result", "time")), ""]
     if result.ok:
         lines.append(f"deployed to {result.settings.label}; the LLM tables are {result.phase}")
-        if result.phase == "expanded":
+        if result.phase.phase == Phase.EXPANDED:
             lines.append("old clients keep working; once kit status lists none of them, kit deploy pushes the "
                          "contract (in your app's repo, add it first with kit init)")
         lines += _rollback_lines(result)
@@ -114,9 +116,9 @@ class Progress:
 
             self.live = Live(console=Console(stderr=True), refresh_per_second=8, transient=False)
             self.live.start()
-        self.deploy = None
+        self.deploy: deploy.Deploy | None = None
 
-    def __call__(self, event: str, step, result) -> None:
+    def __call__(self, event: str, step: deploy.Step, result: deploy.Deploy) -> None:
         self.deploy = result
         if event == "start":
             self.started[step.name] = time.perf_counter()
@@ -135,8 +137,8 @@ class Progress:
         grid = Table.grid(padding=(0, 2))
         marks = {"ok": "[green]✔[/]", "failed": "[red]✘[/]", "interrupted": "[red]■[/]", "skipped": "·",
                  "pending": "·"}
-        for step in self.deploy.steps:
-            if step.status == "running":
+        for step in self.deploy.steps if self.deploy else []:
+            if step.status == deploy.StepStatus.RUNNING:
                 elapsed = time.perf_counter() - self.started.get(step.name, time.perf_counter())
                 grid.add_row(Spinner("dots"), step.name, f"{elapsed:.1f}s")
             else:

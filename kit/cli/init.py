@@ -2,9 +2,9 @@
 
 from kit.cli.options import command
 from kit.cli.output import Result
-from kit.migrations import workdir
 from kit.errors import ConfigError
 from kit.init import add as init
+from kit.migrations import workdir
 
 HELP = f"""Add the LLM name-key migration to the supabase/migrations of your app's repo (--workdir, else the
 current folder), as a new file whose version is later than every file there and, when a database is

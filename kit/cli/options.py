@@ -25,9 +25,10 @@ def common_options(inherited: bool = False) -> argparse.ArgumentParser:
     """
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if inherited else None)
     group = common.add_argument_group("common options")
-    group.add_argument("--db-url", metavar="URL", help="target database (else SUPABASE_DB_URL, else the local default); "
-                       "to a non-local host a URL without sslmode is treated as sslmode=require, and its sslmode, "
-                       "sslrootcert, sslcert and sslkey (else PGSSLMODE, PGSSLROOTCERT, ...) reach every tool")
+    group.add_argument("--db-url", metavar="URL",
+                       help="target database (else SUPABASE_DB_URL, else the local default); to a non-local host a "
+                       "URL without sslmode is treated as sslmode=require, and its sslmode, sslrootcert, sslcert "
+                       "and sslkey (else PGSSLMODE, PGSSLROOTCERT, ...) reach every tool")
     group.add_argument("--target", metavar="NAME", help="a profile from .env: NAME_SUPABASE_DB_URL and friends")
     group.add_argument("--workdir", metavar="DIR", help="folder holding supabase/ (else searched upward, else bundled)")
     group.add_argument("--allow-plaintext", action="store_true",

@@ -23,7 +23,8 @@ HELP = ("Apply the migrations in supabase/migrations that the database's history
 
 def register(commands) -> None:
     p = command(commands, "push", HELP, help="apply pending migrations (cli, direct or api), linted, one at a time")
-    p.add_argument("--via", choices=push.ROUTES, help="how to push (default: cli when the CLI is installed, else direct)")
+    p.add_argument("--via", choices=push.ROUTES,
+                   help="how to push (default: cli when the CLI is installed, else direct)")
     p.add_argument("--dry-run", action="store_true", help="list what would run, lint it, change nothing")
     yes_option(p, "do not ask before pushing to a database that is not local or through the Management API "
                "(without a terminal, needed)")
@@ -57,7 +58,8 @@ def text(result: push.PushResult) -> str:
         lines.append(table([(f.file, f.line, f.rule, f.message) for f in result.findings],
                            ("file", "line", "rule", "finding")))
     if result.dry_run:
-        lines.append(f"would apply via {result.via}: {', '.join(result.pending) or 'nothing, the database is up to date'}")
+        pending = ", ".join(result.pending) or "nothing, the database is up to date"
+        lines.append(f"would apply via {result.via}: {pending}")
         if result.include_all:
             lines.append("(with --include-all: a pending file is older than the newest applied one)")
         return "\n".join(lines)

@@ -13,6 +13,7 @@ from kit.local import server as local
 from kit.process import url_without_password
 from kit.redact import url_host
 from kit.rollback import full as rollback_full, in_place as rollback
+from kit.schema.phases import Phase
 from kit.settings import db_password
 
 HELP = ("In place (the default): bring back the UUID columns, keys and foreign keys with the UUIDs "
@@ -57,29 +58,31 @@ def _with_password(settings):
 def cmd_rollback(args, settings) -> Result:
     if args.full:
         settings = local.resolve(settings)
-        outcome = rollback_full.restore(settings, Path(args.path), yes=args.yes, progress=progress(args))
-        return Result({"ok": True, **outcome}, f"restored {args.path} into {outcome['database']}")
+        restored = rollback_full.restore(settings, Path(args.path), yes=args.yes, progress=progress(args))
+        return Result({"ok": True, **restored.as_dict()}, f"restored {args.path} into {restored.database}")
     if not (args.db_url or args.target):  # the backup knows its database
         settings = identity.database_of(settings, manifest.load(Path(args.path)))
     settings = _with_password(local.resolve(settings))
     confirm([project.database(settings)], args.yes, "roll back the LLM name-key migration on")
     outcome = rollback.in_place(settings, Path(args.path), progress=progress(args))
-    if not outcome["changed"]:
-        return Result({"ok": True, **outcome}, "nothing to roll back: the LLM tables are keyed by UUID already")
-    text = (f"rolled back: the LLM tables are {outcome['phase']}; {outcome['usage_rows']:,} usage rows, "
-            f"{outcome['linked_from_backup']:,} linked as the backup recorded, {outcome['linked_by_name']:,} "
-            f"through their names; history row {outcome['history_removed'] or '(none)'} removed, so the next "
+    if outcome.linked is None:
+        return Result({"ok": True, **outcome.as_dict()},
+                      "nothing to roll back: the LLM tables are keyed by UUID already")
+    linked = outcome.linked
+    text = (f"rolled back: the LLM tables are {outcome.phase}; {outcome.usage_rows:,} usage rows, "
+            f"{linked.linked_from_backup:,} linked as the backup recorded, {outcome.linked_by_name:,} "
+            f"through their names; history row {outcome.history_removed or '(none)'} removed, so the next "
             "push applies the migration again")
-    if outcome["phase"] == "expanded":  # rolled back to a backup taken between the two steps
+    if outcome.phase == Phase.EXPANDED:  # rolled back to a backup taken between the two steps
         text += "\nthe expand step stays; the next kit deploy pushes the contract again"
-    if outcome.get("links_lost"):
-        gone = outcome.get("names_gone") or []
+    if linked.links_lost:
+        gone = linked.names_gone
         shown = ", ".join(gone[:5]) + (f" and {len(gone) - 5} more" if len(gone) > 5 else "")
-        text += (f"\n{outcome['links_lost']:,} recorded link(s) point to a provider or model renamed or deleted "
+        text += (f"\n{linked.links_lost:,} recorded link(s) point to a provider or model renamed or deleted "
                  f"since the backup (no longer there: {shown or 'unknown'}) and were left NULL")
-    if outcome.get("unprovable"):
-        text += (f"\nllm_usage has no primary key: {outcome['unprovable_rows']:,} row(s) were linked through names "
+    if outcome.unprovable:
+        text += (f"\nllm_usage has no primary key: {outcome.unprovable_rows:,} row(s) were linked through names "
                  "their backup rows were not all linked to; their original link cannot be proven: " + "; ".join(
-                     f"{u['provider_name']}/{u['model_name']}: {u['rows_now']:,} row(s) now, "
-                     f"{u['backup_rows_otherwise_linked']:,} otherwise linked in the backup" for u in outcome["unprovable"]))
-    return Result({"ok": True, **outcome}, text)
+                     f"{u.provider_name}/{u.model_name}: {u.rows_now:,} row(s) now, "
+                     f"{u.backup_rows_otherwise_linked:,} otherwise linked in the backup" for u in outcome.unprovable))
+    return Result({"ok": True, **outcome.as_dict()}, text)

@@ -59,7 +59,7 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
 
 def text(result: smoke.SmokeResult) -> str:
-    rows = [("PASS" if c.ok else "FAIL", c.name, f"{c.seconds * 1000:.0f} ms", c.detail) for c in result.checks]
+    rows = [("PASS" if c.ok else "FAIL", c.name, f"{(c.seconds or 0) * 1000:.0f} ms", c.detail) for c in result.checks]
     failed = sum(not c.ok for c in result.checks)
     lines = [table(rows, ("result", "check", "time", "detail")),
              f"{len(result.checks) - failed} passed, {failed} failed (via {result.via}, run id {result.run_id})"]

@@ -8,10 +8,11 @@ from kit.local import clients, server as local
 from kit.migrations import workdir
 from kit.redact import mask_url
 from kit.schema import legacy, status
+from kit.schema.phases import Phase
 
-HELP = ("Report the LLM tables' phase (absent, before, partial, expanded, migrated), the migrations not yet in the history "
-        "table, what blocks the change, and the statements in pg_stat_statements that still use the UUID columns "
-        "(legacy_statements). Changes nothing.\n\n"
+HELP = ("Report the LLM tables' phase (absent, before, partial, expanded, migrated), the migrations not yet in "
+        "the history table, what blocks the change, and the statements in pg_stat_statements that still use the "
+        "UUID columns (legacy_statements). Changes nothing.\n\n"
         "With --expand, the blockers are those of the expand step (the first of the two steps).\n\n"
         "examples:\n  kit status\n  kit status --db-url \"$SUPABASE_DB_URL\" --json\n"
         "  kit status --workdir ../your-app --target staging")
@@ -19,7 +20,8 @@ HELP = ("Report the LLM tables' phase (absent, before, partial, expanded, migrat
 
 def register(commands) -> None:
     p = command(commands, "status", HELP, help="phase, pending migrations and blockers (read-only)")
-    p.add_argument("--expand", action="store_true", help="list the blockers of the expand step (see kit deploy --expand)")
+    p.add_argument("--expand", action="store_true",
+                   help="list the blockers of the expand step (see kit deploy --expand)")
     p.set_defaults(handler=cmd_status)
 
 
@@ -54,12 +56,12 @@ def cmd_status(args, settings) -> Result:
     return Result(data, "\n".join(lines))
 
 
-def legacy_lines(found: legacy.Legacy, phase: str) -> list[str]:
+def legacy_lines(found: legacy.Legacy, phase: Phase) -> list[str]:
     lines = [f"legacy    {legacy.summary_line(found)}"]
     lines += [f"  - {s.calls} calls by {s.role}, {s.mean_ms:.3f} ms mean: {s.query}" for s in found.statements]
-    if found.statements and phase == "migrated":
+    if found.statements and phase == Phase.MIGRATED:
         lines.append(f"  these ran before the migration; those clients now fail. Once fixed: `{found.reset_sql}`")
-    elif found.statements and phase == status.EXPANDED:
+    elif found.statements and phase == Phase.EXPANDED:
         lines.append("  they work while the tables are expanded; kit deploy (the contract) refuses while they are "
                      f"listed: fix those clients, then `{found.reset_sql}`")
     elif found.statements:

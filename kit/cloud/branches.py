@@ -6,6 +6,7 @@ whose steps (clone, pull, health, configure, migrate, seed, deploy) the API repo
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from kit.cloud.management import ManagementAPI
 from kit.errors import BranchFailed, BranchNotReady, ConfigError, KitError, Refused
@@ -36,19 +37,30 @@ class Branch:
 
 
 @dataclass
+class BranchStep:
+    """One step of a branch's action run, as the API names it and reports its status (e.g. EXITED)."""
+
+    name: str
+    status: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status}
+
+
+@dataclass
 class BranchStatus:
     branch: Branch
     run_id: str | None = None
-    steps: list[dict] = field(default_factory=list)
+    steps: list[BranchStep] = field(default_factory=list)
     failed_step: str | None = None
 
     @property
     def done(self) -> bool:
-        return self.failed_step is None and bool(self.steps) and all(s["status"] in DONE for s in self.steps)
+        return self.failed_step is None and bool(self.steps) and all(s.status in DONE for s in self.steps)
 
-    def as_dict(self) -> dict:
-        return {"branch": self.branch.as_dict(), "run_id": self.run_id, "steps": self.steps, "done": self.done,
-                "failed_step": self.failed_step}
+    def as_dict(self) -> dict[str, Any]:
+        return {"branch": self.branch.as_dict(), "run_id": self.run_id, "steps": [s.as_dict() for s in self.steps],
+                "done": self.done, "failed_step": self.failed_step}
 
 
 def list_branches(settings: Settings) -> list[Branch]:
@@ -97,7 +109,7 @@ def wait(settings: Settings, branch: Branch, *, wait_s: float = 900, poll_s: flo
     seen = None
     while True:
         current = _status(api, _refresh(api, branch))
-        summary = ", ".join(f"{s['name']} {s['status'].lower()}" for s in current.steps) or current.branch.status
+        summary = ", ".join(f"{s.name} {s.status.lower()}" for s in current.steps) or current.branch.status
         if summary != seen:
             say(f"branch {branch.name}: {summary}")
             seen = summary
@@ -140,10 +152,10 @@ def _status(api: ManagementAPI, branch: Branch) -> BranchStatus:
     if not runs:
         return BranchStatus(branch, failed_step=FAILED_BRANCH.get(branch.status))
     run = max(runs, key=lambda r: r.get("created_at") or "")
-    steps = [{"name": s.get("name", "?"), "status": s.get("status", "?")} for s in run.get("run_steps") or []]
-    failed = next((s["name"] for s in steps if s["status"] in FAILED_STEP), None)
+    steps = [BranchStep(s.get("name", "?"), s.get("status", "?")) for s in run.get("run_steps") or []]
+    failed = next((s.name for s in steps if s.status in FAILED_STEP), None)
     if failed is None and branch.status in FAILED_BRANCH:
-        failed = next((s["name"] for s in steps if s["status"] not in DONE), FAILED_BRANCH[branch.status])
+        failed = next((s.name for s in steps if s.status not in DONE), FAILED_BRANCH[branch.status])
     return BranchStatus(branch, str(run.get("id")), steps, failed)
 
 

@@ -31,7 +31,8 @@ def markdown(data: dict) -> str:
     lines += [f"| {s['name']} | {s['status']} | {s['seconds']:.2f} |" for s in data["steps"]]
     for step in data["steps"]:
         if step.get("detail"):
-            lines += ["", f"## {step['name']}", "", "```json", json.dumps(step["detail"], indent=2, default=_plain), "```"]
+            detail = json.dumps(step["detail"], indent=2, default=_plain)
+            lines += ["", f"## {step['name']}", "", "```json", detail, "```"]
     lines += _legacy(data)
     lines += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in data.get("versions", {}).items()]
     return "\n".join(lines) + "\n"

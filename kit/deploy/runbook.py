@@ -7,19 +7,23 @@ rollback command for the backup it took (or runs it, with rollback_on_failure).
 import platform
 import shlex
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Callable
+from typing import Any, Protocol
 
 import psycopg
 
 from kit import __version__, db
 from kit.backup import manifest, take as backup
+from kit.checks import Check
 from kit.deploy import report
 from kit.errors import CheckFailed, ConnectError, Interrupted, KitError, Refused
 from kit.files import utc_now
 from kit.redact import mask_url, url_host
 from kit.schema import status
+from kit.schema.phases import CHANGED, Phase, PhaseReading
 from kit.settings import Settings, db_password
 
 STEPS = ("preflight", "backup", "push", "verify", "smoke", "report")
@@ -27,13 +31,51 @@ STEPS = ("preflight", "backup", "push", "verify", "smoke", "report")
 DEPLOY_LOCK_KEY = 0x6B69_7464_706C  # "kitdpl"
 
 
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+
+
+class Detail(Protocol):
+    """What a step returns for the report: anything with its JSON object."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Checked:
+    """The checks a step ran, every one passed."""
+
+    checks: list[Check]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checks": [c.as_dict() for c in self.checks]}
+
+
+@dataclass
+class ReportFiles:
+    markdown: str
+    json: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"markdown": self.markdown, "json": self.json}
+
+
 @dataclass
 class Step:
     name: str
-    status: str = "pending"  # pending, running, ok, failed, interrupted, skipped
+    status: StepStatus = StepStatus.PENDING
     seconds: float = 0.0
-    detail: dict = field(default_factory=dict)
+    detail: Detail | None = None
     error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "seconds": self.seconds,
+                "detail": self.detail.as_dict() if self.detail is not None else {}, "error": self.error}
 
 
 @dataclass
@@ -46,8 +88,8 @@ class Deploy:
     finished: str | None = None
     backup_path: str | None = None
     applied: list[str] = field(default_factory=list)
-    phase: str = "unknown"
-    versions: dict = field(default_factory=dict)
+    phase: PhaseReading = field(default_factory=lambda: PhaseReading(Phase.UNKNOWN))
+    versions: dict[str, str] = field(default_factory=dict)
     rollback_command: str | None = None
     rollback_backup: str | None = None  # the backup the rollback command uses (with the UUID maps)
     rollback_note: str | None = None  # why there is no rollback command, when there is none
@@ -74,28 +116,29 @@ class Deploy:
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "ok" for s in self.steps)
+        return all(s.status == StepStatus.OK for s in self.steps)
 
     @property
     def failed_step(self) -> str | None:
-        return next((s.name for s in self.steps if s.status in ("failed", "interrupted")), None)
+        return next((s.name for s in self.steps if s.status in (StepStatus.FAILED, StepStatus.INTERRUPTED)), None)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "target": self.settings.label, "database": mask_url(self.settings.db_url),
-                "started": self.started, "finished": self.finished, "phase": self.phase,
+                "started": self.started, "finished": self.finished, "phase": str(self.phase),
                 "failed_step": self.failed_step, "error": self.error, "backup": self.backup_path,
                 "applied": self.applied, "rollback_command": self.rollback_command,
                 "rollback_backup": self.rollback_backup, "rollback_note": self.rollback_note,
                 "rolled_back": self.rolled_back, "versions": self.versions,
-                "steps": [asdict(s) for s in self.steps], "report": self.report_md,
+                "steps": [s.as_dict() for s in self.steps], "report": self.report_md,
                 "report_json": self.report_json, "legacy_statements": self.legacy_statements,
                 "legacy_statements_note": self.legacy_note}
 
 
 Observer = Callable[[str, Step, Deploy], None]
+StepFunction = Callable[[Deploy], Detail | None]
 
 
-def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool = False,
+def run(settings: Settings, step_functions: dict[str, StepFunction], *, rollback_on_failure: bool = False,
         observe: Observer | None = None) -> Deploy:
     """Run every step in order; never raises for a step's failure: the Deploy says what happened."""
     deploy = Deploy(settings)
@@ -116,30 +159,31 @@ def run(settings: Settings, step_functions: dict, *, rollback_on_failure: bool =
     return deploy
 
 
-def _run_step(deploy: Deploy, step: Step, function, observe: Observer) -> bool:
-    step.status = "running"
+def _run_step(deploy: Deploy, step: Step, function: StepFunction, observe: Observer) -> bool:
+    step.status = StepStatus.RUNNING
     observe("start", step, deploy)
     start = time.perf_counter()
     try:
-        step.detail = function(deploy) or {}
-        step.status = "ok"
+        step.detail = function(deploy)
+        step.status = StepStatus.OK
     except KeyboardInterrupt:
-        step.status, step.error = "interrupted", "interrupted by the operator (Ctrl-C)"
+        step.status, step.error = StepStatus.INTERRUPTED, "interrupted by the operator (Ctrl-C)"
         deploy.error, deploy.exit_code = step.error, Interrupted.exit_code
     except KitError as exc:
-        step.status, step.error = "failed", str(exc)
+        step.status, step.error = StepStatus.FAILED, str(exc)
         deploy.error, deploy.exit_code = str(exc), exc.exit_code
     step.seconds = time.perf_counter() - start
     observe("end", step, deploy)
-    return step.status == "ok"
+    return step.status == StepStatus.OK
 
 
-def _after_failure(deploy: Deploy, step_functions: dict, rollback_on_failure: bool, observe: Observer) -> None:
+def _after_failure(deploy: Deploy, step_functions: dict[str, StepFunction], rollback_on_failure: bool,
+                   observe: Observer) -> None:
     for step in deploy.steps:
-        if step.status == "pending":
-            step.status = "skipped"
+        if step.status == StepStatus.PENDING:
+            step.status = StepStatus.SKIPPED
     deploy.phase = _phase(deploy)
-    if deploy.backup_path and deploy.phase in ("migrated", "partial", status.EXPANDED):
+    if deploy.backup_path and deploy.phase.phase in CHANGED:
         _choose_rollback(deploy)
         if rollback_on_failure and deploy.rollback_backup:
             try:
@@ -147,7 +191,7 @@ def _after_failure(deploy: Deploy, step_functions: dict, rollback_on_failure: bo
                 deploy.rolled_back = True
                 deploy.phase = _phase(deploy)
             except (KitError, KeyboardInterrupt) as exc:
-                deploy.error += f"; the automatic rollback failed too: {exc}"
+                deploy.error = f"{deploy.error}; the automatic rollback failed too: {exc}"
 
 
 def _finish(deploy: Deploy, observe: Observer) -> None:
@@ -156,27 +200,27 @@ def _finish(deploy: Deploy, observe: Observer) -> None:
     deploy.versions.setdefault("python", platform.python_version())
     deploy.versions.setdefault("kit", __version__)
     deploy.finished = utc_now()
-    step.status = "running"
+    step.status = StepStatus.RUNNING
     observe("start", step, deploy)
     start = time.perf_counter()
-    step.status = "ok"
+    step.status = StepStatus.OK
     stamp = deploy.started.replace(":", "").replace("-", "")
     md, js = report.write(deploy.settings.cwd / deploy.settings.report_dir, stamp, deploy.settings.label,
                           deploy.as_dict(), deploy.settings.secrets)
     deploy.report_md, deploy.report_json = str(md), str(js)
     step.seconds = time.perf_counter() - start
-    step.detail = {"markdown": str(md), "json": str(js)}
+    step.detail = ReportFiles(str(md), str(js))
     observe("end", step, deploy)
 
 
-def _take_deploy_lock(conn, settings: Settings) -> None:
-    got = conn.execute("select pg_try_advisory_lock(%s)", (DEPLOY_LOCK_KEY,)).fetchone()[0]
+def _take_deploy_lock(conn: psycopg.Connection, settings: Settings) -> None:
+    got = db.one(conn, "select pg_try_advisory_lock(%s)", (DEPLOY_LOCK_KEY,))
     if not got:
         raise Refused("another kit deploy is running against this database; wait for it to finish, "
                       "then run kit deploy again")
 
 
-def _phase(deploy: Deploy) -> str:
+def _phase(deploy: Deploy) -> PhaseReading:
     """The phase now, on the deploy's connection (a new one when a failed step lost it)."""
     try:
         try:
@@ -185,15 +229,15 @@ def _phase(deploy: Deploy) -> str:
             with db.session(deploy.settings) as conn:
                 return status.read_phase(conn)
     except (KitError, psycopg.Error):
-        return "unknown (the database cannot be reached)"
+        return PhaseReading(Phase.UNKNOWN, note="the database cannot be reached")
 
 
 def _choose_rollback(deploy: Deploy) -> None:
     """The rollback command for this deploy's backup, or, when the database was migrated already when it
     was taken (no UUID maps in it), for the newest backup of this database taken before the migration."""
-    taken = Path(deploy.backup_path)
+    taken = Path(deploy.backup_path or "")
     try:
-        has_maps = bool(manifest.load(taken).get("maps"))
+        has_maps = bool(manifest.load(taken).maps)
     except KitError:
         has_maps = False
     path = taken if has_maps else backup.latest_with_maps(deploy.settings)
@@ -222,9 +266,8 @@ def rollback_command(settings: Settings, backup_path: str) -> str:
     return command
 
 
-def require_checks(checks: list, what: str) -> dict:
+def require_checks(checks: list[Check], what: str) -> Checked:
     failed = [c for c in checks if not c.ok]
-    detail = {"checks": [c.as_dict() if hasattr(c, "as_dict") else asdict(c) for c in checks]}
     if failed:
         raise CheckFailed(f"{what}: {len(failed)} check(s) failed, first: {failed[0].name} ({failed[0].detail})")
-    return detail
+    return Checked(checks)

@@ -9,8 +9,9 @@ copied into a repo whose own migration creates them, a fresh preview branch woul
 import os
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kit import db
@@ -145,10 +146,10 @@ def baseline_reason(baseline: bool | None, creators: dict, have: Migration | Non
     return "added: nothing in supabase/migrations creates the LLM tables"
 
 
-def tables_created(existing: list[Migration], kit_files) -> dict:
+def tables_created(existing: list[Migration], kit_files: Iterable[Migration]) -> dict[str, str]:
     """Table -> the first of the team's files (not the kit's) whose SQL creates it."""
     kit_sql = {m.sql for m in kit_files}
-    found = {}
+    found: dict[str, str] = {}
     for migration in existing:
         if migration.sql in kit_sql:
             continue
@@ -172,7 +173,7 @@ def linked_versions(settings: Settings) -> list[str] | None:
 
 def new_version(known: list[str], now: datetime | None = None) -> str:
     """Now as a timestamp, or one second after the newest known version when that is later."""
-    stamp = (now or datetime.now(timezone.utc)).strftime(STAMP)
+    stamp = (now or datetime.now(UTC)).strftime(STAMP)
     newest = max(known, key=int, default=None)
     if newest is None or int(stamp) > int(newest):
         return stamp
@@ -211,15 +212,15 @@ def write_new(path: Path, text: str) -> None:
 def next_commands(settings: Settings, folder: Path, step: str = CHANGE) -> list[str]:
     """Both ways to push, each to the database init read: the Supabase CLI without --remote would push to
     the local Docker stack (127.0.0.1:54322), so it always gets it (alone: the linked project)."""
-    folder = shlex.quote(str(folder))
+    quoted = shlex.quote(str(folder))
     target = f" --target {shlex.quote(settings.target)}" if settings.named else ""
-    deploy = f"kit deploy --workdir {folder}{target}" + (" --expand" if step == workdir.EXPAND else "")
+    deploy = f"kit deploy --workdir {quoted}{target}" + (" --expand" if step == workdir.EXPAND else "")
     if not settings.db_url:  # no database configured: the project `npx supabase link` chose
-        return [f"npx supabase db push --workdir {folder} --remote", deploy]
+        return [f"npx supabase db push --workdir {quoted} --remote", deploy]
     if settings.db_url_from == "--db-url":  # the URL holds the password: never print it
-        return [f'npx supabase db push --workdir {folder} --remote="$DB_URL"  # DB_URL: the URL given to --db-url',
+        return [f'npx supabase db push --workdir {quoted} --remote="$DB_URL"  # DB_URL: the URL given to --db-url',
                 f'{deploy} --db-url "$DB_URL"']
-    push = f'npx supabase db push --workdir {folder} --remote="${settings.db_url_from}"'
+    push = f'npx supabase db push --workdir {quoted} --remote="${settings.db_url_from}"'
     if settings.db_url_file:  # the shell does not know a variable that only .env holds
         push = f"(set -a && . {shlex.quote(str(settings.db_url_file))} && {push})"
     return [push, deploy]

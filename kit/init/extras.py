@@ -93,7 +93,9 @@ def env_entries(path: Path) -> tuple[list[str], str]:
     kit_example = workdir.kit_dir() / ".env.example"
     if not kit_example.is_file():
         return [], ""
-    missing, lines, comment = [], [], []
+    missing: list[str] = []
+    lines: list[str] = []
+    comment: list[str] = []
     for line in kit_example.read_text(encoding="utf-8").splitlines():
         if line.startswith("# --- Tools"):
             break  # the kit's own tool settings are not the app's business

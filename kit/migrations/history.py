@@ -28,7 +28,7 @@ VERSIONS = ("select version from supabase_migrations.schema_migrations", None)
 
 def applied_versions(conn: psycopg.Connection) -> list[str]:
     """Versions recorded in the history table, oldest first; empty if there is no table."""
-    if not conn.execute(EXISTS[0]).fetchone()[0]:
+    if not db.one(conn, EXISTS[0]):
         return []
     return versions(conn.execute(VERSIONS[0]).fetchall())
 

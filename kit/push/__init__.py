@@ -10,9 +10,17 @@ import psycopg
 
 from kit import db
 from kit.errors import KitError
-from kit.migrations import history, workdir
-from kit.migrations.plan import (LOCK_WAIT_S, PushResult, check_history, make_plan, prepare, release_push_lock,
-                                 take_push_lock, wait_for_push_lock)
+from kit.migrations import workdir
+from kit.migrations.plan import (
+    LOCK_WAIT_S,
+    PushResult,
+    check_history,
+    make_plan,
+    prepare,
+    release_push_lock,
+    take_push_lock,
+    wait_for_push_lock,
+)
 from kit.push import api as push_api, cli as push_cli
 from kit.push.direct import apply_direct
 from kit.settings import Settings

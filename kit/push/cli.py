@@ -9,7 +9,7 @@ from kit import db
 from kit.errors import KitError, Refused, ToolMissing
 from kit.migrations import workdir
 from kit.migrations.plan import REFUSALS, connection_lost, file_failed
-from kit.process import child_env, dbname
+from kit.process import child_env, dbname, pipe
 from kit.redact import redact, url_host
 from kit.settings import Settings
 
@@ -34,7 +34,7 @@ class Output:
 
 
 def argv(settings: Settings, include_all: bool, folder: Path | None = None) -> list[str]:
-    args = [workdir.supabase_cli(settings), "db", "push", f"--remote={dbname(settings, settings.db_url)}",
+    args = [workdir.supabase_cli(settings), "db", "push", f"--remote={dbname(settings, db.database_url(settings))}",
             "--yes", "--workdir", str(folder or workdir.project_dir(settings))]
     return args + (["--include-all"] if include_all else [])
 
@@ -44,9 +44,9 @@ def run(settings: Settings, plan, output=None) -> list[str]:
     lines: list[str] = []
     process = subprocess.Popen(argv(settings, plan.include_all, plan.folder), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                               env=child_env(settings.db_url, {"SUPABASE_YES": "1"}))
+                               env=child_env(db.database_url(settings), {"SUPABASE_YES": "1"}))
     try:
-        for line in process.stdout:
+        for line in pipe(process.stdout):
             line = redact(line.rstrip("\n"), settings.secrets)
             lines.append(line)
             if output:
@@ -68,7 +68,8 @@ def failure(settings: Settings, lines: list[str], code: int) -> KitError:
                        "/supabase/migrations lacks (`npx supabase migration list` names them); nothing was "
                        "changed: run from the repo that has them (--workdir), or `npx supabase migration fetch`")
     if out.connect:
-        return db.connect_error(settings.db_url, out.connect, settings.secrets, settings.db_url_source, out.sqlstate)
+        return db.connect_error(db.database_url(settings), out.connect, settings.secrets, settings.db_url_source,
+                                out.sqlstate)
     if out.lost or out.sqlstate in LOST_SQLSTATES or (out.sqlstate or "").startswith("08"):
         return connection_lost(host, out.file)
     if out.file:

@@ -7,7 +7,10 @@ database that already has tables outside Supabase's own schemas is refused: rest
 or an empty database.
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kit import db
 from kit.backup import archive as backup_archive, manifest
@@ -23,7 +26,18 @@ USER_TABLES = ("select n.nspname, c.relname from pg_class c join pg_namespace n 
                "and n.nspname <> 'information_schema' order by 1, 2")
 
 
-def restore(settings: Settings, path: Path, *, yes: bool, progress=None) -> dict:
+@dataclass
+class Restored:
+    """Where a full restore went (the masked URL) and which backup it restored."""
+
+    database: str
+    path: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"database": self.database, "path": self.path}
+
+
+def restore(settings: Settings, path: Path, *, yes: bool, progress: Callable[[str], Any] | None = None) -> Restored:
     say = progress or (lambda message: None)
     path = Path(path)
     manifest.load(path)
@@ -43,7 +57,7 @@ def restore(settings: Settings, path: Path, *, yes: bool, progress=None) -> dict
         raise Refused(f"{url_host(settings.db_url)} has no Supabase skeleton (no auth.users), and only a superuser "
                       "could add it: restore into a fresh Supabase project or a database made from the skeleton "
                       "(kit local up); nothing was changed")
-    sources = []
+    sources: list[Path | bytes] = []
     if not has_auth:
         say("Supabase skeleton: API roles, auth schema and grants (the target is not a Supabase project)")
         sources.append(SQL_DIR / "supabase_env.sql")
@@ -51,11 +65,11 @@ def restore(settings: Settings, path: Path, *, yes: bool, progress=None) -> dict
     sources += [_roles(path / "roles.sql", roles), path / "schema.sql", path / "data.sql",
                 b"\nSET session_replication_role = origin;\n", path / "history.sql"]
     try:
-        pgtools.psql_files(settings, settings.db_url, sources, "restoring the backup")
+        pgtools.psql_files(settings, db.database_url(settings), sources, "restoring the backup")
     except BackupError as exc:
         raise BackupError(f"{exc}; it ran in one transaction, so nothing of it was restored: fix the cause and "
                           "run kit rollback --full again") from None
-    return {"database": mask_url(settings.db_url), "path": str(path)}
+    return Restored(mask_url(settings.db_url), str(path))
 
 
 def _roles(path: Path, existing: set[str]) -> bytes:

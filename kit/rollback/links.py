@@ -7,11 +7,16 @@ many rows had each pair of names and links; every row is linked through its name
 name pairs whose backup links were anything else are counted and named as unprovable.
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from kit import db
+from kit.backup.contents import Manifest
 from kit.errors import BackupError
 
 TEMP = sql.Identifier("kit_links")
@@ -19,21 +24,52 @@ LINKS = ("provider_id", "model_id")
 USAGE = sql.Identifier("public", "llm_usage")
 
 
-def key_of(data: dict) -> list[tuple[str, str]]:
+@dataclass
+class Linked:
+    """Step B's outcome for the rows the backup holds: how many got their recorded links back, how many of those
+    links were lost (their provider or model is gone), and the names gone. `changed` is None without a key."""
+
+    linked_from_backup: int
+    links_lost: int
+    names_gone: list[str]
+    links_changed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        changed = {} if self.links_changed is None else {"links_changed": self.links_changed}
+        return {"linked_from_backup": self.linked_from_backup, "links_lost": self.links_lost, **changed,
+                "names_gone": self.names_gone}
+
+
+@dataclass
+class Unprovable:
+    """A pair of names whose backup rows had other links than the ones the names give now (no key to tell)."""
+
+    provider_name: str
+    model_name: str
+    backup_rows_otherwise_linked: int
+    rows_now: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"provider_name": self.provider_name, "model_name": self.model_name,
+                "backup_rows_otherwise_linked": self.backup_rows_otherwise_linked, "rows_now": self.rows_now}
+
+
+def key_of(data: Manifest) -> list[tuple[str, str]]:
     """The backup's llm_usage key as (column, type) pairs; [] when the table had none."""
-    maps = data["maps"]
-    if "llm_usage_key" not in maps:  # backups from kits before the key was recorded: bigint id
+    maps = data.require_maps()
+    if maps.usage_key is None:  # backups from kits before the key was recorded: bigint id
         return [("id", "bigint")]
-    return [(c, t) for c, t in maps["llm_usage_key"]]
+    return [(c, t) for c, t in maps.usage_key]
 
 
-def load(conn: psycopg.Connection, folder: Path, data: dict) -> None:
+def load(conn: psycopg.Connection, folder: Path, data: Manifest) -> None:
     """The links file into a session temporary table, which outlives each step's transaction."""
+    maps = data.require_maps()
     key = key_of(data)
-    names = [tuple(n) for n in data["maps"].get("llm_usage_names") or [("provider_name", "text"), ("model_name", "text")]]
-    order = data["maps"].get("llm_usage_columns")  # the file's columns; older backups: key (or names), links, n
+    names = [(c, t) for c, t in maps.usage_names or [("provider_name", "text"), ("model_name", "text")]]
+    order = maps.usage_columns  # the file's columns; older backups: key (or names), links, n
     types = {**dict(key or names), "provider_id": "uuid", "model_id": "uuid"}
-    path = folder / data["maps"]["llm_usage"]
+    path = folder / maps.usage_file
     conn.execute(sql.SQL("drop table if exists pg_temp.{}").format(TEMP))
     if key or not order:
         cols = [(c, types[c]) for c in order] if order else [*types.items()] + ([] if key else [("n", "bigint")])
@@ -60,7 +96,7 @@ def _copy_in(conn: psycopg.Connection, path: Path, table: sql.Identifier, cols: 
             copy.write(block)
 
 
-def check_key(current_key: list[str], data: dict) -> None:
+def check_key(current_key: list[str], data: Manifest) -> None:
     recorded = [c for c, _ in key_of(data)]
     if recorded and recorded != current_key:
         raise BackupError(f"llm_usage was keyed by ({', '.join(recorded)}) when the backup was taken and is keyed by "
@@ -68,40 +104,39 @@ def check_key(current_key: list[str], data: dict) -> None:
                           "again")
 
 
-def link_recorded(conn: psycopg.Connection, data: dict) -> dict:
+def link_recorded(conn: psycopg.Connection, data: Manifest) -> Linked:
     """Rows present at backup time get exactly their recorded links (a link whose provider or model
     has since been deleted becomes NULL and is counted as lost)."""
     key = [c for c, _ in key_of(data)]
     if not key:
-        return {"linked_from_backup": 0, "links_lost": 0, "names_gone": []}
+        return Linked(0, 0, [])
     match = _match(key)
     target = {c: _target(c) for c in LINKS}
     changed = conn.execute(sql.SQL(
         "update {usage} u set provider_id = {p}, model_id = {m} from {temp} l where {match} "
         "and (u.provider_id is distinct from {p} or u.model_id is distinct from {m})").format(
         usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).rowcount
-    linked, lost = conn.execute(sql.SQL(
+    linked, lost = db.one_row(conn, sql.SQL(
         "select count(*) filter (where l.provider_id is not null or l.model_id is not null), "
         "count(*) filter (where (l.provider_id is not null and {p} is null) "
         "or (l.model_id is not null and {m} is null)) "
         "from {temp} l where exists (select 1 from {usage} u where {match})").format(
-        usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"])).fetchone()
-    return {"linked_from_backup": linked, "links_lost": lost, "links_changed": changed,
-            "names_gone": names_gone(conn, data) if lost else []}
+        usage=USAGE, temp=TEMP, match=match, p=target["provider_id"], m=target["model_id"]))
+    return Linked(linked, lost, names_gone(conn, data) if lost else [], links_changed=changed)
 
 
-def names_gone(conn: psycopg.Connection, data: dict) -> list[str]:
+def names_gone(conn: psycopg.Connection, data: Manifest) -> list[str]:
     """The backup's providers and models whose names no longer exist: each was renamed or deleted since
     (after the migration nothing tells those apart: the UUID that linked a row to it is gone)."""
-    maps = data["maps"]
-    recorded = [("provider", name) for name in maps["llm_providers"].values()]
-    recorded += [("model", model["name"]) for model in maps["llm_models"].values()]
+    maps = data.require_maps()
+    recorded = [("provider", name) for name in maps.providers.values()]
+    recorded += [("model", model.name) for model in maps.models.values()]
     now = {("provider", n) for (n,) in conn.execute("select name::text from public.llm_providers")}
     now |= {("model", n) for (n,) in conn.execute("select name::text from public.llm_models")}
     return [f"{kind} {name}" for kind, name in sorted(set(recorded) - now)]
 
 
-def link_by_name(conn: psycopg.Connection, data: dict) -> int:
+def link_by_name(conn: psycopg.Connection, data: Manifest) -> int:
     """Rows the backup does not hold (written since the migration) linked through their names."""
     key = [c for c, _ in key_of(data)]
     new_only = sql.SQL(" and not exists (select 1 from {} l where {})").format(TEMP, _match(key)) if key \
@@ -115,7 +150,7 @@ def link_by_name(conn: psycopg.Connection, data: dict) -> int:
     return max(a, b)
 
 
-def unprovable(conn: psycopg.Connection, data: dict) -> list[dict]:
+def unprovable(conn: psycopg.Connection, data: Manifest) -> list[Unprovable]:
     """Without a key: name pairs whose backup rows had links other than the ones their names give now."""
     if key_of(data):
         return []
@@ -126,8 +161,7 @@ def unprovable(conn: psycopg.Connection, data: dict) -> list[dict]:
         "left join public.llm_models m on m.name = g.model_name group by 1, 2 "
         "having sum(g.n) filter (where g.provider_id is distinct from p.id or g.model_id is distinct from m.id) > 0 "
         "order by 1, 2").format(usage=USAGE, temp=TEMP)).fetchall()
-    return [{"provider_name": p, "model_name": m, "backup_rows_otherwise_linked": int(n), "rows_now": int(now)}
-            for p, m, n, now in rows]
+    return [Unprovable(p, m, int(n), int(now)) for p, m, n, now in rows]
 
 
 def drop(conn: psycopg.Connection) -> None:
@@ -144,5 +178,5 @@ def _target(column: str) -> sql.Composable:
         sql.Identifier("public", ref), c=sql.Identifier(column))
 
 
-def _list(columns) -> sql.Composable:
+def _list(columns: Iterable[str]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(c) for c in columns)

@@ -31,7 +31,7 @@ def restore(conn: psycopg.Connection, original: list, migration_columns: set) ->
         if kind in ("p", "u"):
             moved += _lift_dependents(conn, table, name)
         conn.execute(sql.SQL("alter table {} drop constraint {}").format(_table(table), sql.Identifier(name)))
-    for table, name, _ in have_i - want_i:
+    for _table_name, name, _ in have_i - want_i:
         conn.execute(sql.SQL("drop index {}").format(sql.Identifier("public", name)))
     for table, column in set(have_cols) - set(want_cols):
         if (table, column) in migration_columns:

@@ -1,1 +1,1 @@
-"""The schema as pg_catalog shows it: the LLM tables' shape, the phase and blockers, the migration's guarantees, legacy clients."""
+"""The schema as pg_catalog shows it: the LLM tables' shape, phase, blockers and guarantees, and legacy clients."""

@@ -15,7 +15,6 @@ from psycopg import sql
 
 from kit import db
 
-
 QUERY_FILE = Path(__file__).parents[1] / "sql" / "legacy_statements.sql"
 HIDDEN_TEXT = "<insufficient privilege>"
 SINCE_RESET = "since the last reset"

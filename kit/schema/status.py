@@ -2,6 +2,7 @@
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -9,6 +10,7 @@ from psycopg import sql
 from kit import db
 from kit.migrations import history, workdir
 from kit.schema import catalog, legacy as legacy_mod, locks, pieces
+from kit.schema.phases import UNFINISHED, Phase, PhaseReading
 from kit.settings import Settings
 
 CHANGE_MIGRATION = "llm_name_keys"
@@ -17,7 +19,7 @@ BLOCKERS_SQLSTATE = "KB001"
 
 @dataclass
 class Status:
-    phase: str
+    phase: Phase
     pending: list[str]
     blockers: list[str]
     applied: list[str]
@@ -33,26 +35,22 @@ class Status:
         return f"not checked: the LLM tables are locked by {self.locked_by}; run kit status again when it ends"
 
 
-EXPANDED = "expanded"  # the first of the two steps is done: keyed by name, the UUID columns kept for old clients
-PUSHED_PHASES = ("before", "partial", EXPANDED)  # a change file still has something to do
-
-
-def phase(cat: catalog.Catalog) -> str:
+def phase(cat: catalog.Catalog) -> Phase:
     """absent, before, partial, expanded or migrated."""
     if not cat.tables:
-        return "absent"
+        return Phase.ABSENT
     if len(cat.tables) < len(catalog.TABLES):
-        return "partial"
+        return Phase.PARTIAL
     left = cat.uuid_columns_left()
     keyed = [t for t in ("llm_providers", "llm_models") if cat.tables[t].primary_key == ["name"]]
     if not left and len(keyed) == 2 and not usage_foreign_keys(cat) and names_not_null(cat):
-        return "migrated"
+        return Phase.MIGRATED
     all_uuid = sum(len(c) for c in catalog.UUID_COLUMNS.values())
     if len(left) == all_uuid and not keyed:
-        return "before"
+        return Phase.BEFORE
     if len(left) == all_uuid and len(keyed) == 2 and expanded_shape(cat):
-        return EXPANDED
-    return "partial"
+        return Phase.EXPANDED
+    return Phase.PARTIAL
 
 
 def expanded_shape(cat: catalog.Catalog) -> bool:
@@ -95,17 +93,17 @@ LOCK_TIMEOUT_MS = 50
 OLDER_COPY_SETTINGS = (("kit.lock_wait_s", "0"), ("kit.lock_timeout_ms", "1"))
 
 
-def check_file(settings: Settings, phase_now: str) -> workdir.Migration | None:
+def check_file(settings: Settings, phase_now: Phase) -> workdir.Migration | None:
     """The change file whose own check lists the blockers of the next push: on an expanded database the contract;
     with --expand the expand file; else the folder's last change file (the one a push runs last)."""
-    expanded = phase_now == EXPANDED
+    expanded = phase_now == Phase.EXPANDED
     view = workdir.migrations(settings, [workdir.KIT_VERSIONS[workdir.EXPAND]] if expanded else None)
     wanted = (workdir.CONTRACT,) if expanded else (workdir.EXPAND,) if settings.expand else workdir.CHANGES
     changes = [m for m in view if m.name in wanted]
     return changes[-1] if changes else None
 
 
-def blocker_statements(settings: Settings, phase_now: str = "before") -> list[tuple]:
+def blocker_statements(settings: Settings, phase_now: Phase = Phase.BEFORE) -> list[tuple]:
     """The change migration's own blocker check, in a transaction always rolled back; [] when the folder has no
     change migration. Its suggestions come as notices, its blockers as one KB001 error (blockers_from).
 
@@ -122,6 +120,7 @@ def blocker_statements(settings: Settings, phase_now: str = "before") -> list[tu
         return []
     timeout = (sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{LOCK_TIMEOUT_MS}ms")), None)
     steps = pieces.definitions(change.sql)
+    check: list[tuple[Any, Any]]
     if pieces.CHECK in steps:
         check = [*[(statement.encode(), None) for statement in steps.values()],
                  ("set transaction read only", None),  # allowed after statements; READ WRITE would not be
@@ -162,7 +161,7 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
     When a lock is not free at once (someone holds ACCESS EXCLUSIVE on an LLM table), what could not
     be read stays unknown and `locked_by` names the sessions holding it.
     """
-    st = Status("unknown", [], [], [], [])
+    st = Status(Phase.UNKNOWN, [], [], [], [])
     first = _unhurried([history.EXISTS, legacy_mod.SCHEMA, *catalog.statements()])
     try:
         results = db.batch(conn, first)
@@ -172,10 +171,11 @@ def survey(conn: psycopg.Connection, settings: Settings) -> Survey:
         st.locked_by = _in_the_way(conn)
         has_history, schema, cat = bool(failed.results[2][0][0]), _schema(failed.results[3]), None
     else:
-        has_history, schema, cat = bool(results[2][0][0]), _schema(results[3]), catalog.from_rows(results[4:4 + catalog.READS])
+        cat = catalog.from_rows(results[4:4 + catalog.READS])
+        has_history, schema = bool(results[2][0][0]), _schema(results[3])
         st.phase = phase(cat)
     versions = [history.VERSIONS] if has_history else []
-    blocking = blocker_statements(settings, st.phase) if st.phase in PUSHED_PHASES else []
+    blocking = blocker_statements(settings, st.phase) if st.phase in UNFINISHED else []
     found, legacy_error, ended = _second(conn, versions, legacy_mod.statements(schema) if schema else [], blocking,
                                          st.suggestions)
     st.applied = history.versions(found[0]) if has_history else []
@@ -213,7 +213,7 @@ def _second(conn: psycopg.Connection, versions: list, legacy: list, blocking: li
 
 
 def blockers(conn: psycopg.Connection, settings: Settings, notes: list[str] | None = None,
-             phase_now: str = "before") -> list[str]:
+             phase_now: Phase = Phase.BEFORE) -> list[str]:
     """The change migration's blocker list alone, its suggestions appended to `notes`: one round trip."""
     with _suggestions_to(conn, notes if notes is not None else []):
         return blockers_from(_run_blockers(conn, blocker_statements(settings, phase_now)))
@@ -250,14 +250,14 @@ def read(conn: psycopg.Connection, settings: Settings) -> Status:
     return survey(conn, settings).status
 
 
-def read_phase(conn: psycopg.Connection) -> str:
-    """The phase, without waiting for a lock: `unknown (...)` naming the holders when one is taken."""
+def read_phase(conn: psycopg.Connection) -> PhaseReading:
+    """The phase, without waiting for a lock: `unknown` with the holders named when one is taken."""
     try:
-        return phase(catalog.from_rows(db.batch(conn, _unhurried(catalog.statements()))[2:-1]))
+        return PhaseReading(phase(catalog.from_rows(db.batch(conn, _unhurried(catalog.statements()))[2:-1])))
     except db.BatchFailed as failed:
         if not isinstance(failed.error, psycopg.errors.LockNotAvailable):
             raise failed.error from None
-        return f"unknown (the LLM tables are locked by {_in_the_way(conn)})"
+        return PhaseReading(Phase.UNKNOWN, holders=_in_the_way(conn))
 
 
 def _unhurried(reads: list) -> list:

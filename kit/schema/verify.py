@@ -14,7 +14,8 @@ from kit.backup import manifest
 from kit.checks import Check
 from kit.migrations import history, workdir
 from kit.schema import catalog
-from kit.schema.status import EXPANDED, names_not_null, usage_foreign_keys
+from kit.schema.phases import Phase
+from kit.schema.status import names_not_null, usage_foreign_keys
 from kit.settings import Settings
 
 UUIDS = {f"{t}.{c}" for t, cols in catalog.UUID_COLUMNS.items() for c in cols}
@@ -24,12 +25,14 @@ LOOKUPS = ("llm_providers", "llm_models")
 
 
 def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None) -> list[Check]:
-    """Every check, from two round trips: the catalog, the name indexes and whether there is a history table; then the history's versions. What is checked follows the history: the expanded phase when
-    the expand step is the last change recorded, else the migrated one."""
+    """Every check, from two round trips: the catalog, the name indexes and whether there is a history table;
+    then the history's versions. What is checked follows the history: the expanded phase when the expand step is
+    the last change recorded, else the migrated one."""
     reads = catalog.statements() + [(NAME_INDEXES_SQL, (catalog.qualified(t),)) for t in LOOKUPS] + [history.EXISTS]
     results = db.batch(conn, reads)
     cat = catalog.from_rows(results[:catalog.READS])
-    indexes = {t: [r[0] for r in rows] for t, rows in zip(LOOKUPS, results[catalog.READS:])}
+    indexes = {t: [r[0] for r in rows]
+               for t, rows in zip(LOOKUPS, results[catalog.READS:catalog.READS + 2], strict=True)}
     applied = history.versions(db.batch(conn, [history.VERSIONS])[0]) if results[-1][0][0] else []
     missing = [t for t in catalog.TABLES if t not in cat.tables]
     if missing:
@@ -37,10 +40,11 @@ def run(conn: psycopg.Connection, settings: Settings, backup: Path | None = None
     change = recorded_change(settings, applied)
     checks = [Check("tables exist", True, ", ".join(catalog.TABLES))]
     if change is not None and change.name == workdir.EXPAND:
-        checks += _keys(cat, indexes, EXPANDED) + _usage(cat, EXPANDED) + [_fill(cat), _history(change, applied)]
+        checks += _keys(cat, indexes, Phase.EXPANDED) + _usage(cat, Phase.EXPANDED) + [_fill(cat),
+                                                                                     _history(change, applied)]
     else:
         checks += _keys(cat, indexes) + _usage(cat) + [_history(change, applied)]
-    recorded = manifest.load(backup).get("catalog") if backup else None
+    recorded = manifest.load(backup).catalog if backup else None
     if backup and recorded is None:
         checks.append(Check("unchanged properties", True, f"{backup} records no catalog shape (an older kit took "
                             "it); take a new backup to compare", "info"))
@@ -52,7 +56,8 @@ def recorded_change(settings: Settings, applied: list[str]) -> workdir.Migration
     the expanded phase), else the folder's last change file (not recorded: the history check fails)."""
     changes = [m for m in workdir.migrations(settings, applied) if m.name in workdir.CHANGES]
     recorded = [m for m in changes if m.version in applied]
-    return (recorded or changes or [None])[-1]
+    found = recorded or changes
+    return found[-1] if found else None
 
 
 def _fill(cat: catalog.Catalog) -> Check:
@@ -70,14 +75,14 @@ def _kept(cat: catalog.Catalog) -> Check:
                  "missing or not null: " + ", ".join(bad) if bad else ", ".join(cols))
 
 
-def _keys(cat: catalog.Catalog, indexes: dict[str, list[str]], phase: str = "migrated") -> list[Check]:
+def _keys(cat: catalog.Catalog, indexes: dict[str, list[str]], phase: Phase = Phase.MIGRATED) -> list[Check]:
     checks = []
     for table in LOOKUPS:
         pk = cat.tables[table].primary_key
         checks.append(Check(f"{table} primary key is name", pk == ["name"], f"primary key ({', '.join(pk)})"))
         dupes = indexes[table]
         checks.append(Check(f"{table}: no index on name besides the key", not dupes, ", ".join(dupes) or "none"))
-    if phase == EXPANDED:
+    if phase == Phase.EXPANDED:
         checks.append(_kept(cat))
     else:
         left = cat.uuid_columns_left()
@@ -104,11 +109,11 @@ where i.indrelid = to_regclass(%s) and not i.indisprimary and i.indnkeyatts = 1 
 """
 
 
-def _usage(cat: catalog.Catalog, phase: str = "migrated") -> list[Check]:
+def _usage(cat: catalog.Catalog, phase: Phase = Phase.MIGRATED) -> list[Check]:
     usage = cat.tables["llm_usage"]
     fks = usage_foreign_keys(cat)
     no_fks = Check("llm_usage has no UUID foreign keys", not fks, ", ".join(fk.name for fk in fks) or "none")
-    if phase == EXPANDED:  # the names become NOT NULL in the contract
+    if phase == Phase.EXPANDED:  # the names become NOT NULL in the contract
         return [no_fks]
     return [
         no_fks,

@@ -9,7 +9,11 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal, overload
+
+import psycopg
 
 from kit.checks import Check
 from kit.errors import CheckError, ConfigError, KitError
@@ -49,24 +53,34 @@ def default_route(settings: Settings) -> str:
     return "rest" if settings.supabase_url else "sql"
 
 
-def driver_for(settings: Settings, via: str, check_only: bool = False, conn=None) -> Driver | None:
+@overload
+def driver_for(settings: Settings, via: str, check_only: Literal[False] = False,
+               conn: psycopg.Connection | None = None) -> Driver: ...
+@overload
+def driver_for(settings: Settings, via: str, check_only: Literal[True],
+               conn: psycopg.Connection | None = None) -> None: ...
+def driver_for(settings: Settings, via: str, check_only: bool = False,
+               conn: psycopg.Connection | None = None) -> Driver | None:
     """The route's driver (the sql one on `conn` when given); with check_only, just refuse a configuration the
     route cannot use."""
     if via == "rest":
-        from kit.smoke.rest import RestDriver  # supabase-py takes a third of a second to import: only this route needs it
+        # supabase-py takes a third of a second to import: only this route needs it
+        from kit.smoke.rest import RestDriver
 
-        default_route(settings)
-        if not settings.supabase_url:
+        default_route(settings)  # a URL without its key is refused there
+        url, key = settings.supabase_url, settings.service_role_key
+        if not url or not key:
             raise ConfigError(f"the rest route needs {settings.var('supabase_url')} and "
                               f"{settings.var('service_role_key')} (or use --via sql)")
-        return None if check_only else RestDriver(settings.supabase_url, settings.service_role_key, settings.secrets)
+        return None if check_only else RestDriver(url, key, settings.secrets)
     if check_only:
         return None
     return SqlDriver(settings, conn)
 
 
-def run(settings: Settings, via: str | None = None, *, concurrency: int = CONCURRENCY, progress=None,
-        overrides: dict[str, str] | None = None, conn=None) -> SmokeResult:
+def run(settings: Settings, via: str | None = None, *, concurrency: int = CONCURRENCY,
+        progress: Callable[[str], Any] | None = None, overrides: dict[str, str] | None = None,
+        conn: psycopg.Connection | None = None) -> SmokeResult:
     """Run every check; a failed check makes ok False, a setup problem raises a kit error. Over SQL, `conn` (a
     deploy's) is used rather than a connection of the smoke test's own."""
     via = via or default_route(settings)
@@ -93,21 +107,28 @@ def run(settings: Settings, via: str | None = None, *, concurrency: int = CONCUR
 @dataclass
 class Run:
     result: SmokeResult
-    builder: Builder | None
+    builder: Builder | None  # None until llm_usage's shape is read; every check that writes runs after
     keys: list[tuple]  # the primary keys of every row this run wrote, from RETURNING
+
+    @property
+    def rows(self) -> Builder:
+        """The builder, for the checks that write (they run only once it is made)."""
+        if self.builder is None:
+            raise CheckError("llm_usage's shape was not read, so no smoke row can be built")
+        return self.builder
 
 
 def _marker(builder: Builder) -> list | None:
     return [*builder.marker, builder.run_id] if builder.marker else None
 
 
-def _builder(driver, run_id: str, overrides) -> Builder:
+def _builder(driver: Driver, run_id: str, overrides: dict[str, str] | None) -> Builder:
     builder = Builder(driver.shape(), run_id, overrides)
     builder.row("probe", "probe", 0)  # a column it cannot fill fails here, naming the column and --set
-    if builder.marker and driver.select_marker(*_marker(builder)):  # proves the marker is this run's alone
+    if builder.marker and driver.select_marker(*builder.marker, run_id):  # proves the marker is this run's alone
         raise CheckError(f"rows marked with run id {run_id} exist already; run kit smoke again")
     shape = builder.shape
-    how = (f"by primary key ({', '.join(shape.key)})" if shape.key
+    how = (f"by primary key ({', '.join(shape.key)})" if shape.key or not builder.marker
            else f"by the marker in {builder.marker[0]} (no primary key)")
     builder.detail = f"{len(shape.columns)} columns; rows found {how}"
     return builder
@@ -121,20 +142,20 @@ def _sweep(driver, result: SmokeResult, ledger: Ledger, say) -> None:
     say("rows left by unfinished earlier runs")
     try:
         for entry in stale:
-            if entry["keys"]:
-                driver.delete_keys([tuple(k) for k in entry["keys"]])
-            if entry["marker"]:
-                driver.delete_marker(*entry["marker"])  # column, kind, run id
-            ledger.remove(entry["run"])
+            if entry.keys:
+                driver.delete_keys([tuple(k) for k in entry.keys])
+            if entry.marker:
+                driver.delete_marker(*entry.marker)  # column, kind, run id
+            ledger.remove(entry.run)
     except CheckError as exc:
         result.checks.append(Check("rows of unfinished earlier runs deleted", False, str(exc), seconds=0.0))
         return
-    result.checks.append(Check("rows of unfinished earlier runs deleted", True, ", ".join(e["run"] for e in stale),
+    result.checks.append(Check("rows of unfinished earlier runs deleted", True, ", ".join(e.run for e in stale),
                                seconds=0.0))
 
 
-def _checks(driver, run: Run, concurrency: int, say, ledger: Ledger) -> None:
-    result, builder = run.result, run.builder
+def _checks(driver: Driver, run: Run, concurrency: int, say: Callable[[str], Any], ledger: Ledger) -> None:
+    result, builder = run.result, run.rows
     models = _step(result, "registered models are readable", lambda: _models(driver), say)
     if models is None:
         return
@@ -151,7 +172,7 @@ def _checks(driver, run: Run, concurrency: int, say, ledger: Ledger) -> None:
     stray_back = _step(result, "insert a usage row for a model that is not registered",
                        lambda: _written(outcomes[-1:]), say)
     if written is not None:
-        pairs = list(zip(rows, written)) + ([(stray, stray_back[0])] if stray_back else [])
+        pairs = list(zip(rows, written, strict=False)) + ([(stray, stray_back[0])] if stray_back else [])
         _step(result, "rows read back with every field intact", lambda: _compare(driver, builder, pairs), say)
     _step(result, f"{concurrency} concurrent inserts", lambda: _concurrent(driver, run, models, concurrency, ledger),
           say)
@@ -167,10 +188,10 @@ def _written(outcomes: list) -> list[dict]:
 
 
 def _keep(run: Run, ledger: Ledger, returned: list[dict]) -> None:
-    shape = run.builder.shape
+    shape = run.rows.shape
     if shape.key:
         run.keys += [key_of(shape, r) for r in returned]
-        ledger.add(run.result.run_id, _marker(run.builder),
+        ledger.add(run.result.run_id, _marker(run.rows),
                    run.keys)
 
 
@@ -207,7 +228,7 @@ def _compare(driver, builder: Builder, pairs: list[tuple[dict, dict]]) -> str:
     types = {name: col.type for name, col in shape.columns.items()}
     items = [(sent, key_of(shape, got) if shape.key else None, _marker(builder)) for sent, got in pairs]
     extra = []
-    for (sent, _, _), outcome in zip(items, driver.compare_each(items, types)):
+    for (sent, _, _), outcome in zip(items, driver.compare_each(items, types), strict=True):
         if isinstance(outcome, CheckError):
             raise outcome
         got, wrong = outcome
@@ -228,7 +249,7 @@ def _compare(driver, builder: Builder, pairs: list[tuple[dict, dict]]) -> str:
 def _concurrent(driver, run: Run, models, n: int, ledger: Ledger) -> str:
     model, provider = models[0]
     result = run.result
-    rows = [run.builder.row(model, provider, 1000 + i) for i in range(n)]
+    rows = [run.rows.row(model, provider, 1000 + i) for i in range(n)]
     latencies, returned = asyncio.run(driver.insert_many(rows))
     _keep(run, ledger, returned)
     result.latency = {"inserts": n, "median_ms": round(statistics.median(latencies) * 1000, 1),
@@ -240,7 +261,7 @@ def _legacy(driver, run: Run, models, say, ledger: Ledger) -> None:
     """An old client's payload, still carrying model_id: accepted before the migration, refused after."""
     model, provider = models[0]
     result = run.result
-    legacy = {**run.builder.row(model, provider, 9999), "model_id": None}
+    legacy = {**run.rows.row(model, provider, 9999), "model_id": None}
     say("legacy payload with model_id")
     try:
         refusal, returned = driver.legacy_insert(legacy)
@@ -258,10 +279,10 @@ def _legacy(driver, run: Run, models, say, ledger: Ledger) -> None:
 
 def _cleanup(driver, run: Run, say) -> bool:
     say("cleanup")
-    result, builder = run.result, run.builder
+    result = run.result
     start = time.perf_counter()
     try:
-        left = driver.delete_and_count(run.keys, _marker(builder))
+        left = driver.delete_and_count(run.keys, _marker(run.rows))
         result.checks.append(Check("every smoke row deleted", left == 0,
                                    f"{left} row(s) left from run {result.run_id}" if left else
                                    f"none left (run id {result.run_id})", seconds=time.perf_counter() - start))

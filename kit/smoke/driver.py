@@ -4,6 +4,7 @@ The runner (kit/smoke/__init__.py) picks a driver and calls only these methods; 
 (kit/smoke/sql.py, kit/smoke/rest.py) import this module, never the runner.
 """
 
+from collections.abc import Callable
 from typing import Protocol
 
 from kit.smoke.rows import Shape
@@ -31,6 +32,8 @@ class Driver(Protocol):
 
 class KeyColumns:
     """For a driver: llm_usage's primary key columns, read from the driver's shape() once."""
+
+    shape: Callable[[], Shape]  # the driver's own
 
     def _key(self) -> list[str]:
         if not hasattr(self, "_key_columns"):

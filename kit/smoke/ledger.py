@@ -1,9 +1,20 @@
-"""The smoke test's ledger of runs cut off before their cleanup, so the next run on the same database deletes their rows."""
+"""The smoke test's ledger of runs cut off before their cleanup: the next run on their database deletes their rows."""
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from kit.files import open_private
 from kit.settings import Settings
+
+
+@dataclass
+class Entry:
+    """A run cut off before its cleanup: its id, and the marker (column, kind, run id) or the keys of its rows."""
+
+    run: str
+    marker: list[str] | None
+    keys: list[list[Any]]
 
 
 class Ledger:
@@ -16,30 +27,33 @@ class Ledger:
         self.path = settings.cwd / settings.report_dir / "smoke-unfinished-runs.jsonl"  # beside the deploy reports
         self.where = where
 
-    def entries(self) -> list[dict]:
+    def entries(self) -> list[Entry]:
         """This database's entries. Lines without a database (from kits before it was recorded) are left
         alone: nothing proves which database their keys belong to."""
-        return [e for e in self._all() if e.get("where") == self.where]
+        return [Entry(e.get("run", ""), e.get("marker"), e.get("keys") or []) for e in self._all()
+                if e.get("where") == self.where]
 
-    def add(self, run_id: str, marker, keys=()) -> None:
+    def add(self, run_id: str, marker: Any, keys: Any = ()) -> None:
         self._write([e for e in self._all() if e.get("run") != run_id]
                     + [{"run": run_id, "where": self.where, "marker": marker, "keys": [list(k) for k in keys]}])
 
     def remove(self, run_id: str) -> None:
         self._write([e for e in self._all() if e.get("run") != run_id])
 
-    def _all(self) -> list[dict]:
+    def _all(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         out = []
         for line in self.path.read_text().splitlines():
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(entry, dict):
+                out.append(entry)
         return out
 
-    def _write(self, entries: list[dict]) -> None:
+    def _write(self, entries: list[dict[str, Any]]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open_private(self.path) as handle:

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from typing import cast
 
 import httpx
 from postgrest.exceptions import APIError
@@ -110,7 +111,7 @@ class RestDriver(KeyColumns):
         return left
 
     def _where(self, request, key: tuple):
-        for column, value in zip(self._key(), key):
+        for column, value in zip(self._key(), key, strict=True):
             request = request.eq(column, value)
         return request
 
@@ -135,6 +136,8 @@ class RestDriver(KeyColumns):
     def _locate(self, request, sent: dict, key: tuple | None, marker: list | None):
         if key is not None:
             return self._where(request, key)
+        if marker is None:  # without a key the builder marks every row: not reached
+            raise CheckError("a smoke row has neither a primary key nor a marker to find it by")
         column, kind, run_id = marker
         if kind == "json":
             return request.eq(f"{column}->>smoke_run", run_id).eq(f"{column}->>n", sent[column]["n"])
@@ -178,7 +181,7 @@ class RestDriver(KeyColumns):
         async def one(row: dict) -> None:
             start = time.perf_counter()
             try:
-                returned.extend((await client.table(TABLE).insert(row).execute()).data)
+                returned.extend(cast("list[dict]", (await client.table(TABLE).insert(row).execute()).data))
             except APIError as exc:
                 raise self._error(exc) from None
             except httpx.HTTPError as exc:

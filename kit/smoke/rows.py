@@ -6,10 +6,11 @@ generated and identity-always columns are left out. Rows are found again by thei
 (from RETURNING), or, without one, by a marker in a text or jsonb column proven unused first.
 """
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from kit.errors import CheckError, InputError
@@ -41,7 +42,7 @@ class Shape:
                 return name, "json"
         for name in ("agent_name",) + tuple(cols):
             col = cols.get(name)
-            if col and col.writable and _text_length(col.type) is not None and _text_length(col.type) >= 30:
+            if col and col.writable and (length := _text_length(col.type)) is not None and length >= 30:
                 return name, "text"
         return None
 
@@ -61,6 +62,7 @@ class Builder:
         self.shape, self.run_id, self.overrides = shape, run_id, dict(overrides or {})
         check_overrides(shape, self.overrides)
         self.marker = shape.marker()
+        self.detail = ""  # how the run's rows are found again, for the check that built it
         if not shape.key and self.marker is None:
             raise CheckError("llm_usage has no primary key and no writable jsonb or text column to mark the smoke "
                              "rows with, so they could not be found again: add a primary key")
@@ -101,9 +103,9 @@ class Builder:
         if typ.startswith("numeric") or typ in ("real", "double precision"):
             return 0
         if typ.startswith("timestamp"):
-            return datetime.now(timezone.utc).isoformat()
+            return datetime.now(UTC).isoformat()
         if typ == "date":
-            return datetime.now(timezone.utc).date().isoformat()
+            return datetime.now(UTC).date().isoformat()
         if typ in ("jsonb", "json"):
             return {}
         if typ == "boolean":
@@ -128,10 +130,8 @@ def check_overrides(shape: Shape, overrides: dict) -> None:
 def check_inputs(shape: Shape, overrides: dict) -> None:
     """Refuse (InputError) the --set flags and NOT NULL columns a smoke row could not satisfy."""
     check_overrides(shape, overrides)
-    try:
+    with contextlib.suppress(CheckError):  # not about the inputs (no key and no marker column): the smoke step says
         Builder(shape, "preflight", overrides).row("probe", "probe", 0)
-    except CheckError:
-        pass  # not about the inputs (no key and no marker column): the smoke step reports it
 
 
 def key_of(shape: Shape, row: dict) -> tuple:

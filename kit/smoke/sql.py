@@ -156,8 +156,8 @@ class SqlDriver(KeyColumns):
             where, located = self._locate(sent, key, marker)
             requests.append([(sql.SQL("select * from {} where ").format(USAGE) + where, located),
                              _differences_sql(sent, types, where, located)])
-        outcomes = []
-        for (sent, _, _), outcome in zip(items, self._requests(requests)):
+        outcomes: list[CheckError | tuple[dict | None, list[str]]] = []
+        for (sent, _, _), outcome in zip(items, self._requests(requests), strict=True):
             if isinstance(outcome, CheckError):
                 outcomes.append(outcome)
                 continue
@@ -180,6 +180,8 @@ class SqlDriver(KeyColumns):
         if key is not None:
             return sql.SQL("({}) = ({})").format(sql.SQL(", ").join(map(sql.Identifier, self._key())),
                                                  sql.SQL(", ").join(sql.Placeholder() * len(key))), list(key)
+        if marker is None:  # without a key the builder marks every row: not reached
+            raise CheckError("a smoke row has neither a primary key nor a marker to find it by")
         column, kind, run_id = marker
         if kind == "json":
             return sql.SQL("{0} ->> 'smoke_run' = %s and {0} ->> 'n' = %s").format(sql.Identifier(column)), \
@@ -212,7 +214,7 @@ class SqlDriver(KeyColumns):
             returned: list[dict] = []
             shares = [rows[i::len(conns)] for i in range(len(conns))]
             outcomes = await asyncio.gather(*(self._send(c, share, latencies, returned) for c, share in
-                                              zip(conns, shares)), return_exceptions=True)
+                                              zip(conns, shares, strict=True)), return_exceptions=True)
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
