@@ -35,9 +35,9 @@ def pipe(stream: IO[AnyStr] | None) -> IO[AnyStr]:
 
 
 def child_env(url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child that connects to `url`: ours, plus PGPASSWORD from the URL."""
+    """The environment for a child that connects to `url`: ours, with PGPASSWORD the URL's password when it has
+    one (else the PGPASSWORD the kit's own connections use too, if set)."""
     env = dict(os.environ)  # the child needs PATH, HOME and friends; it is not configuration
-    env.pop("PGPASSWORD", None)
     for name in TLS_VARIABLES:  # the URL carries the TLS settings; a stray variable must not weaken them
         env.pop(name, None)
     password = db_password(url)

@@ -12,7 +12,7 @@ MASK = "****"
 # Placeholders in the kit's own example URLs are not secrets.
 PLACEHOLDERS = {"PASSWORD", "YOUR-PASSWORD", MASK}
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>`]+", re.I)
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.I)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|[^\s&]+)", re.I)  # key=value or URL query
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")
 _TOKENS = re.compile(r"\b(sbp_[0-9a-f]{16,}|sb_secret_[A-Za-z0-9_-]{8,})")
 

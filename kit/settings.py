@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
+from kit import urls
 from kit.errors import ConfigError
 from kit.redact import MASK, mask_url
 
@@ -38,6 +39,7 @@ ENV_NAMES = {
     "sslkey": "PGSSLKEY",
 }
 SECRET_FIELDS = ("service_role_key", "access_token")
+CERT_FILES = ("sslrootcert", "sslcert", "sslkey")
 PROFILE_FIELDS = ("db_url", "supabase_url", "service_role_key", "project_ref")
 DEFAULT_TARGET = "local"
 LOCAL_DEFAULT = "the local default"  # db_url_from when local.resolve started or found the kit's own server
@@ -198,6 +200,8 @@ def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] |
         for var in variables(name, target):
             value, path = lookup(var)
             if value:
+                if name in CERT_FILES and path is not None and value != "system":
+                    value = str(path.parent / Path(value).expanduser())  # relative to the .env that names it
                 values[name], read_from[name] = value, var
                 if name == "db_url":
                     values["db_url_from"], values["db_url_file"] = var, path
@@ -297,6 +301,8 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
             var = ENV_NAMES[name]
             raise ConfigError(f"{var} is not a URL ({mask_url(str(url))!r}); "
                               f"expected e.g. {_EXAMPLES[name]}")
+    if values.get("db_url"):
+        values["db_url"] = urls.canonical(str(values["db_url"]))
     return values
 
 

@@ -8,8 +8,9 @@ unless --allow-plaintext says so.
 """
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from kit import urls
 from kit.errors import ConfigError
 from kit.redact import url_host
 from kit.settings import Settings, is_local_url
@@ -23,35 +24,49 @@ DEFAULT_REMOTE = "require"
 
 def params(settings: Settings, url: str) -> dict[str, str]:
     """The TLS parameters a connection to `url` uses: the URL's own, else the PGSSL* settings, else
-    sslmode=require for a non-local host (none for a local one: libpq's default)."""
+    sslmode=require for a non-local host (none for a local one: libpq's default). A relative file path in the
+    URL is taken from the folder of the .env that held the URL (else where the kit runs); one in a PGSSL*
+    variable was made absolute as the settings were loaded."""
+    url = urls.canonical(url)
     given = dict(parse_qsl(urlsplit(url).query))
+    base = settings.db_url_file.parent if settings.db_url_file and url == settings.db_url else settings.cwd
     chosen = {}
     for name in PARAMS:
         value = given.get(name) or getattr(settings, name)
         if value:
-            chosen[name] = _absolute(settings, value) if name in FILES else value
+            chosen[name] = _absolute(base, value) if name in FILES else value
     if "sslmode" not in chosen and not is_local_url(url):
         chosen["sslmode"] = DEFAULT_REMOTE
     return chosen
 
 
 def url_for(settings: Settings, url: str) -> str:
-    """`url` with its TLS parameters written in; refuses cleartext to a non-local host unless allowed."""
+    """`url` (canonical: kit/urls.py) with its TLS parameters written in; refuses cleartext to a non-local host
+    unless allowed, and a certificate file that is not there."""
+    url = urls.canonical(url)
     check(settings, url)
     chosen = params(settings, url)
     parts = urlsplit(url)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in PARAMS]
     query += sorted(chosen.items(), key=lambda kv: PARAMS.index(kv[0]))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="/:"), parts.fragment))
+    encoded = urlencode(query, safe="/:", quote_via=quote)  # %20, not "+": libpq decodes only %XX
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, encoded, parts.fragment))
 
 
 def check(settings: Settings, url: str | None = None) -> str | None:
     """None, or the warning to print when cleartext to a non-local host was allowed; ConfigError (exit 2)
     when it was not."""
-    url = url or settings.db_url
-    if not url or is_local_url(url):
+    url = urls.canonical(url or settings.db_url or "")
+    if not url:
         return None
-    mode = params(settings, url).get("sslmode", DEFAULT_REMOTE)
+    chosen = params(settings, url)
+    for name in FILES:
+        if chosen.get(name, "system") != "system" and not Path(chosen[name]).is_file():
+            raise ConfigError(f"{name} {chosen[name]} is not a file: download the project's CA (dashboard > Database "
+                              "> SSL configuration) there, or fix the path in the URL or PGSSL* variable")
+    if is_local_url(url):
+        return None
+    mode = chosen.get("sslmode", DEFAULT_REMOTE)
     if mode not in PLAINTEXT:
         if mode not in ENCRYPTED:
             raise ConfigError(f"sslmode={mode} is not a libpq sslmode; use require, verify-ca or verify-full")
@@ -67,9 +82,9 @@ def requires_tls(settings: Settings, url: str) -> bool:
     return params(settings, url).get("sslmode") in ENCRYPTED
 
 
-def _absolute(settings: Settings, value: str) -> str:
-    """A certificate path relative to where the kit was started (a child may run elsewhere); `system` stays."""
+def _absolute(base: Path, value: str) -> str:
+    """A certificate path relative to `base` made absolute (a child may run elsewhere); `system` stays."""
     if value == "system":
         return value
     path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (settings.cwd / path).resolve())
+    return str(path if path.is_absolute() else (base / path).resolve())

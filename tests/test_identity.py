@@ -90,12 +90,13 @@ def test_the_printed_rollback_command_runs_as_printed(source, outcome, make_db, 
     run = run_kit("deploy", *flags, "--via", "direct", "--json")
     assert run.code == (0 if outcome == "success" else 5), run.err
     command = run.json["rollback_command"]
+    workdir = f" --workdir {(in_tmp / 'project').resolve()}" if outcome == "failure" else ""  # as the deploy had
     if source == "flag":  # the password was in the flag only: the command names PGPASSWORD, not the password
-        assert command == f"PGPASSWORD='[YOUR-PASSWORD]' kit rollback {run.json['backup']} --yes"
+        assert command == f"PGPASSWORD='[YOUR-PASSWORD]' kit rollback {run.json['backup']} --yes{workdir}"
         clean_env.setenv("PGPASSWORD", PASSWORD)  # what the operator fills in; no terminal to ask at
         command = command.split(" ", 1)[1]
     else:
-        assert command == f"kit rollback {run.json['backup']} --yes"
+        assert command == f"kit rollback {run.json['backup']} --yes{workdir}"
     back = run_kit(*shlex.split(command)[1:])
     assert back.code == 0, back.err
     assert query(target, "select count(*) from llm_usage") == [(rows,)]
@@ -143,3 +144,37 @@ def test_a_backup_of_another_database_names_the_way_to_reach_that_one(given, adv
     if given.get("local"):
         s = s.with_db_url("postgresql://postgres@127.0.0.1:54000/postgres", LOCAL_DEFAULT)
     assert identity._other_way(s) == advice
+
+
+def test_pgpassword_reaches_the_client_programs(pg, db_url, run_kit, in_tmp, clean_env):
+    """A URL without its password and PGPASSWORD in the environment: pg_dump, pg_dumpall, psql and the Supabase
+    CLI get it as the kit's own connections do (libpq reads it), and none is asked for a password."""
+    url = pg.password_url(db_url.rsplit("/", 1)[1]).replace(f":{PASSWORD}@", "@")
+    clean_env.setenv("PGPASSWORD", PASSWORD)
+    backup = run_kit("backup", "--db-url", url, "--json")
+    assert backup.code == 0, backup.err
+    deploy = run_kit("deploy", "--via", "cli", "--db-url", url, "--yes", "--json")
+    assert deploy.code == 0, deploy.err
+    assert deploy.json["rollback_command"] == f"kit rollback {deploy.json['backup']} --yes"
+    empty = pg.password_url(make_empty(pg)).replace(f":{PASSWORD}@", "@")
+    full = run_kit("rollback", backup.json["path"], "--full", "--db-url", empty, "--yes")
+    assert full.code == 0, full.err
+
+
+def make_empty(pg) -> str:
+    """A database with a Supabase project's skeleton and nothing else; its name (dropped with the session's server)."""
+    from tests.helpers import new_database
+
+    return new_database(pg.admin_url, "kit_tpl_supabase")
+
+
+def test_the_printed_rollback_names_the_workdir_and_the_plaintext_flag_the_deploy_needed(tmp_path):
+    from kit.deploy import runbook
+
+    app = tmp_path / "app"
+    given = settings_mod.load({"workdir": str(app), "db_url": "postgresql://postgres@db.example.invalid/postgres"
+                                                              "?sslmode=disable", "allow_plaintext": True},
+                              environ={}, cwd=tmp_path)
+    assert runbook.rollback_command(given, "/b/1") == f"kit rollback /b/1 --yes --workdir {app} --allow-plaintext"
+    plain = settings_mod.load({"db_url": "postgresql://postgres@db.example.invalid/postgres"}, environ={}, cwd=tmp_path)
+    assert runbook.rollback_command(plain, "/b/1") == "kit rollback /b/1 --yes"

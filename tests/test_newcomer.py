@@ -154,7 +154,8 @@ def test_init_suggests_a_push_to_the_database_it_read(tmp_path, db_url):
         f'npx supabase db push --workdir {quoted} --remote="$SUPABASE_DB_URL"'
     staging = settings_mod.load({"target": "staging"}, environ={}, cwd=tmp_path)
     assert init.next_commands(staging, folder) == [
-        f'(set -a && . {env_file} && npx supabase db push --workdir {quoted} --remote="$STAGING_SUPABASE_DB_URL")',
+        f"kit push --workdir {quoted} --target staging  # the pinned npx supabase db push, with "
+        f"STAGING_SUPABASE_DB_URL from {env_file}",
         f"kit deploy --workdir {quoted} --target staging"]
     flag = settings_mod.load({"db_url": db_url}, environ={}, cwd=tmp_path)
     commands = init.next_commands(flag, folder)

@@ -83,3 +83,23 @@ def test_settings_repr_masks_every_secret(secret_env):
     shown = repr(settings.load())
     assert leaks(shown) == []
     assert "service_role_key='****'" in shown and "access_token='****'" in shown
+
+
+@pytest.mark.parametrize("argv", [("status",), ("backup",), ("push", "--via", "cli", "--yes"), ("deploy", "--yes")],
+                         ids=lambda a: " ".join(a))
+def test_a_password_in_the_urls_query_is_kept_out_too(argv, secret_env, run_kit, tmp_path, child_argv, pg, db_url):
+    """libpq takes `?password=` (and host, port, user, dbname) in the query; the kit moves them into the URL's
+    own places as it reads the URL, so the same masking and PGPASSWORD hand-off apply (kit/urls.py)."""
+    url = pg.password_url(db_url.rsplit("/", 1)[1])
+    user, rest = url.removeprefix("postgresql://").split(":", 1)
+    secret_env.setenv("SUPABASE_DB_URL", f"postgresql://{user}@{rest.split('@', 1)[1]}?password={PASSWORD}"
+                                         "&application_name=kit%20test")
+    run = run_kit(*argv)
+    assert run.code in (0, 3), run.err  # deploy reaches smoke, whose rest route cannot reach SUPABASE_URL
+    if argv[0] in ("backup", "deploy"):
+        manifest = next(tmp_path.rglob("manifest.json")).read_text()
+        assert '"database": "postgresql://kit_secret_user:****@127.0.0.1' in manifest
+        assert "application_name=kit%20test" in manifest
+    assert leaks(run.out + run.err) == []
+    assert leaks(written_files(tmp_path)) == []
+    assert leaks("\n".join(child_argv)) == []

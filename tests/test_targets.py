@@ -193,11 +193,18 @@ def where(url: str) -> str:
     (["deploy", "--via", "direct"], "deploy the LLM name-key migration to"),
     (["smoke", "--via", "sql"], "insert and delete smoke-test rows in"),
 ], ids=["push-direct", "push-cli", "deploy", "smoke-sql"])
-def test_no_terminal_and_no_yes_refuses_before_the_first_write(argv, action, db_url, run_kit, clean_env, tmp_path):
+@pytest.mark.parametrize("form", ["host in the URL", "host in the query"])
+def test_no_terminal_and_no_yes_refuses_before_the_first_write(argv, action, form, db_url, run_kit, clean_env,
+                                                               tmp_path):
+    """libpq also takes the host and port as query parameters: such a URL is just as remote."""
     clean_env.chdir(tmp_path)
     url = remote(db_url)
+    given = url
+    if form == "host in the query":
+        port, name = url.split("@", 1)[1].split("?")[0].removeprefix("db.example.invalid:").split("/")
+        given = f"postgresql://postgres@/{name}?host=db.example.invalid&port={port}&hostaddr=127.0.0.1"
     before = (schema(db_url), data(db_url))
-    run = run_kit(*argv, "--db-url", url)
+    run = run_kit(*argv, "--db-url", given)
     assert run.code == 4
     assert run.err == f"kit: error: {action} {where(url)} needs confirmation: pass --yes\n"
     assert (schema(db_url), data(db_url)) == before

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.skipif(ALIAS is None, reason="this machine's host name 
 REF = "tlsprojectreference0"
 TOKEN = "kit-test-token-" + "7" * 20
 # verify-full and the URL as given run on every major: which pg_dump is chosen depends on the server's
+DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
 VARIANTS = [pytest.param("as-given", marks=pytest.mark.majors), "require",
             pytest.param("verify-full", marks=pytest.mark.majors), "verify-full-from-the-environment"]
 ENCRYPTED = "encrypted (TLS)"
@@ -140,6 +141,43 @@ def test_the_rollback_reaches_the_database_as_verified_as_the_backup_did(tls, ru
     assert back.code == 0, back.err
 
 
+def test_a_certificate_file_that_is_not_there_is_named_before_anything_connects(tls, run_kit, in_tmp):
+    url = tls.url(tls.make_db(), host=ALIAS, query="sslmode=verify-full&sslrootcert=/nonexistent/ca.crt")
+    run = run_kit("deploy", "--yes", "--db-url", url)
+    assert run.code == 2
+    assert run.err == ("kit: error: sslrootcert /nonexistent/ca.crt is not a file: download the project's CA "
+                       "(dashboard > Database > SSL configuration) there, or fix the path in the URL or PGSSL* "
+                       "variable\n")
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_certificate_paths_in_an_apps_env_are_relative_to_that_file(tls, run_kit, in_tmp, clean_env):
+    """PGSSLROOTCERT and a URL's sslrootcert, given relative in your-app/.env, from another folder with --workdir."""
+    app, ops = in_tmp / "your-app", in_tmp / "ops"
+    (app / "supabase" / "migrations").mkdir(parents=True)
+    (app / "certs").mkdir()
+    ops.mkdir()
+    (app / "certs" / "ca.crt").write_bytes(tls.certs.ca.read_bytes())
+    in_url = tls.url(tls.make_db(), host=ALIAS, query="sslmode=verify-full&sslrootcert=certs/ca.crt")
+    (app / ".env").write_text(f"STAGING_SUPABASE_DB_URL={in_url}\nPRODUCTION_SUPABASE_DB_URL="
+                              f"{tls.url(tls.make_db(), host=ALIAS)}\nPGSSLMODE=verify-full\n"
+                              "PGSSLROOTCERT=certs/ca.crt\n")
+    clean_env.chdir(ops)
+    for target in ("staging", "production"):
+        run = run_kit("status", "--workdir", str(app), "--target", target, "--json")
+        assert run.code == 0, (target, run.err)
+        assert run.json["tls"] == ENCRYPTED
+
+
+@pytest.mark.skipif(int(PG_MAJOR) <= 15, reason="needs a server newer than Debian's PostgreSQL 15 client")
+def test_a_pg_dump_older_than_the_server_is_refused_before_the_backup_folder_is_made(tls, run_kit, in_tmp,
+                                                                                      clean_env):
+    clean_env.setenv("KIT_PG_BIN", str(DEBIAN_15))
+    run = run_kit("backup", "--db-url", tls.url(tls.make_db(), host=ALIAS))
+    assert run.code == 6 and "is older than the server" in run.err, run.err
+    assert list(in_tmp.iterdir()) == []
+
+
 def test_cleartext_to_a_remote_host_needs_a_flag_and_prints_a_warning(db_url, run_kit, in_tmp, clean_env):
     url = remote(db_url)  # the session's server: it offers TLS and accepts plain connections
     host = url.split("@", 1)[1].split("/", 1)[0]
@@ -229,9 +267,6 @@ def test_a_deploy_at_a_distance_through_tls_encrypts_every_connection(tls, run_k
     assert run.code == 0, run.json["error"]
     assert run.json["phase"] == "migrated"
     assert seen.connections >= 4 and seen.tls_connections == seen.connections, seen
-
-
-DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
 
 
 @pytest.mark.majors

@@ -23,7 +23,7 @@ from kit.backup.copy_stream import CopyReader
 from kit.errors import BackupError, BackupIncomplete
 from kit.files import open_private
 from kit.local import pgtools
-from kit.process import child_env, dbname, pipe
+from kit.process import child_env, pipe
 from kit.settings import Settings
 
 REPLICA = b"SET session_replication_role = replica;\n\n"
@@ -193,7 +193,7 @@ def dump_and_split(settings: Settings, archive: Path, pg_dump_args: list[str], s
     """pg_dump to database.dump and, at the same time, through pg_restore into the split: one read of the data.
     Returns the split's row counts and the archive's size and SHA-256, hashed as it was written."""
     url = db.database_url(settings)
-    dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, f"--dbname={dbname(settings, url)}"]
+    dump_argv = [pgtools.tool(settings, "pg_dump"), *pg_dump_args, *pgtools.connect_args(settings, url)]
     restore_argv = [pgtools.tool(settings, "pg_restore"), "--data-only", "--file", "-"]
     with tempfile.TemporaryFile() as dump_err, tempfile.TemporaryFile() as restore_err, \
             open_private(archive, "wb") as out:

@@ -67,6 +67,10 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     own = conn is None
     conn = conn or db.connect(settings)  # a refused connection (TLS, password): nothing written yet
     try:
+        server = db.server_version(conn)  # pg_dump older than the server: exit 6, nothing written yet either
+        tools = clients.choose(settings, server_major=pgtools.major(server))
+        client = pgtools.require_client_for(settings, server, tools.version)
+        settings = clients.pinned(settings, tools)  # pg_dump, pg_dumpall and pg_restore from one folder
         folder = _new_folder(settings, out_dir)
     except BaseException:
         if own:
@@ -77,10 +81,6 @@ def take(settings: Settings, out_dir: Path | None = None, progress=None, *, jobs
     try:
         archive = folder / (ARCHIVE_DIR if jobs > 1 else ARCHIVE)
         with _snapshot(conn, own, [*manifest.reads(), db.IDENTITY_SQL]) as (snap, results):
-            server = db.server_version(conn)
-            tools = clients.choose(settings, server_major=pgtools.major(server))
-            client = pgtools.require_client_for(settings, server, tools.version)
-            settings = clients.pinned(settings, tools)  # pg_dump, pg_dumpall and pg_restore from one folder
             facts = manifest.collect_from(conn, results[:-1], folder, links_from_dump=True)  # in the snapshot
             ident = identity.from_row(results[-1][0], settings)
             say(f"snapshot {snap['id']} at {snap['taken_at']} (WAL {snap['wal_lsn']})")

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from kit import __version__, db
+from kit import __version__, db, tls
 from kit.backup import manifest, take as backup
 from kit.checks import Check
 from kit.deploy import report
@@ -257,10 +257,14 @@ def rollback_command(settings: Settings, backup_path: str) -> str:
     """The command that undoes this deploy, in the same shell and folder, with what it needs named in it.
 
     `kit rollback PATH` finds the database from the backup's manifest and its password where this deploy
-    found it (the variable recorded there), so no URL or password is printed. A password given only inside
-    --db-url is in no variable: the command then names PGPASSWORD, with a placeholder, never the password.
+    found it (the variable recorded there, looked for in the .env of --workdir too), so no URL or password is
+    printed. A password given only inside --db-url is in no variable: the command then names PGPASSWORD, with
+    a placeholder, never the password. --allow-plaintext goes with it when this deploy needed it.
     """
-    command = " ".join(["kit", "rollback", shlex.quote(backup_path), "--yes"])
+    args = ["kit", "rollback", shlex.quote(backup_path), "--yes"]
+    args += ["--workdir", shlex.quote(str(settings.workdir.resolve()))] if settings.workdir else []
+    args += ["--allow-plaintext"] if settings.allow_plaintext and tls.check(settings) else []
+    command = " ".join(args)
     if settings.db_url_from == "--db-url" and db_password(settings.db_url):
         return f"PGPASSWORD={PASSWORD_PLACEHOLDER} {command}"
     return command

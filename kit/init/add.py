@@ -220,10 +220,10 @@ def next_commands(settings: Settings, folder: Path, step: str = CHANGE) -> list[
     if settings.db_url_from == "--db-url":  # the URL holds the password: never print it
         return [f'npx supabase db push --workdir {quoted} --remote="$DB_URL"  # DB_URL: the URL given to --db-url',
                 f'{deploy} --db-url "$DB_URL"']
-    push = f'npx supabase db push --workdir {quoted} --remote="${settings.db_url_from}"'
-    if settings.db_url_file:  # the shell does not know a variable that only .env holds
-        push = f"(set -a && . {shlex.quote(str(settings.db_url_file))} && {push})"
-    return [push, deploy]
+    if settings.db_url_file:  # the shell does not know a variable that only .env holds; `. .env` misreads `&`
+        return [f"kit push --workdir {quoted}{target}  # the pinned npx supabase db push, with "
+                f"{settings.db_url_from} from {settings.db_url_file}", deploy]
+    return [f'npx supabase db push --workdir {quoted} --remote="${settings.db_url_from}"', deploy]
 
 
 def rel(path: Path, folder: Path) -> str:

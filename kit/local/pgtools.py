@@ -25,6 +25,12 @@ def tool(settings: Settings, name: str) -> str:
     return str(path)
 
 
+def connect_args(settings: Settings, url: str) -> list[str]:
+    """How a client program reaches `url`: the URL with its TLS settings and no password (that goes in
+    PGPASSWORD, kit/process.py), and never a prompt for one, which would wait on a terminal nobody watches."""
+    return ["--no-password", f"--dbname={dbname(settings, url)}"]
+
+
 def major(version_text: str) -> int:
     match = re.search(r"(\d+)(?:\.\d+)?", version_text)
     return int(match.group(1)) if match else 0
@@ -47,7 +53,7 @@ def run(settings: Settings, name: str, args: list[str], *, url: str | None = Non
         what: str = "") -> subprocess.CompletedProcess:
     """Run a client program against `url` (password via PGPASSWORD); raise BackupError on failure."""
     url = db.database_url(settings, url)
-    argv = [tool(settings, name), *args, f"--dbname={dbname(settings, url)}"]
+    argv = [tool(settings, name), *args, *connect_args(settings, url)]
     result = subprocess.run(argv, stdout=stdout if stdout is not None else subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=child_env(url), umask=0o077)
     if result.returncode != 0:
@@ -60,7 +66,7 @@ def watched(settings: Settings, name: str, args: list[str], *, grows: Path, on_b
     """Run a client program; while it runs, call on_bytes(size of `grows`) five times a second."""
     argv = [tool(settings, name), *args]
     if url is not None:
-        argv.append(f"--dbname={dbname(settings, url)}")
+        argv += connect_args(settings, url)
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(argv, stdout=stdout if stdout is not None else subprocess.DEVNULL, stderr=errors,
                                  stdin=subprocess.DEVNULL, env=child_env(url or ""), umask=0o077)
@@ -133,7 +139,7 @@ def psql_files(settings: Settings, url: str, sources: Sequence[Path | bytes | IO
     with db.session(settings, url) as conn:
         server = conn.info.server_version
     argv = [tool(settings, "psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--single-transaction",
-            "--file", "-", f"--dbname={dbname(settings, url)}"]
+            "--file", "-", *connect_args(settings, url)]
     with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           env=child_env(url)) as psql:
         try:
