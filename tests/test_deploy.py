@@ -87,7 +87,8 @@ def test_a_failure_after_the_push_reports_the_phase_and_a_rollback_that_works(st
     report = report_of(run)
     assert report["failed_step"] == step
     assert report["phase"] == "migrated"
-    assert report["rollback_command"] == f"kit rollback {report['backup']} --yes"  # the manifest names the database
+    # the manifest names the database; --workdir as the deploy had it (its migrations, its .env)
+    assert report["rollback_command"] == f"kit rollback {report['backup']} --yes --workdir {folder.resolve()}"
     after = statuses(report)
     assert [after[s] for s in STEP_NAMES[STEP_NAMES.index(step) + 1:-1]] == \
         ["skipped"] * (len(STEP_NAMES) - STEP_NAMES.index(step) - 2)
