@@ -110,21 +110,25 @@ def _steps(conn: psycopg.Connection, settings: Settings, path: Path, data: Manif
            before: Phase) -> Outcome:
     original = data.shape
     conn.execute("set statement_timeout = 0")
-    rollback_links.check_key(catalog.read(conn).tables["llm_usage"].primary_key, data)
+    cat = catalog.read(conn)
+    rollback_links.check_key(cat.tables["llm_usage"].primary_key, data)
     refuse_dependents(conn, original)
     say("A: UUID columns and the original provider and model UUIDs")
-    _locked(conn, wait_s, lambda: _restore_ids(conn, data, original))
+    _locked(conn, wait_s, _restore_ids(cat, data, original))
     say("B: linking usage rows (inserts keep flowing)")
     linked, by_name = _in_transaction(conn, lambda: _link_usage(conn, Path(path), data))
     say("C: keys, constraints and indexes as the backup recorded them")
-    removed, late = _locked(conn, wait_s, lambda: _finish(conn, settings, data, original))
+    finish, counted, forget = _finish(conn, settings, data, original)
+    done = _locked(conn, wait_s, finish + forget)
+    late = rollback_links.by_name_count(done[counted:counted + 2])
+    removed = ", ".join(sorted(r[0] for r in done[len(finish)])) if forget else None
     say("D: validating foreign keys")
     _in_transaction(conn, lambda: _validate(conn))
     unproven = rollback_links.unprovable(conn, data)
     rollback_links.drop(conn)
     rows = db.one(conn, "select count(*) from public.llm_usage")
     after = status.phase(catalog.read(conn))
-    return Outcome(before, after, True, removed, rows, linked, by_name + late, unproven)
+    return Outcome(before, after, True, removed or None, rows, linked, by_name + late, unproven)
 
 
 def refuse_dependents(conn: psycopg.Connection, original: list[list[str]]) -> None:
@@ -144,35 +148,49 @@ def _link_usage(conn: psycopg.Connection, folder: Path, data: Manifest) -> tuple
 
 
 def _finish(conn: psycopg.Connection, settings: Settings, data: Manifest,
-            original: list[list[str]]) -> tuple[str | None, int]:
-    conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
-    conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
-    _link_models(conn, data)
-    late = rollback_links.link_by_name(conn, data)  # rows written during step B
+            original: list[list[str]]) -> tuple[list[tuple], int, list[tuple]]:
+    """Step C's statements (and where its by-name counts are), read and built before its lock (nothing they
+    depend on changes until they run): the UUIDs of lookup rows added during step B, then the rows written
+    meanwhile linked through their names (with their counts), the fill triggers as the backup's phase had
+    them, the recorded shape; then the history."""
     target = backup_phase(data)
+    statements = [("update public.llm_providers set id = gen_random_uuid() where id is null", None),
+                  ("update public.llm_models set id = gen_random_uuid() where id is null", None),
+                  *_link_models(catalog.read(conn), data)]
+    counted = len(statements)  # where the two statements that link by name, and count, begin
+    statements += rollback_links.by_name_statements(data)
     if target == Phase.BEFORE:
-        _fill_step(conn, workdir.CONTRACT, "llm_fill_drop", ("llm_fill_functions", "llm_fill_drop"))
-    rollback_shape.restore(conn, original, MIGRATION_COLUMNS)
+        statements += _fill_step(workdir.CONTRACT, "llm_fill_drop", ("llm_fill_functions", "llm_fill_drop"))
+    statements += rollback_shape.restore(conn, original, MIGRATION_COLUMNS)
     if target == Phase.EXPANDED:
-        _fill_step(conn, workdir.EXPAND, "llm_fill_create", ("llm_fill_create",))
-    return _forget_migration(conn, settings, target), late
+        statements += _fill_step(workdir.EXPAND, "llm_fill_create", ("llm_fill_create",))
+    return statements, counted, _forget_migration(conn, settings, target)
 
 
-def _fill_step(conn: psycopg.Connection, template: str, step: str, needs: tuple[str, ...]) -> None:
-    """One of the two-step files' own steps on the fill triggers, defined from the file's text and called."""
-    pieces.load(conn, workdir.template(template), only=needs)
-    conn.execute(sql.SQL("select pg_temp.{}()").format(sql.Identifier(step)))
+def _fill_step(template: str, step: str, needs: tuple[str, ...]) -> list[tuple]:
+    """One of the two-step files' own steps on the fill triggers: its definitions from the file's text, the call."""
+    steps = pieces.definitions(workdir.template(template))
+    return [*[(steps[name].encode(), None) for name in needs],
+            (sql.SQL("select pg_temp.{}()").format(sql.Identifier(step)), None)]
 
 
-def _locked(conn: psycopg.Connection, wait_s: float, work: Callable[[], T]) -> T:
-    """Run work in one transaction that first locks the three tables, 100 ms per attempt."""
+def _locked(conn: psycopg.Connection, wait_s: float, statements: list[tuple]) -> list[list]:
+    """The statements in one transaction that first locks the three tables (100 ms per attempt), sent in one
+    flight: the lock is held for the server's time, not for round trips. Their results."""
     try:
-        locks.lock_tables(conn, wait_s)
+        return locks.locked_batch(conn, wait_s, statements)
     except locks.LockWaitOver as over:
         raise Refused(f"could not lock the LLM tables in {wait_s:g} s ({over.attempts} attempts); held by "
                       f"{over.holders or 'sessions that have since finished'}. Nothing of this step was changed: "
                       "run kit rollback again when those sessions end") from None
-    return _body(conn, work)
+    except db.BatchFailed as failed:
+        raise RollbackStepFailed("the rollback stopped and this step was undone: "
+                                 f"{failed.error.diag.message_primary or failed.error}; fix that, then run kit "
+                                 "rollback again (finished steps are kept)") from None
+    except psycopg.Error as exc:
+        if db.connection_lost(conn):
+            raise _lost(exc) from None
+        raise
 
 
 def _in_transaction(conn: psycopg.Connection, work: Callable[[], T]) -> T:
@@ -197,43 +215,47 @@ def _body(conn: psycopg.Connection, work: Callable[[], T]) -> T:
         raise
 
 
-def _restore_ids(conn: psycopg.Connection, data: Manifest, original: list[list[str]]) -> None:
+def _restore_ids(cat: catalog.Catalog, data: Manifest, original: list[list[str]]) -> list[tuple]:
+    """Step A's statements, from the catalog read before its lock: the UUID columns back with their recorded
+    type and default (NOT NULL comes back in step C), the usage names nullable again where the backup had them
+    so (an old client's insert with only UUIDs works from here on), the lookup rows' original UUIDs (new rows get
+    fresh ones), and the models' provider UUIDs."""
     cols = rollback_shape.columns(original)
-    cat = catalog.read(conn)
+    out: list[tuple] = []
     for table, names in catalog.UUID_COLUMNS.items():
+        target = sql.SQL("alter table {} ").format(sql.Identifier("public", table))
         for name in names:
             spec = cols[(table, name)][1]
-            target = sql.SQL("alter table {} ").format(sql.Identifier("public", table))
-            if not cat.has(table, name):  # the recorded type; default and NOT NULL come back in step C
-                conn.execute(target + sql.SQL("add column {} {}").format(
-                    sql.Identifier(name), sql.SQL(spec.partition(" default ")[0])))
+            if not cat.has(table, name):
+                out.append((target + sql.SQL("add column {} {}").format(
+                    sql.Identifier(name), sql.SQL(spec.partition(" default ")[0])), None))
             default = spec.partition(" default ")[2]
             if default and table != "llm_usage":
-                conn.execute(target + sql.SQL("alter column {} set default {}").format(
-                    sql.Identifier(name), sql.SQL(default)))
+                out.append((target + sql.SQL("alter column {} set default {}").format(
+                    sql.Identifier(name), sql.SQL(default)), None))
+    usage = cat.tables["llm_usage"].columns
+    out += [(sql.SQL("alter table public.llm_usage alter column {} drop not null").format(sql.Identifier(name)), None)
+            for name in ("provider_name", "model_name")
+            if name in usage and usage[name].not_null and not cols.get(("llm_usage", name), (True, ""))[0]]
     maps = data.require_maps()
-    conn.execute("create temp table kit_providers (id uuid, name text) on commit drop")
-    conn.execute("create temp table kit_models (id uuid, name text, provider_id uuid) on commit drop")
-    with conn.cursor().copy("copy kit_providers from stdin") as copy:
-        for pid, name in maps.providers.items():
-            copy.write_row((pid, name))
-    with conn.cursor().copy("copy kit_models from stdin") as copy:
-        for mid, model in maps.models.items():
-            copy.write_row((mid, model.name, model.provider_id))
-    conn.execute("update public.llm_providers p set id = k.id from kit_providers k "
-                 "where p.id is null and p.name = k.name")
-    conn.execute("update public.llm_providers set id = gen_random_uuid() where id is null")
-    conn.execute("update public.llm_models m set id = k.id from kit_models k where m.id is null and m.name = k.name")
-    conn.execute("update public.llm_models set id = gen_random_uuid() where id is null")
-    _link_models(conn, data)
+    models = maps.models.items()
+    return [*out,
+            ("update public.llm_providers p set id = k.id from unnest(%s::uuid[], %s::text[]) k (id, name) "
+             "where p.id is null and p.name = k.name", (list(maps.providers), list(maps.providers.values()))),
+            ("update public.llm_providers set id = gen_random_uuid() where id is null", None),
+            ("update public.llm_models m set id = k.id from unnest(%s::uuid[], %s::text[]) k (id, name) "
+             "where m.id is null and m.name = k.name", ([i for i, _ in models], [m.name for _, m in models])),
+            ("update public.llm_models set id = gen_random_uuid() where id is null", None),
+            *_link_models(cat, data)]
 
 
-def _link_models(conn: psycopg.Connection, data: Manifest) -> None:
+def _link_models(cat: catalog.Catalog, data: Manifest) -> list[tuple]:
     """Models without a provider UUID get their provider's, except those the backup recorded without one."""
     unlinked = [m.name for m in data.require_maps().models.values() if not m.provider_id]
-    if catalog.read(conn).has("llm_models", "provider_name"):
-        conn.execute("update public.llm_models m set provider_id = p.id from public.llm_providers p "
-                     "where m.provider_id is null and m.provider_name = p.name and m.name <> all(%s)", (unlinked,))
+    if not cat.has("llm_models", "provider_name"):
+        return []
+    return [("update public.llm_models m set provider_id = p.id from public.llm_providers p "
+             "where m.provider_id is null and m.provider_name = p.name and m.name <> all(%s)", (unlinked,))]
 
 
 def _validate(conn: psycopg.Connection) -> None:
@@ -244,21 +266,19 @@ def _validate(conn: psycopg.Connection) -> None:
             sql.Identifier(*_qualified(conn, table)), sql.Identifier(name)))
 
 
-def _forget_migration(conn: psycopg.Connection, settings: Settings, target: Phase) -> str | None:
-    """Remove the history rows of the changes undone (to an expanded backup: those that drop the UUID columns;
-    else every step), so the next push applies them again."""
+def _forget_migration(conn: psycopg.Connection, settings: Settings, target: Phase) -> list[tuple]:
+    """The statements that remove the history rows of the changes undone (to an expanded backup: those that drop
+    the UUID columns; else every step), so the next push applies them again: the delete gives the versions."""
     if not db.one(conn, "select to_regclass('supabase_migrations.schema_migrations')"):
-        return None
+        return []
     names = list(workdir.DROPS_UUIDS if target == Phase.EXPANDED else workdir.CHANGES)
     try:
         applied = [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations")]
         versions = [m.version for m in workdir.migrations(settings, applied) if m.name in names]
     except KitError:
         versions = []
-    rows = conn.execute("delete from supabase_migrations.schema_migrations where version = any(%s) or name = any(%s) "
-                        "returning version", (versions, names)).fetchall()
-    conn.execute("notify pgrst, 'reload schema'")
-    return ", ".join(sorted(r[0] for r in rows)) or None
+    return [("delete from supabase_migrations.schema_migrations where version = any(%s) or name = any(%s) "
+             "returning version", (versions, names)), ("notify pgrst, 'reload schema'", None)]
 
 
 def _qualified(conn: psycopg.Connection, oid: int) -> tuple[str, str]:

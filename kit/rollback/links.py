@@ -138,16 +138,27 @@ def names_gone(conn: psycopg.Connection, data: Manifest) -> list[str]:
 
 def link_by_name(conn: psycopg.Connection, data: Manifest) -> int:
     """Rows the backup does not hold (written since the migration) linked through their names."""
+    return by_name_count(db.batch(conn, by_name_statements(data)))
+
+
+def by_name_statements(data: Manifest) -> list[tuple]:
+    """link_by_name as two statements, for a caller's batch (by_name_count reads their results): the provider
+    link, then the model link, of each row that lacks it, from its names; each gives the count of rows linked.
+    Two statements, not two updates in one: a statement must not update a row twice."""
     key = [c for c, _ in key_of(data)]
     new_only = sql.SQL(" and not exists (select 1 from {} l where {})").format(TEMP, _match(key)) if key \
         else sql.SQL("")
-    a = conn.execute(sql.SQL("update {} u set provider_id = p.id from public.llm_providers p "
-                             "where u.provider_id is null and u.provider_name = p.name").format(USAGE)
-                     + new_only).rowcount
-    b = conn.execute(sql.SQL("update {} u set model_id = m.id from public.llm_models m "
-                             "where u.model_id is null and u.model_name = m.name").format(USAGE)
-                     + new_only).rowcount
-    return max(a, b)
+    return [(sql.SQL("with linked as (update {} u set {} = x.id from {} x where u.{} is null and u.{} = x.name{} "
+                     "returning 1) select count(*) from linked").format(
+                         USAGE, sql.Identifier(column), sql.Identifier("public", table), sql.Identifier(column),
+                         sql.Identifier(name), new_only), None)
+            for column, table, name in (("provider_id", "llm_providers", "provider_name"),
+                                        ("model_id", "llm_models", "model_name"))]
+
+
+def by_name_count(results: list[list]) -> int:
+    """The rows by_name_statements linked: each row got both of its links, or the one it lacked."""
+    return max(int(rows[0][0]) for rows in results)
 
 
 def unprovable(conn: psycopg.Connection, data: Manifest) -> list[Unprovable]:

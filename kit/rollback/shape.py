@@ -22,37 +22,46 @@ def _table(name: str) -> sql.Composable:
     return sql.Identifier("public", name)
 
 
-def restore(conn: psycopg.Connection, original: list, migration_columns: set) -> None:
+def restore(conn: psycopg.Connection, original: list, migration_columns: set) -> list[tuple]:
+    """The statements that put the recorded shape back, read from the shape now: for the caller to send in one
+    flight under the tables' lock, since this shape does not change until they run."""
     want_c, want_i, want_cols = _split(original)
     have_c, have_i, have_cols = _split(manifest.shape(conn))
+    out: list[tuple] = []
     extra = sorted(have_c - want_c, key=lambda c: c[2] != "f")  # foreign keys go first
+    going = {("public", table, name) for table, name, kind, _ in extra if kind == "f"}
     moved = []
     for table, name, kind, _ in extra:
-        if kind in ("p", "u"):
-            moved += _lift_dependents(conn, table, name)
-        conn.execute(sql.SQL("alter table {} drop constraint {}").format(_table(table), sql.Identifier(name)))
-    for _table_name, name, _ in have_i - want_i:
-        conn.execute(sql.SQL("drop index {}").format(sql.Identifier("public", name)))
-    for table, column in set(have_cols) - set(want_cols):
-        if (table, column) in migration_columns:
-            conn.execute(sql.SQL("alter table {} drop column {}").format(_table(table), sql.Identifier(column)))
+        if kind in ("p", "u"):  # foreign keys (of any table) that rely on a key about to go: put back at the end
+            found = [f for f in conn.execute(DEPENDENTS_SQL, (sql.Identifier("public", table).as_string(conn), name))
+                     if tuple(f[:3]) not in going]  # (one of the extra ones is dropped for good, above)
+            out += [(_drop(sql.Identifier(schema, rel), con), None) for schema, rel, con, _ in found]
+            moved += found
+        out.append((_drop(_table(table), name), None))
+    out += [(sql.SQL("drop index {}").format(sql.Identifier("public", name)), None) for _, name, _ in have_i - want_i]
+    out += [(sql.SQL("alter table {} drop column {}").format(_table(table), sql.Identifier(column)), None)
+            for table, column in set(have_cols) - set(want_cols) if (table, column) in migration_columns]
     for key, (not_null, spec) in want_cols.items():
         if key in have_cols and have_cols[key] != (not_null, spec):
-            _column(conn, key, not_null, spec, have_cols[key])
+            out += _column(key, not_null, spec, have_cols[key])
     missing = sorted(want_c - have_c, key=lambda c: c[2] == "f")  # keys first, foreign keys last
     partitioned = {t for (t,) in conn.execute(
         "select relname from pg_class where relnamespace = 'public'::regnamespace and relkind = 'p'")}
     for table, name, kind, spec in missing:
         # Before PostgreSQL 18 a partitioned table takes no NOT VALID foreign key: it is checked now.
         tail = " not valid" if kind == "f" and table not in partitioned else ""
-        conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
-            _table(table), sql.Identifier(name), sql.SQL(spec + tail)))
-    for _, _, spec in want_i - have_i:
-        # pg_get_indexdef writes ON ONLY for a partitioned table's index: built on every partition here.
-        conn.execute(sql.SQL(spec.replace(" ON ONLY ", " ON ", 1)))
+        out.append((sql.SQL("alter table {} add constraint {} {}").format(
+            _table(table), sql.Identifier(name), sql.SQL(spec + tail)), None))
+    # pg_get_indexdef writes ON ONLY for a partitioned table's index: built on every partition here.
+    out += [(sql.SQL(spec.replace(" ON ONLY ", " ON ", 1)), None) for _, _, spec in want_i - have_i]
     for schema, table, name, spec in moved:  # on the unique index the backup recorded, now back
-        conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
-            sql.Identifier(schema, table), sql.Identifier(name), sql.SQL(spec)))
+        out.append((sql.SQL("alter table {} add constraint {} {}").format(
+            sql.Identifier(schema, table), sql.Identifier(name), sql.SQL(spec)), None))
+    return out
+
+
+def _drop(table: sql.Composable, constraint: str) -> sql.Composed:
+    return sql.SQL("alter table {} drop constraint {}").format(table, sql.Identifier(constraint))
 
 
 DEPENDENTS_SQL = """
@@ -63,24 +72,17 @@ where k.contype = 'f' and k.conparentid = 0 and k.conindid = (
 """
 
 
-def _lift_dependents(conn: psycopg.Connection, table: str, name: str) -> list[tuple]:
-    """Foreign keys (of any table) that rely on a key about to go: dropped now, put back at the end."""
-    found = conn.execute(DEPENDENTS_SQL, (sql.Identifier("public", table).as_string(conn), name)).fetchall()
-    for schema, rel, con, _ in found:
-        conn.execute(sql.SQL("alter table {} drop constraint {}").format(sql.Identifier(schema, rel),
-                                                                        sql.Identifier(con)))
-    return found
-
-
-def _column(conn: psycopg.Connection, key: tuple, not_null: bool, spec: str, have: tuple) -> None:
+def _column(key: tuple, not_null: bool, spec: str, have: tuple) -> list[tuple]:
     table, column = key
     target = sql.SQL("alter table {} alter column {} ").format(_table(table), sql.Identifier(column))
     default = spec.partition(" default ")[2]
+    out = []
     if default != have[1].partition(" default ")[2]:
-        conn.execute(target + (sql.SQL("set default {}").format(sql.SQL(default)) if default
-                               else sql.SQL("drop default")))
+        out.append((target + (sql.SQL("set default {}").format(sql.SQL(default)) if default
+                              else sql.SQL("drop default")), None))
     if not_null != have[0]:
-        conn.execute(target + sql.SQL("set not null" if not_null else "drop not null"))
+        out.append((target + sql.SQL("set not null" if not_null else "drop not null"), None))
+    return out
 
 
 # Objects that a plain DROP COLUMN / DROP CONSTRAINT would refuse for (normal dependencies), named as a user

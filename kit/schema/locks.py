@@ -5,8 +5,14 @@ tests/test_migration_locks.py checks that both give the same holders and the sam
 """
 
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import psycopg
+
+from kit import db
+
+T = TypeVar("T")
 
 LOCK_SQL = "lock table public.llm_usage, public.llm_models, public.llm_providers in access exclusive mode"
 LOCK_MS = 100
@@ -46,16 +52,45 @@ def lock_tables(conn: psycopg.Connection, wait_s: float, lock_ms: int = LOCK_MS)
     this session for longer; the next one comes 50 ms later than the last (at most 1 s). After
     wait_s, LockWaitOver names the holders. `conn` must be in autocommit mode and idle.
     """
-    deadline, attempt = time.monotonic() + wait_s, 0
-    while True:
+    def attempt() -> int:
         conn.execute("begin")
         try:
             conn.execute("select set_config('lock_timeout', %s, true)", (f"{lock_ms}ms",))
             conn.execute(LOCK_SQL)
-            return attempt
         except psycopg.errors.LockNotAvailable:
             conn.execute("rollback")
-            attempt += 1
+            raise
+        return 0
+
+    return _politely(conn, wait_s, attempt)[1]
+
+
+def locked_batch(conn: psycopg.Connection, wait_s: float, statements: list, lock_ms: int = LOCK_MS) -> list[list]:
+    """`statements` in one transaction that first takes the three tables' lock as lock_tables does, all sent in
+    one flight (kit.db.batch): the lock is held while the server runs them, not for round trips, however far it
+    is. Their results; a statement's failure is the caller's BatchFailed (the transaction rolled back)."""
+    head = [("begin", None), ("select set_config('lock_timeout', %s, true)", (f"{lock_ms}ms",)), (LOCK_SQL, None)]
+
+    def attempt() -> list[list]:
+        try:
+            return db.batch(conn, [*head, *statements, ("commit", None)])[len(head):-1]
+        except db.BatchFailed as failed:
+            if failed.index == len(head) - 1 and isinstance(failed.error, psycopg.errors.LockNotAvailable):
+                raise failed.error from None
+            raise
+
+    return _politely(conn, wait_s, attempt)[0]
+
+
+def _politely(conn: psycopg.Connection, wait_s: float, attempt: Callable[[], T]) -> tuple[T, int]:
+    """attempt() until it stops raising LockNotAvailable, 50 ms more between tries each time (at most 1 s); its
+    result and the count of retries. After wait_s, LockWaitOver names the holders."""
+    deadline, retries = time.monotonic() + wait_s, 0
+    while True:
+        try:
+            return attempt(), retries
+        except psycopg.errors.LockNotAvailable:
+            retries += 1
             if time.monotonic() > deadline:
-                raise LockWaitOver(attempt, holders(conn)) from None
-            time.sleep(min(0.05 * attempt, 1.0))
+                raise LockWaitOver(retries, holders(conn)) from None
+            time.sleep(min(0.05 * retries, 1.0))
