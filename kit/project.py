@@ -74,7 +74,7 @@ def check(settings: Settings, *, database: bool = False, project: bool = False, 
     for what, ref in named[1:]:
         if ref != named[0][1]:
             raise ConfigError(f"{named[0][0]} is project {named[0][1]} but {what} is project {ref}: one command "
-                              "works on one project; make them name the same project (see Targets in the README)")
+                              "works on one project; make them name the same project (see docs/targets.md)")
     if not ((project and settings.project_ref) or (rest and settings.supabase_url)):
         return None
     return plan_line(settings, named[0][1] if named else None, notes, database=database)

@@ -133,7 +133,7 @@ def test_clients_using_the_uuid_columns_are_listed_and_names_only_clients_are_no
             assert statement["stats_since"] and statement["since"] == f"since {statement['stats_since']}"
         else:
             assert statement["stats_since"] is None and statement["since"] == "since the last reset"
-    # the README's query, run by hand as in the SQL editor (unmarked), finds the same and not itself
+    # the query of docs/old-clients.md, run by hand as in the SQL editor (unmarked), finds the same and not itself
     readme_query = legacy.QUERY_FILE.read_text().replace("{schema}", "extensions")
     by_hand = query(db_url, readme_query)
     assert sorted((r[0], r[1], r[4]) for r in by_hand) == sorted((s["role"], s["calls"], s["query"]) for s in found)
@@ -350,9 +350,9 @@ def test_mark_puts_the_mark_after_each_statements_first_word(text, marked):
     assert mark(marked) == marked
 
 
-def test_the_readme_shows_the_query_the_kit_runs():
-    readme = (ROOT / "README.md").read_text()
-    assert legacy.QUERY_FILE.read_text().replace("{schema}", "extensions") in readme
+def test_the_old_clients_page_shows_the_query_the_kit_runs():
+    page = (ROOT / "docs" / "old-clients.md").read_text()
+    assert legacy.QUERY_FILE.read_text().replace("{schema}", "extensions") in page
 
 
 @pytest.mark.parametrize("shape", ["local_default", "matrix/usage_id_uuid"])

@@ -153,7 +153,7 @@ def test_a_database_of_another_project_than_the_ref_is_refused_before_anything(a
     assert run.code == 2
     assert run.err == (f"kit: error: the database URL (SUPABASE_DB_URL) is project {STAGING} but SUPABASE_PROJECT_REF "
                        f"is project {PROD}: one command works on one project; make them name the same project "
-                       "(see Targets in the README)\n")
+                       "(see docs/targets.md)\n")
     assert untouched(prod)
     assert not os.path.exists("backups") and not os.path.exists("reports")
 
@@ -166,7 +166,7 @@ def test_a_rest_url_of_another_project_is_refused_by_deploy(prod, db_url, run_ki
     assert run.code == 2
     assert run.err == (f"kit: error: the database URL (STAGING_SUPABASE_DB_URL) is project {STAGING} but "
                        f"STAGING_SUPABASE_URL is project {PROD}: one command works on one project; make them name "
-                       "the same project (see Targets in the README)\n")
+                       "the same project (see docs/targets.md)\n")
     assert untouched(prod)
 
 
