@@ -62,22 +62,23 @@ def one(conn: psycopg.Connection, query: Query, params: Params | None = None) ->
     return one_row(conn, query, params)[0]
 
 
-def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: psycopg.Connection | None = None
-                              ) -> None:
+def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: psycopg.Connection | None = None,
+                              second: Future | None = None) -> None:
     """Refuse a transaction-mode pooler, recognised by what it does rather than by its port.
 
     Behind one, a session setting does not stay with the session: the server connection goes back
     to the pool after each statement and the next client may get it. So: set a value in our
     session (`conn`, else a connection of its own), let a second session begin a transaction, and see
     whether that one got our server connection (it sees our value or our backend pid) or whether our
-    next statement runs elsewhere. Three round trips, and the second session's connection.
+    next statement runs elsewhere. Three round trips, and the second session's connection: `second` when the
+    caller started opening it already (beside(), while it opened `conn`), else opened here.
     """
     url = database_url(settings, url)
     if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
         raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
     token = random_tokens.token_hex(8)
     probe = "select pg_backend_pid(), current_setting('kit.session_probe', true)"
-    with ThreadPoolExecutor(1) as pool, _closing(pool.submit(connect, settings, url)) as opening, \
+    with (nullcontext(second) if second is not None else beside(settings, url)) as opening, \
             (nullcontext(conn) if conn is not None else session(settings, url)) as ours:  # both connect at once
         first = one(ours, "select pg_backend_pid(), set_config('kit.session_probe', %s, false)",
                     (token,))  # while the second session connects
@@ -89,6 +90,14 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: 
         again, kept = ours.execute(probe).fetchone() or (None, None)
     if pid == first or seen == token or again != first or kept != token:
         raise _pooler_refusal(url)
+
+
+@contextmanager
+def beside(settings: Settings, url: str | None = None):
+    """A second connection opened in a thread while the caller opens its own; yields its future, and closes the
+    connection afterwards (its failure is the caller's to see, or moot)."""
+    with ThreadPoolExecutor(1) as pool, _closing(pool.submit(connect, settings, url)) as opening:
+        yield opening
 
 
 @contextmanager

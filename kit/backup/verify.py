@@ -65,9 +65,11 @@ class EarlyServer(threading.Thread):
             raise self.error
         return self.url if major == self.major else None
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop and delete it; with wait=False in this thread's own time (join() it before the process ends)."""
         self.done.set()
-        self.join()
+        if wait:
+            self.join()
 
 
 def first_major(server_major: int) -> int:

@@ -7,7 +7,6 @@ from kit import project, smoke
 from kit.cli.options import command, yes_option
 from kit.cli.output import Result, confirm, say, table
 from kit.cli.smoke import parse_sets
-from kit.cloud.management import ManagementAPI
 from kit.deploy import runbook as deploy, steps as deploy_steps
 from kit.local import server as local
 from kit.schema.phases import Phase
@@ -55,6 +54,8 @@ def cmd_deploy(args, settings) -> Result:
         say(plan)
     destinations = [project.database(settings)]
     if args.via == "api":
+        from kit.cloud.management import ManagementAPI  # here, not above: its HTTP client adds to start-up
+
         ManagementAPI.from_settings(settings)  # a missing token or project ref stops here, before the backup
         destinations.append(project.management(settings))
     destinations += [project.rest(settings)] if rest else []

@@ -101,6 +101,7 @@ class Deploy:
     legacy_statements: list[dict] = field(default_factory=list)  # what preflight found, listed either way
     legacy_note: str | None = None
     conn: psycopg.Connection | None = field(default=None, repr=False)  # the deploy's connection, while it runs
+    cleanups: list[Callable[[], None]] = field(default_factory=list, repr=False)  # run as run() ends, always
 
     def connection(self) -> psycopg.Connection:
         """The deploy's connection, rolled back to a clean state if a failed step left it in a transaction (a step
@@ -143,19 +144,25 @@ def run(settings: Settings, step_functions: dict[str, StepFunction], *, rollback
     """Run every step in order; never raises for a step's failure: the Deploy says what happened."""
     deploy = Deploy(settings)
     observe = observe or (lambda event, step, d: None)
-    with db.session(settings) as conn:  # holds the deploy lock; the steps' own reads and writes use it too
-        db.refuse_transaction_pooler(settings, conn=conn)
-        _take_deploy_lock(conn, settings)
-        deploy.conn = conn
-        for step in deploy.steps[:-1]:
-            if not _run_step(deploy, step, step_functions[step.name], observe):
-                break
-        if deploy.failed_step:
-            _after_failure(deploy, step_functions, rollback_on_failure, observe)
-        elif deploy.backup_path:
-            _choose_rollback(deploy)
-        _finish(deploy, observe)
-    deploy.conn = None
+    try:
+        # holds the deploy lock; the steps' own reads and writes use it too. The pooler probe's second session
+        # connects while it does (a connection costs round trips at a distance).
+        with db.beside(settings) as second, db.session(settings) as conn:
+            db.refuse_transaction_pooler(settings, conn=conn, second=second)
+            _take_deploy_lock(conn, settings)
+            deploy.conn = conn
+            for step in deploy.steps[:-1]:
+                if not _run_step(deploy, step, step_functions[step.name], observe):
+                    break
+            if deploy.failed_step:
+                _after_failure(deploy, step_functions, rollback_on_failure, observe)
+            elif deploy.backup_path:
+                _choose_rollback(deploy)
+            _finish(deploy, observe)
+    finally:
+        deploy.conn = None
+        for cleanup in deploy.cleanups:
+            cleanup()
     return deploy
 
 

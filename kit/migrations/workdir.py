@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 from dataclasses import dataclass
@@ -143,6 +144,27 @@ def supabase_cli_version(settings: Settings) -> str | None:
     except (OSError, ValueError):
         return None
     return found.get("version") if found.get("name") == "supabase" else None
+
+
+def supabase_binary(settings: Settings) -> str:
+    """The program to run for the Supabase CLI: supabase_cli(), or, when that is npm's Node.js wrapper, the
+    platform binary the wrapper would start (as it does, SUPABASE_CLI_BINARY_OVERRIDE first, then
+    @supabase/cli-<os>-<arch>[-musl]), which saves a Node.js start-up on every run (about 0.4 s)."""
+    cli = supabase_cli(settings)
+    script = Path(cli).resolve()
+    if script.name != "supabase.js" or supabase_cli_version(settings) is None:
+        return cli
+    override = os.environ.get("SUPABASE_CLI_BINARY_OVERRIDE")
+    if override:
+        return override
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    system = {"linux": "linux", "darwin": "darwin"}.get(platform.system().lower())
+    scope = script.parent.parent.parent / "@supabase"  # from node_modules/supabase/dist/supabase.js
+    for suffix in ([f"{system}-{arch}", f"{system}-{arch}-musl"] if arch and system else []):
+        binary = scope / f"cli-{suffix}" / "bin" / "supabase"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return str(binary)
+    return cli
 
 
 def supabase_cli(settings: Settings) -> str:

@@ -21,7 +21,7 @@ from kit.migrations.plan import (
     take_push_lock,
     wait_for_push_lock,
 )
-from kit.push import api as push_api, cli as push_cli
+from kit.push import cli as push_cli
 from kit.push.direct import apply_direct
 from kit.settings import Settings
 
@@ -42,6 +42,8 @@ def run(settings: Settings, via: str | None = None, *, dry_run: bool = False, li
     deploy's, already known not to be a transaction pooler's), the push uses it rather than connecting."""
     route = via or default_route(settings)
     if route == "api":
+        from kit.push import api as push_api  # here, not above: its HTTP client adds to start-up
+
         return push_api.run(settings, dry_run=dry_run, lint_files=lint_files, lock_wait_s=lock_wait_s)
     if conn is None:
         db.refuse_transaction_pooler(settings)

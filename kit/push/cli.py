@@ -34,7 +34,7 @@ class Output:
 
 
 def argv(settings: Settings, include_all: bool, folder: Path | None = None) -> list[str]:
-    args = [workdir.supabase_cli(settings), "db", "push", f"--remote={dbname(settings, db.database_url(settings))}",
+    args = [workdir.supabase_binary(settings), "db", "push", f"--remote={dbname(settings, db.database_url(settings))}",
             "--yes", "--workdir", str(folder or workdir.project_dir(settings))]
     return args + (["--include-all"] if include_all else [])
 
