@@ -74,8 +74,7 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: 
     caller started opening it already (beside(), while it opened `conn`), else opened here.
     """
     url = database_url(settings, url)
-    if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
-        raise _pooler_refusal(url)  # Supabase documents this port as its transaction pooler: no need to probe
+    refuse_pooler_port(settings, url)
     token = random_tokens.token_hex(8)
     probe = "select pg_backend_pid(), current_setting('kit.session_probe', true)"
     with (nullcontext(second) if second is not None else beside(settings, url)) as opening, \
@@ -89,6 +88,13 @@ def refuse_transaction_pooler(settings: Settings, url: str | None = None, conn: 
             pid, seen = first, token
         again, kept = ours.execute(probe).fetchone() or (None, None)
     if pid == first or seen == token or again != first or kept != token:
+        raise _pooler_refusal(url)
+
+
+def refuse_pooler_port(settings: Settings, url: str | None = None) -> None:
+    """Refuse, without connecting, Supabase's pooler host on the port it documents for its transaction pooler."""
+    url = database_url(settings, url)
+    if project.is_supabase_host(url) and urlsplit(url).port == SUPABASE_TRANSACTION_PORT:
         raise _pooler_refusal(url)
 
 

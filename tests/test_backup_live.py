@@ -172,6 +172,18 @@ def test_list_and_prune_keep_the_newest_per_database_and_the_newest_complete_one
     assert refused.err == "kit: error: --keep 0 would delete every backup: keep at least 1\n"
 
 
+def test_prune_counts_one_database_reached_by_two_urls_as_one(db_url, run_kit, tmp_path):
+    """A local default gets a new port at every start, so one database's backups carry different URLs (here
+    127.0.0.1 and localhost): prune groups them by the cluster and oid their manifests record."""
+    older = take(run_kit, db_url, tmp_path)
+    newer = take(run_kit, db_url.replace("127.0.0.1", "localhost", 1), tmp_path)
+    assert older.parent != newer.parent  # filed under two labels
+    pruned = run_kit("backup", "prune", "--keep", "1", "--out", str(tmp_path), "--json")
+    assert pruned.code == 0, pruned.err
+    assert [r["path"] for r in pruned.json["deleted"]] == [str(older)]
+    assert [p for p in tmp_path.glob("*/*") if p.is_dir()] == [newer]
+
+
 def test_a_needed_extension_no_server_has_is_one_line(db_url, pg, run_kit, tmp_path):
     path = take(run_kit, db_url, tmp_path)
     m = json.loads((path / "manifest.json").read_text())

@@ -192,6 +192,25 @@ def test_a_lint_finding_stops_deploy_in_preflight_before_the_backup_unless_no_li
     assert report_of(forced)["applied"] == VERSIONS + ["20261201000000"]
 
 
+def test_a_migrated_database_is_never_pointed_to_another_databases_backup(make_db, run_kit, in_tmp, clean_env):
+    """One label folder can hold backups of several databases (every local default is filed under `local`): a
+    deploy of a migrated database names no backup of another one as its rollback, even the newest with maps."""
+    other, migrated = make_db(), make_db()
+    assert run_kit("deploy", "--db-url", migrated, "--json").code == 0  # filed under its own label
+    clean_env.setenv("SHARED_SUPABASE_DB_URL", other)
+    first = report_of(run_kit("deploy", "--target", "shared", "--yes", "--json"))
+    assert first["ok"] and first["rollback_backup"] == first["backup"]  # backups/shared/...: UUID maps of `other`
+    clean_env.setenv("SHARED_SUPABASE_DB_URL", migrated)
+    run = run_kit("deploy", "--target", "shared", "--yes", "--json")
+    assert run.code == 0, run.err
+    second = report_of(run)
+    assert Path(second["backup"]).parent == Path(first["backup"]).parent
+    assert second["rollback_command"] is None and second["rollback_backup"] is None
+    assert second["rollback_note"] == (f"the LLM tables were migrated before this deploy and "
+                                       f"{Path(first['backup']).parent} holds no backup of this database from before "
+                                       "the migration, so kit rollback cannot undo it from here")
+
+
 def test_deploying_a_migrated_database_points_to_the_backup_from_before_the_migration(db_url, run_kit, in_tmp):
     """The second deploy's own backup holds no UUID maps: its rollback command names the first deploy's
     backup, and that command rolls the database back."""

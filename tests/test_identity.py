@@ -178,3 +178,23 @@ def test_the_printed_rollback_names_the_workdir_and_the_plaintext_flag_the_deplo
     assert runbook.rollback_command(given, "/b/1") == f"kit rollback /b/1 --yes --workdir {app} --allow-plaintext"
     plain = settings_mod.load({"db_url": "postgresql://postgres@db.example.invalid/postgres"}, environ={}, cwd=tmp_path)
     assert runbook.rollback_command(plain, "/b/1") == "kit rollback /b/1 --yes"
+
+
+def test_the_printed_rollback_runs_the_kit_the_way_this_shell_started_it(tmp_path, monkeypatch):
+    """The README installs into .venv and runs .venv/bin/kit: without `kit` on PATH, a printed `kit rollback`
+    would be `command not found`, so the command names the script the deploy was started by."""
+    from kit.deploy import runbook
+
+    script = tmp_path / ".venv" / "bin" / "kit"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    plain = settings_mod.load({"db_url": "postgresql://postgres@db.example.invalid/postgres"}, environ={}, cwd=tmp_path)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr("sys.argv", [".venv/bin/kit", "deploy"])
+    assert runbook.rollback_command(plain, "/b/1") == ".venv/bin/kit rollback /b/1 --yes"
+    monkeypatch.setenv("PATH", str(script.parent))  # the same script is on PATH: plain `kit`
+    monkeypatch.chdir(tmp_path)
+    assert runbook.rollback_command(plain, "/b/1") == "kit rollback /b/1 --yes"
+    monkeypatch.setattr("sys.argv", ["/opt/python/bin/python3"])  # python -m kit: not the kit's script, `kit`
+    assert runbook.rollback_command(plain, "/b/1") == "kit rollback /b/1 --yes"

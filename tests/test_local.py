@@ -40,6 +40,22 @@ def test_local_default_under_a_private_folder_starts_and_changes_no_folder_it_di
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
+def test_an_apps_local_default_is_its_own_not_the_one_another_folder_built(run_kit, clean_env, team):
+    """One KIT_LOCAL_DIR, two folders: the kit's own local default is built from the kit's migrations, your app's
+    from your app's, and neither is handed the other's (it would hold a history the other folder lacks)."""
+    own = run_kit("local", "up", "--json")
+    assert own.code == 0, own.err
+    app = run_kit("local", "up", "--workdir", str(team), "--json")
+    assert app.code == 0, app.err
+    assert app.json["url"] != own.json["url"]
+    history = "select version from supabase_migrations.schema_migrations order by 1"
+    assert query(own.json["url"], history) == [("20240101000000",)]
+    assert query(app.json["url"], history) == [(p.name.split("_")[0],) for p in sorted(
+        (team / "supabase" / "migrations").glob("*.sql"))]
+    assert run_kit("local", "url", "--workdir", str(team)).out.strip() == app.json["url"]
+    assert run_kit("local", "url").out.strip() == own.json["url"]
+
+
 def test_as_root_the_server_runs_from_a_kit_owned_copy_outside_the_checkout(pg):
     s = settings_mod.load({"pg_major": PG_MAJOR}, environ={}, cwd=ROOT)
     bindir = pgserver.server_bin(s, int(PG_MAJOR))

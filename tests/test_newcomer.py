@@ -246,7 +246,7 @@ def test_the_local_default_from_a_team_repo_without_the_kits_columns_deploys(tmp
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "note: " not in done.stderr  # every demo row fitted the team's columns
-        out = settings_mod.load({}, environ=env, cwd=tmp_path)
+        out = settings_mod.load({"workdir": str(team)}, environ=env, cwd=tmp_path)  # the team's own local default
         from kit.local import server as local
 
         url = local.url(out)

@@ -59,8 +59,11 @@ def test_a_session_pooler_is_accepted(pg, db_url, run_kit, clean_env):
         [(v,) for v in VERSIONS]
 
 
-def test_supabases_documented_transaction_port_is_refused_without_connecting(run_kit):
-    run = run_kit("push", "--via", "direct", "--yes", "--db-url",
+@pytest.mark.parametrize("command", [("push", "--via", "direct"), ("deploy",)])
+def test_supabases_documented_transaction_port_is_refused_without_connecting(command, run_kit):
+    """Without a network, a connection attempt would end in exit 3 (the host does not resolve): exit 2 and this
+    line say the port alone decided."""
+    run = run_kit(*command, "--yes", "--db-url",
                   "postgresql://postgres.abcdefghijklmnopqrst:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres")
     assert run.code == 2
     assert run.err == ("kit: error: aws-0-eu-west-1.pooler.supabase.com:6543 is the transaction-mode pooler, where "

@@ -51,16 +51,22 @@ def require_same(conn: psycopg.Connection, settings: Settings, data: Manifest, p
     if not recorded:
         return _require_same_place(settings, data, path)
     here = read(conn, settings)
-    same = recorded.database == here.database and recorded.database_oid == here.database_oid
-    if recorded.system_identifier and here.system_identifier:
-        same = same and recorded.system_identifier == here.system_identifier
-    elif recorded.project_ref and here.project_ref:
-        same = same and recorded.project_ref == here.project_ref
-    else:
-        same = same and _place(recorded) == _place(here)
-    if not same:
+    if not same_database(recorded, here):
         raise Refused(f"{path} is a backup of {describe(recorded)}, not of this {describe(here)}; nothing was "
                       f"written: roll back with a backup of this database, or {_other_way(settings)}")
+
+
+def same_database(recorded: Identity | None, here: Identity) -> bool:
+    """Whether a backup's recorded identity is of the database `here` names: name and oid, and the cluster's system
+    identifier, else the project, else host, port and name."""
+    if recorded is None:
+        return False
+    same = recorded.database == here.database and recorded.database_oid == here.database_oid
+    if recorded.system_identifier and here.system_identifier:
+        return same and str(recorded.system_identifier) == str(here.system_identifier)
+    if recorded.project_ref and here.project_ref:
+        return same and recorded.project_ref == here.project_ref
+    return same and _place(recorded) == _place(here)
 
 
 def _other_way(settings: Settings) -> str:

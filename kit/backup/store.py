@@ -22,6 +22,7 @@ class Stored:
     taken_at: str
     complete: bool
     bytes: int
+    key: str = ""  # which database, for prune: the cluster and the database's oid where recorded, else `database`
 
     def as_dict(self) -> dict:
         return {"path": str(self.path), "target": self.target, "database": self.database, "taken_at": self.taken_at,
@@ -49,8 +50,9 @@ def find(base: Path) -> list[Stored]:
             continue
         meta = _read(folder / MANIFEST) or _read(folder / MARKER)
         complete = bool(meta.get("complete")) and not (folder / MARKER).exists()
-        found.append(Stored(folder, folder.parent.name, meta.get("database") or f"(target {folder.parent.name})",
-                            meta.get("started") or folder.name, complete, pgtools.size(folder)))
+        database = meta.get("database") or f"(target {folder.parent.name})"
+        found.append(Stored(folder, folder.parent.name, database, meta.get("started") or folder.name, complete,
+                            pgtools.size(folder), _key(meta, database)))
     found.sort(key=lambda s: (s.database, s.path.name), reverse=True)
     return found
 
@@ -66,8 +68,9 @@ def prune(base: Path, keep: int) -> tuple[list[Stored], list[Stored]]:
     kept, deleted = [], []
     by_database: dict[str, list[Stored]] = {}
     for stored in find(base):
-        by_database.setdefault(stored.database, []).append(stored)
-    for backups in by_database.values():  # newest first
+        by_database.setdefault(stored.key, []).append(stored)
+    for backups in by_database.values():
+        backups.sort(key=lambda b: b.path.name, reverse=True)  # newest first
         newest_complete = next((b for b in backups if b.complete), None)
         for index, stored in enumerate(backups):
             if index < keep or stored is newest_complete:
@@ -77,6 +80,15 @@ def prune(base: Path, keep: int) -> tuple[list[Stored], list[Stored]]:
     for stored in deleted:
         shutil.rmtree(stored.path)
     return kept, deleted
+
+
+def _key(meta: dict, database: str) -> str:
+    """One database's backups share this key: a local default's port changes at every start, so its URL does not
+    tell them apart, but its cluster's system identifier and the database's oid do."""
+    ident = meta.get("identity")
+    ident = ident if isinstance(ident, dict) else {}
+    system, oid = ident.get("system_identifier"), ident.get("database_oid")
+    return f"cluster {system}, oid {oid}" if system and oid is not None else database
 
 
 def _read(path: Path) -> dict:

@@ -264,8 +264,10 @@ def _platform(settings: Settings) -> dict[str, Any] | None:
         return {"error": str(exc)}
 
 
-def latest_with_maps(settings: Settings) -> Path | None:
-    """The newest complete backup of this target that holds UUID maps (taken before the migration), or None."""
+def latest_with_maps(settings: Settings, of: manifest.Identity | None = None) -> Path | None:
+    """The newest complete backup of this target that holds UUID maps (taken before the migration), or None.
+    Given `of` (the identity of the database now), only a backup of that same database: one label folder can
+    hold several (every local default is filed under `local`)."""
     for candidate in sorted(target_dir(settings).glob(f"*/{manifest.NAME}"), key=lambda p: p.parent.name, reverse=True):
         if (candidate.parent / MARKER).exists():
             continue
@@ -273,6 +275,7 @@ def latest_with_maps(settings: Settings) -> Path | None:
             data = json.loads(candidate.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and manifest.Manifest.from_json(data).maps:
+        found = manifest.Manifest.from_json(data) if isinstance(data, dict) else None
+        if found and found.maps and (of is None or identity.same_database(found.identity, of)):
             return candidate.parent
     return None

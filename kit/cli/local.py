@@ -68,5 +68,5 @@ def cmd_down(args, settings) -> Result:
 def cmd_url(args, settings) -> Result:
     url = local.url(settings)
     if not url:
-        raise Refused(f"the local PostgreSQL ({settings.local_dir}) is not running: start it with `kit local up`")
+        raise Refused(f"the local PostgreSQL ({local.home_dir(settings)}) is not running: start it with `kit local up`")
     return Result({"url": url}, url)

@@ -6,6 +6,8 @@ rollback command for the backup it took (or runs it, with rollback_on_failure).
 
 import platform
 import shlex
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +149,7 @@ def run(settings: Settings, step_functions: dict[str, StepFunction], *, rollback
     try:
         # holds the deploy lock; the steps' own reads and writes use it too. The pooler probe's second session
         # connects while it does (a connection costs round trips at a distance).
+        db.refuse_pooler_port(settings)
         with db.beside(settings) as second, db.session(settings) as conn:
             db.refuse_transaction_pooler(settings, conn=conn, second=second)
             _take_deploy_lock(conn, settings)
@@ -244,10 +247,11 @@ def _choose_rollback(deploy: Deploy) -> None:
     was taken (no UUID maps in it), for the newest backup of this database taken before the migration."""
     taken = Path(deploy.backup_path or "")
     try:
-        has_maps = bool(manifest.load(taken).maps)
+        data = manifest.load(taken)
     except KitError:
-        has_maps = False
-    path = taken if has_maps else backup.latest_with_maps(deploy.settings)
+        data = None
+    has_maps = bool(data and data.maps)
+    path = taken if has_maps else backup.latest_with_maps(deploy.settings, data.identity if data else None)
     if path is None:
         deploy.rollback_note = (f"the LLM tables were migrated before this deploy and {taken.parent} holds no "
                                 "backup of this database from before the migration, so kit rollback cannot undo it "
@@ -260,6 +264,18 @@ def _choose_rollback(deploy: Deploy) -> None:
 PASSWORD_PLACEHOLDER = "'[YOUR-PASSWORD]'"
 
 
+def program() -> str:
+    """How this shell runs the kit again: `kit` when that is on PATH (or the kit was not started by its own script,
+    e.g. `python -m kit`), else the path it was started by, e.g. `.venv/bin/kit` (the README's commands)."""
+    started = sys.argv[0]
+    if Path(started).name != "kit":
+        return "kit"
+    on_path = shutil.which("kit")
+    if on_path and Path(on_path).resolve() == Path(started).resolve():
+        return "kit"
+    return shlex.quote(started)
+
+
 def rollback_command(settings: Settings, backup_path: str) -> str:
     """The command that undoes this deploy, in the same shell and folder, with what it needs named in it.
 
@@ -268,7 +284,7 @@ def rollback_command(settings: Settings, backup_path: str) -> str:
     printed. A password given only inside --db-url is in no variable: the command then names PGPASSWORD, with
     a placeholder, never the password. --allow-plaintext goes with it when this deploy needed it.
     """
-    args = ["kit", "rollback", shlex.quote(backup_path), "--yes"]
+    args = [program(), "rollback", shlex.quote(backup_path), "--yes"]
     args += ["--workdir", shlex.quote(str(settings.workdir.resolve()))] if settings.workdir else []
     args += ["--allow-plaintext"] if settings.allow_plaintext and tls.check(settings) else []
     command = " ".join(args)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kit import db
 from kit.errors import ConfigError, ConnectError, ToolMissing
+from kit.files import safe_name
 from kit.local import demo as local_demo, pgserver
 from kit.migrations import history, workdir
 from kit.settings import LOCAL_DEFAULT, Settings
@@ -42,10 +43,25 @@ class LocalServer:
 
 
 def cluster_dir(settings: Settings) -> Path:
-    """Where the local default's data and log live: KIT_LOCAL_DIR, or as root a kit-owned folder for it."""
-    if os.geteuid() != 0:
+    """Where the local default's data and log live: its home (home_dir()), or as root a kit-owned folder for it."""
+    return _cluster_of(settings, home_dir(settings))
+
+
+def home_dir(settings: Settings) -> Path:
+    """The local default's own folder: KIT_LOCAL_DIR for the kit's own migrations; for an app's (--workdir, or run
+    from inside it) a folder of its own under KIT_LOCAL_DIR/apps/. A local default is built from the migrations
+    of the folder it is first started for, so another app must not be handed that one."""
+    project = workdir.project_dir(settings).resolve()
+    if project == workdir.kit_dir().resolve():
         return settings.local_dir
-    key = hashlib.sha256(str(settings.local_dir.resolve()).encode()).hexdigest()[:16]
+    key = hashlib.sha256(str(project).encode()).hexdigest()[:8]
+    return settings.local_dir / "apps" / f"{safe_name(project.name)}-{key}"
+
+
+def _cluster_of(settings: Settings, home: Path) -> Path:
+    if os.geteuid() != 0:
+        return home
+    key = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
     return settings.cache_dir / "clusters" / key
 
 
@@ -69,7 +85,10 @@ def running_port(folder: Path) -> int | None:
 def up(settings: Settings, *, seed: bool = True, prepare_db: bool = True) -> LocalServer:
     """Start the local server, creating and seeding it on first use."""
     require_dir_writable(settings.local_dir)
-    folder = cluster_dir(settings)
+    home = home_dir(settings)
+    if os.geteuid() == 0:  # there it only names its cluster folder: destroy() finds it again by it
+        home.mkdir(parents=True, exist_ok=True)
+    folder = _cluster_of(settings, home)
     server = start_cluster(settings, folder, major_of(settings, folder))
     if server.created and prepare_db:
         try:
@@ -92,12 +111,15 @@ def down(settings: Settings) -> bool:
 
 
 def destroy(settings: Settings) -> None:
-    """Stop the local server and delete its data (tests and throwaway servers)."""
-    down(settings)
-    folder = cluster_dir(settings)
-    shutil.rmtree(folder / "data", ignore_errors=True)
-    if folder != settings.local_dir:
-        shutil.rmtree(folder, ignore_errors=True)
+    """Stop the local servers under KIT_LOCAL_DIR (the kit's own and every app's) and delete their data (tests)."""
+    apps = settings.local_dir / "apps"
+    for home in [settings.local_dir, *sorted(p for p in apps.glob("*") if p.is_dir())]:
+        folder = _cluster_of(settings, home)
+        if running_port(folder):
+            stop_cluster(settings, folder, major_of(settings, folder))
+        shutil.rmtree(folder / "data", ignore_errors=True)
+        if folder != settings.local_dir:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def major_of(settings: Settings, folder: Path) -> int:
