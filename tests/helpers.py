@@ -7,7 +7,9 @@ import secrets
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -193,3 +195,47 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
+
+
+@contextmanager
+def report_holding_llm_usage(url: str, seconds: float = 3.0) -> Iterator[None]:
+    """A report transaction in a thread that reads llm_usage and keeps its ACCESS SHARE lock for `seconds`; the
+    body runs once the lock is held, and the report is waited for at the end."""
+    started = threading.Event()
+
+    def hold() -> None:
+        with psycopg.connect(url) as conn:
+            conn.execute("select count(*) from llm_usage")
+            started.set()
+            time.sleep(seconds)
+            conn.rollback()
+
+    reader = threading.Thread(target=hold)
+    reader.start()
+    started.wait(5)
+    try:
+        yield
+    finally:
+        reader.join()
+
+
+def inserts_while(url: str, step: Callable[[], object]) -> tuple[list[str], bool]:
+    """Hold llm_usage in a 3 s report transaction, start `step` (a migration waiting for its lock), then try five
+    inserts with a 1 s statement_timeout: how each insert ended, and whether `step` was still waiting after them."""
+    with report_holding_llm_usage(url):
+        stepper = threading.Thread(target=step)
+        stepper.start()
+        time.sleep(0.5)
+        outcomes = []
+        with psycopg.connect(url, autocommit=True, options="-c statement_timeout=1000") as conn:
+            for _ in range(5):
+                try:
+                    conn.execute("insert into llm_usage (provider_name, model_name) values ('openai', 'gpt-4o')")
+                    outcomes.append("inserted")
+                except psycopg.errors.QueryCanceled:
+                    outcomes.append("timed out")
+                time.sleep(0.1)
+        waiting = stepper.is_alive()
+    stepper.join(30)
+    return outcomes, waiting
+

@@ -7,8 +7,6 @@ tests/test_expand_rest.py.
 """
 
 import re
-import threading
-import time
 
 import psycopg
 import pytest
@@ -16,7 +14,7 @@ import pytest
 from kit.schema import pieces
 from kit.statements import split_statements
 from tests import snapshot
-from tests.helpers import CHANGE_FILE, MATRIX, ROOT, STATES, one, query, run_file
+from tests.helpers import CHANGE_FILE, MATRIX, ROOT, STATES, inserts_while, one, query, run_file
 
 pytestmark = pytest.mark.majors
 
@@ -238,14 +236,6 @@ def test_after_the_contract_old_statements_fail_as_after_the_one_step_change(mak
 # --- lock politeness ----------------------------------------------------------------------------------
 
 
-def _hold_read_lock(url: str, seconds: float, started: threading.Event) -> None:
-    with psycopg.connect(url) as conn:
-        conn.execute("select count(*) from llm_usage")
-        started.set()
-        time.sleep(seconds)
-        conn.rollback()
-
-
 @pytest.mark.parametrize("step", ["expand", "contract"])
 @pytest.mark.parametrize("lock_ms, expected", [(100, ["inserted"] * 5), (10_000, ["timed out"] * 2)])
 def test_inserts_are_not_queued_behind_a_report_while_a_step_waits_for_its_lock(step, lock_ms, expected, make_db):
@@ -254,26 +244,8 @@ def test_inserts_are_not_queued_behind_a_report_while_a_step_waits_for_its_lock(
     url = db_in(make_db)
     if step == "contract":
         push(url, EXPAND)
-    started = threading.Event()
-    reader = threading.Thread(target=_hold_read_lock, args=(url, 3.0, started))
-    reader.start()
-    started.wait(5)
-    stepper = threading.Thread(target=push, args=(url, EXPAND if step == "expand" else CONTRACT,
-                                                  f"-c kit.lock_timeout_ms={lock_ms}"))
-    stepper.start()
-    time.sleep(0.5)
-    outcomes = []
-    with psycopg.connect(url, autocommit=True, options="-c statement_timeout=1000") as conn:
-        for _ in range(5):
-            try:
-                conn.execute("insert into llm_usage (provider_name, model_name) values ('openai', 'gpt-4o')")
-                outcomes.append("inserted")
-            except psycopg.errors.QueryCanceled:
-                outcomes.append("timed out")
-            time.sleep(0.1)
-    waiting = stepper.is_alive()
-    reader.join()
-    stepper.join(30)
+    outcomes, waiting = inserts_while(url, lambda: push(url, EXPAND if step == "expand" else CONTRACT,
+                                                      f"-c kit.lock_timeout_ms={lock_ms}"))
     assert outcomes[:len(expected)] == expected
     if lock_ms == 100:
         assert waiting

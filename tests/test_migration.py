@@ -6,7 +6,6 @@ a third of them with UUIDs). The reach/refuse tests push through the real Supaba
 """
 
 import subprocess
-import threading
 import time
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 from kit import settings as settings_mod
 from kit.migrations import history, workdir
 from tests import snapshot
-from tests.helpers import BLOCKERS, ROOT, query
+from tests.helpers import BLOCKERS, ROOT, inserts_while, query, report_holding_llm_usage
 
 CHANGE = "20261124120000"
 BASELINE = "20240101000000"
@@ -172,36 +171,10 @@ def test_no_llm_usage_rows_are_read_when_names_are_already_not_null(db_url):
     assert query(db_url, scans) == before
 
 
-def _hold_read_lock(url: str, seconds: float, started: threading.Event) -> None:
-    with psycopg.connect(url) as conn:
-        conn.execute("select count(*) from llm_usage")
-        started.set()
-        time.sleep(seconds)
-        conn.rollback()
-
-
 def _insert_during_migration(url: str, migration_options: str) -> list[str]:
     """Hold llm_usage in a 3 s report transaction, start the migration, then try five inserts
     with a 1 s statement_timeout; return how each insert ended."""
-    started = threading.Event()
-    reader = threading.Thread(target=_hold_read_lock, args=(url, 3.0, started))
-    reader.start()
-    started.wait(5)
-    migrate = threading.Thread(target=apply_change, args=(url, migration_options))
-    migrate.start()
-    time.sleep(0.5)
-    outcomes = []
-    with psycopg.connect(url, autocommit=True, options="-c statement_timeout=1000") as conn:
-        for _ in range(5):
-            try:
-                conn.execute("insert into llm_usage (provider_name, model_name) values ('openai', 'gpt-4o')")
-                outcomes.append("inserted")
-            except psycopg.errors.QueryCanceled:
-                outcomes.append("timed out")
-            time.sleep(0.1)
-    waiting = migrate.is_alive()
-    reader.join()
-    migrate.join(30)
+    outcomes, waiting = inserts_while(url, lambda: apply_change(url, migration_options))
     return outcomes + (["migration was waiting"] if waiting else [])
 
 
@@ -225,14 +198,10 @@ def test_a_long_lock_timeout_would_queue_the_inserts(db_url):
 
 @pytest.mark.majors
 def test_gives_up_on_the_lock_with_a_clear_error_and_no_change(db_url):
-    started = threading.Event()
-    reader = threading.Thread(target=_hold_read_lock, args=(db_url, 3.0, started))
-    reader.start()
-    started.wait(5)
-    schema = snapshot.schema(db_url)
-    with pytest.raises(psycopg.Error) as raised:
-        apply_change(db_url, options="-c kit.lock_wait_s=1")
-    reader.join()
+    with report_holding_llm_usage(db_url):
+        schema = snapshot.schema(db_url)
+        with pytest.raises(psycopg.Error) as raised:
+            apply_change(db_url, options="-c kit.lock_wait_s=1")
     assert raised.value.diag.sqlstate == "KB002"
     assert raised.value.diag.message_primary.startswith("llm name keys: could not lock the LLM tables in 1 s (")
     assert "held by pid " in raised.value.diag.message_primary
