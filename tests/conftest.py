@@ -18,6 +18,8 @@ from kit import settings as settings_mod
 from kit.local import server as local
 from kit.schema import pieces
 from tests.helpers import (
+    API_REF,
+    API_TOKEN,
     CHANGE_FILE,
     MATRIX,
     PASSWORD,
@@ -30,6 +32,8 @@ from tests.helpers import (
     new_database,
     run_file,
 )
+from tests.standin import serve
+from tests.standin_query import query_route
 from tests.tls import Certificates, offer_tls
 
 ENV_VARS = ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ACCESS_TOKEN",
@@ -205,3 +209,14 @@ def supabase_cli() -> str:
     path = ROOT / "node_modules" / ".bin" / "supabase"
     assert path.exists(), "the pinned Supabase CLI is missing: run `npm install` (scripts/test.sh does)"
     return str(path)
+
+
+@pytest.fixture
+def api_env(clean_env, db_url):
+    """The Management API stand-in (tests/standin_query.py) on the test database, and the variables that name it."""
+    with serve(query_route(db_url, API_REF, API_TOKEN)) as api:
+        clean_env.setenv("SUPABASE_API_URL", api.url)
+        clean_env.setenv("SUPABASE_ACCESS_TOKEN", API_TOKEN)
+        clean_env.setenv("SUPABASE_PROJECT_REF", API_REF)
+        yield api
+

@@ -39,6 +39,9 @@ KEY = "service-" + secrets.token_hex(16)
 
 VERSIONS = ["20240101000000", "20261124120000"]
 TEAM_VERSIONS = ["20231110080000", "20240315093000", "20250201120000"]
+# The project and access token the Management API stand-in (tests/standin_query.py) answers for.
+API_REF = "abcdefghijklmnopqrst"
+API_TOKEN = "kit-test-token-" + "5" * 20
 
 # Every usage row, and every provider and model with its UUID: what a cycle must give back.
 ROWS = "select coalesce(jsonb_agg(to_jsonb(u) order by to_jsonb(u)::text), '[]') from public.llm_usage u"

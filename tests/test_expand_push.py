@@ -13,11 +13,7 @@ import pytest
 from kit import settings as settings_mod
 from kit.migrations import history, lint, workdir
 from tests.helpers import ROOT, SQL_DIR, TEAM_VERSIONS, cli_list, history_rows, query
-from tests.standin import serve
-from tests.standin_query import query_route
 
-REF = "abcdefghijklmnopqrst"
-TOKEN = "kit-test-token-" + "7" * 20
 KIT = {"expand": "20261124120001", "contract": "20261124120002"}
 LATER = "create table public.llm_budgets (provider_name varchar(255) primary key, monthly_usd numeric);\n"
 
@@ -94,15 +90,6 @@ def test_production_takes_the_expand_then_later_team_migrations_then_the_contrac
     assert cli_list(supabase_cli, url, team) == {v: v for v in TEAM_VERSIONS + [expand, later, contract]}
     assert phase(run_kit, team, url) == ("migrated", [], [])
     assert run_kit("verify", "--workdir", str(team), "--db-url", url).code == 0
-
-
-@pytest.fixture
-def api_env(clean_env, db_url):
-    with serve(query_route(db_url, REF, TOKEN)) as api:
-        clean_env.setenv("SUPABASE_API_URL", api.url)
-        clean_env.setenv("SUPABASE_ACCESS_TOKEN", TOKEN)
-        clean_env.setenv("SUPABASE_PROJECT_REF", REF)
-        yield api
 
 
 @pytest.mark.parametrize("via", ["cli", "direct", "api"])

@@ -13,22 +13,12 @@ import pytest
 from kit import push, settings as settings_mod
 from kit.errors import Refused
 from kit.migrations.plan import PUSH_LOCK_KEY
-from tests.helpers import ROOT, VERSIONS, cli_list, history_rows, query, silent_port, workdir_with
+from tests.helpers import API_REF, API_TOKEN, ROOT, VERSIONS, cli_list, history_rows, query, silent_port, workdir_with
 from tests.snapshot import data, schema
 from tests.standin import serve
 from tests.standin_query import query_route
 
-REF = "abcdefghijklmnopqrst"
-TOKEN = "kit-test-token-" + "5" * 20
-
-
-@pytest.fixture
-def api_env(clean_env, db_url):
-    with serve(query_route(db_url, REF, TOKEN)) as api:
-        clean_env.setenv("SUPABASE_API_URL", api.url)
-        clean_env.setenv("SUPABASE_ACCESS_TOKEN", TOKEN)
-        clean_env.setenv("SUPABASE_PROJECT_REF", REF)
-        yield api
+REF, TOKEN = API_REF, API_TOKEN
 
 
 def push_args(via: str, url: str) -> list[str]:
